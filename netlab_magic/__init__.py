@@ -1,0 +1,35 @@
+"""netlab_magic: Docker networking without Docker, in a sandboxed lab inside your kernel.
+
+``%load_ext netlab_magic`` moves the kernel's cells into a private lab; ``%%netns NAME`` runs
+a cell inside a namespace of it. From Python: ``Lab.current()``.
+"""
+
+from __future__ import annotations
+
+from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidName, NamespaceNotFound,
+                     NetlabError, NotFound, PrivilegeError)
+from .lab import Lab, NetNS
+from .model import HOST, Interface, LabSnapshot, Namespace, Peer, Route
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Lab", "NetNS", "LabSnapshot", "Namespace", "Interface", "Peer", "Route", "HOST",
+    "NetlabError", "InvalidName", "InvalidAddress", "NotFound", "NamespaceNotFound",
+    "AlreadyExists", "PrivilegeError", "CommandFailed",
+    "load_ipython_extension", "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's signature
+    """``%load_ext netlab_magic``: build the lab and register the magics."""
+    from .extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
+    """``%unload_ext netlab_magic``: destroy the lab; cells run on the real host again."""
+    from .extension import unload
+
+    unload(ipython)

@@ -1,0 +1,35 @@
+"""Command line: ``python -m netlab_magic install-kernel | doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m netlab_magic", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    inst = sub.add_parser("install-kernel", help="install the 'Python 3 (netlab)' Jupyter kernel")
+    where = inst.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for this user only (~/.local/share/jupyter)")
+    where.add_argument("--sys-prefix", action="store_true", help="into this Python's prefix (the default)")
+    where.add_argument("--prefix", help="into this prefix")
+    inst.add_argument("--name", default="netlab", help="kernel name (default: netlab)")
+    sub.add_parser("doctor", help="check what the lab needs on this machine")
+    args = parser.parse_args(argv)
+
+    if args.command == "install-kernel":
+        from .kernelspec import install
+
+        path = install(user=args.user, prefix=args.prefix, name=args.name)
+        print(f"installed kernel 'Python 3 (netlab)' ({args.name}) in {path}")
+        return 0
+    from .doctor import report, run_checks
+
+    checks = run_checks()
+    print(repr(report(checks)))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""What ``%load_ext netlab_magic`` does: make the lab (or say in one line why not), add the magics."""
+
+from __future__ import annotations
+
+import os
+
+from IPython.core.error import UsageError
+
+from .errors import NetlabError
+from .kernel import ERROR_ENV
+from .lab import Lab
+from .magics import NetlabMagics
+
+
+def load(ipython) -> None:  # noqa: ANN001
+    """Make the lab and register the magics; a lab that cannot be made is a one-line error.
+
+    The magics are registered either way, so every later ``%%netns`` repeats the reason.
+    """
+    ipython.register_magics(NetlabMagics)
+    reason = os.environ.get(ERROR_ENV)
+    if reason:
+        raise UsageError(reason)
+    try:
+        Lab.current()
+    except NetlabError as err:
+        raise UsageError(str(err)) from None
+
+
+def unload(ipython) -> None:  # noqa: ANN001
+    if Lab._current is not None:
+        Lab._current.close()

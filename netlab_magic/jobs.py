@@ -1,0 +1,143 @@
+"""Background jobs: a listener such as ``nc -l 8080`` that runs while the next cells go on.
+
+A job is a process started inside a lab namespace with its stdin kept open (so ``nc -l``
+does not see end-of-file, and :meth:`Job.send` can type into it) and its output collected
+by a reader thread into a bounded buffer. Jobs die with the lab: ``%netlab reset``, kernel
+restart and ``kill -9`` of the kernel (the keeper sweeps the lab's namespaces).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .errors import AlreadyExists, InvalidName, NotFound
+from .process import stop_group
+
+#: Output kept per job; older output is dropped first.
+OUTPUT_LIMIT = 1 << 20
+
+
+@dataclass
+class Job:
+    """One background process in the lab."""
+
+    name: str
+    netns: str
+    command: str
+    proc: subprocess.Popen
+    started: float = field(default_factory=time.time)
+    _output: bytearray = field(default_factory=bytearray, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _reader: threading.Thread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reader = threading.Thread(target=self._read, name=f"netlab-job-{self.name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        stream = self.proc.stdout
+        while True:
+            chunk = stream.read1(65536) if stream else b""
+            if not chunk:
+                break
+            with self._lock:
+                self._output += chunk
+                if len(self._output) > OUTPUT_LIMIT:
+                    del self._output[: len(self._output) - OUTPUT_LIMIT]
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def status(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            return "running"
+        return f"exited {code}" if code >= 0 else f"killed by signal {-code}"
+
+    def output(self, wait: float = 0.05) -> str:
+        """Everything the job printed so far (stdout and stderr, in order)."""
+        if not self.running and self._reader is not None:
+            self._reader.join(wait)
+        else:
+            time.sleep(wait)  # let the reader catch up with what just arrived
+        with self._lock:
+            return self._output.decode(errors="replace")
+
+    def send(self, text: str) -> None:
+        """Write ``text`` to the job's stdin (a newline is added if missing)."""
+        if not self.running or self.proc.stdin is None:
+            raise NotFound(f"job {self.name!r} is not running ({self.status})")
+        if not text.endswith("\n"):
+            text += "\n"
+        try:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError as err:
+            raise NotFound(f"job {self.name!r} stopped reading its input") from err
+
+    def stop(self) -> None:
+        """Stop the job (SIGINT, then SIGKILL) and wait for it."""
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if self.running:
+            stop_group(self.proc)
+        else:
+            stop_group(self.proc, grace=0)
+        if self._reader is not None:
+            self._reader.join(1)
+
+
+class JobTable:
+    """The lab's jobs by name."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._counter = 0
+
+    def new_name(self) -> str:
+        self._counter += 1
+        while f"job{self._counter}" in self._jobs:
+            self._counter += 1
+        return f"job{self._counter}"
+
+    def check_free(self, name: str) -> None:
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise InvalidName(f"{name!r} is not a valid job name: use letters, digits, - and _")
+        job = self._jobs.get(name)
+        if job is not None and job.running:
+            raise AlreadyExists(f"job {name!r} is already running; stop it first with %netlab stop {name}")
+
+    def add(self, job: Job) -> Job:
+        old = self._jobs.pop(job.name, None)
+        if old is not None:
+            old.stop()
+        self._jobs[job.name] = job
+        return job
+
+    def get(self, name: str) -> Job:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            have = ", ".join(self._jobs) or "none"
+            raise NotFound(f"no job called {name!r} (jobs: {have})") from None
+
+    def all(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    def stop(self, name: str) -> Job:
+        job = self.get(name)
+        job.stop()
+        return job
+
+    def stop_all(self) -> None:
+        for job in self._jobs.values():
+            job.stop()
+        self._jobs.clear()

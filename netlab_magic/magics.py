@@ -1,0 +1,149 @@
+"""The IPython magics: ``%%netns``, ``%netns`` and ``%netlab``. Thin: parse, call the lab, display.
+
+Arguments go through IPython's ``magic_arguments``, so ``%netns?`` and ``%netlab?`` print
+the same help the parser uses, and a bad argument is a one-line ``UsageError``. Any
+:class:`~netlab_magic.errors.NetlabError` is shown the same way: one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import doctor, process
+from .arguments import split_netns_line
+from .display import Table, status_tables
+from .errors import NetlabError
+from .kernel import ERROR_ENV
+from .lab import Lab
+
+
+def _one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except NetlabError as err:
+            raise UsageError(str(err)) from err
+    return wrapper
+
+
+@magics_class
+class NetlabMagics(Magics):
+    """``%%netns`` / ``%netns`` run code inside a namespace; ``%netlab`` manages the lab."""
+
+    @property
+    def lab(self) -> Lab:
+        reason = os.environ.get(ERROR_ENV)
+        if reason:
+            raise UsageError(reason)
+        return Lab.current()
+
+    @magic_arguments()
+    @argument("netns", help="the namespace to run in; 'host' is the lab's host")
+    @argument("--python", action="store_true",
+              help="run the cell as Python in this kernel, with its sockets opened inside NETNS")
+    @argument("--bg", action="store_true",
+              help="start in the background and return at once (see %%netlab jobs/output/stop)")
+    @argument("-n", "--name", help="name of the background job (default: job1, job2, ...)")
+    @argument("-t", "--timeout", type=float, help="stop the command after this many seconds")
+    @argument("--check", action="store_true", help="make a non-zero exit status an error")
+    @line_cell_magic
+    @_one_line_errors
+    def netns(self, line: str, cell: str | None = None) -> None:
+        """Run a bash cell (or one line) inside a network namespace of the lab.
+
+        ``%%netns ns1`` runs the cell with bash inside ns1, output streaming live;
+        ``%netns ns1 ip addr`` does the same for one line. The commands are the talk's,
+        verbatim: it is as if you had typed ``ip netns exec ns1 bash``.
+        """
+        if cell is None:
+            head, command = split_netns_line(line)
+            if not command:
+                raise UsageError("%netns needs a command after the namespace, e.g. %netns ns1 ip addr; "
+                                 "or use %%netns as a cell magic")
+        else:
+            head, command = line, cell
+        args = parse_argstring(self.netns, head)
+        lab = self.lab
+        lab.sandbox.netns_path(args.netns)  # a missing namespace is a one-line error
+        if args.python:
+            if args.bg or args.timeout is not None:
+                raise UsageError("--python runs in the kernel itself: it takes neither --bg nor --timeout")
+            with lab.sandbox.entered(args.netns):
+                self.shell.run_cell(command, store_history=False)
+            return
+        if args.bg:
+            job = lab.start_job(args.netns, command, name=args.name)
+            print(f"[{job.name}] started in {job.netns}: {_first_line(command)}")
+            return
+        if args.name:
+            raise UsageError("--name names a background job: add --bg")
+        proc = lab.popen(args.netns, process.shell_argv(command))
+        try:
+            code = process.stream(proc, timeout=args.timeout)
+        except process.Timeout as err:
+            raise UsageError(f"%%netns {args.netns}: {err}") from None
+        sys.stdout.flush()
+        if code:
+            message = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+            if args.check:
+                raise UsageError(f"%%netns {args.netns}: the command failed ({message})")
+            print(f"({message})", file=sys.stderr)
+
+    @magic_arguments()
+    @argument("action", choices=["status", "reset", "doctor", "jobs", "output", "stop", "send", "wait"],
+              help="status: the lab at a glance; reset: destroy everything, start fresh; "
+                   "doctor: mode and capabilities; jobs: background jobs; output JOB: what a job printed; "
+                   "stop JOB: stop a job; send JOB TEXT: type a line into a job; wait JOB: wait for a job to end")
+    @argument("job", nargs="?", help="the job's name (for output, stop, send, wait)")
+    @argument("text", nargs="*", help="for send: the text to type")
+    @argument("-t", "--timeout", type=float, default=10.0, help="for wait: give up after this many seconds")
+    @line_magic
+    @_one_line_errors
+    def netlab(self, line: str) -> Any:
+        """Manage the lab: ``%netlab status | reset | doctor | jobs | output J | stop J | send J TEXT | wait J``."""
+        args = parse_argstring(self.netlab, line)
+        lab = self.lab
+        if args.action in ("output", "stop", "send", "wait") and not args.job:
+            raise UsageError(f"%netlab {args.action} needs a job name (see %netlab jobs)")
+        if args.action == "status":
+            return status_tables(lab.snapshot(), lab.mode)
+        if args.action == "reset":
+            lab.reset()
+            print("lab reset: every namespace, interface, rule and job is gone; the host is fresh")
+            return None
+        if args.action == "doctor":
+            return doctor.report(doctor.run_checks(lab))
+        if args.action == "jobs":
+            return Table("netlab jobs", ["job", "namespace", "status", "command"],
+                         [[j.name, j.netns, j.status, _first_line(j.command)] for j in lab.jobs.all()],
+                         empty="(no jobs)")
+        job = lab.jobs.get(args.job)
+        if args.action == "output":
+            print(job.output(), end="")
+        elif args.action == "stop":
+            job.stop()
+            print(f"[{job.name}] stopped ({job.status})")
+        elif args.action == "send":
+            job.send(" ".join(args.text))
+        elif args.action == "wait":
+            try:
+                job.proc.wait(args.timeout)
+            except Exception:
+                raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s") from None
+            print(f"[{job.name}] {job.status}")
+        return None
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[0] + (" ..." if len(lines) > 1 else "")

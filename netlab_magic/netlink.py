@@ -1,0 +1,134 @@
+"""Where netlink sockets live: one worker thread that owns a pyroute2 socket per namespace.
+
+Why a thread of its own:
+
+* pyroute2's synchronous ``IPRoute`` cannot run on the kernel's main thread, which runs an
+  asyncio loop (pyroute2 0.9 raises "This event loop is already running").
+* A socket is bound to the namespace it was *opened* in. The worker opens each namespace's
+  socket by entering it for the duration of one ``socket()`` call and coming straight back
+  (about 1 ms, no fork), then keeps it. Nothing else ever runs on that thread, so the
+  enter/leave pair cannot leak into user code.
+
+Everything that talks netlink is a function ``fn(worker, ...)`` sent through :meth:`call`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, TypeVar
+
+from pyroute2 import IPRoute
+
+from . import syscalls
+
+T = TypeVar("T")
+
+
+class NetlinkWorker:
+    """A thread owning netlink sockets, keyed by namespace name.
+
+    ``resolve(name)`` gives the namespace file for a name. The thread is born where the
+    creating thread is (the lab's host), which is also where it returns after opening a
+    socket elsewhere.
+    """
+
+    def __init__(self, resolve: Callable[[str], str]) -> None:
+        self._resolve = resolve
+        self._sockets: dict[str, IPRoute] = {}
+        self._fds: dict[str, int] = {}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._home: int | None = None
+        self._thread = threading.Thread(target=self._run, name="netlab-netlink", daemon=True)
+        self._thread.start()
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._home = os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            fn, args, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(self, *args))
+            except BaseException as err:  # handed to the caller
+                future.set_exception(err)
+        for name in list(self._sockets):
+            self._close(name)
+        os.close(self._home)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(self, *args)`` on the worker thread and return (or raise) its result."""
+        if threading.current_thread() is self._thread:
+            return fn(self, *args)
+        future: Future = Future()
+        self._queue.put((fn, args, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Close every socket and stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    # -- on the thread only ---------------------------------------------------------------
+
+    def ipr(self, netns: str) -> IPRoute:
+        """The netlink socket opened inside ``netns`` (opened on first use)."""
+        sock = self._sockets.get(netns)
+        if sock is None:
+            fd = os.open(self._resolve(netns), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                with self.inside_fd(fd):
+                    sock = IPRoute()
+            except BaseException:
+                os.close(fd)
+                raise
+            self._sockets[netns] = sock
+            self._fds[netns] = fd
+        return sock
+
+    def netns_fd(self, netns: str) -> int:
+        """An open fd of ``netns`` (kept as long as its socket)."""
+        self.ipr(netns)
+        return self._fds[netns]
+
+    def inside_fd(self, fd: int) -> "_Inside":
+        """Context manager: this thread inside the namespace ``fd``, then home again."""
+        return _Inside(fd, self._home)
+
+    def forget(self, netns: str) -> None:
+        """Drop the socket of a namespace that was deleted or replaced."""
+        self._close(netns)
+
+    def forget_all(self) -> None:
+        for name in list(self._sockets):
+            self._close(name)
+
+    def _close(self, netns: str) -> None:
+        sock = self._sockets.pop(netns, None)
+        fd = self._fds.pop(netns, None)
+        if sock is not None:
+            try:
+                sock.close()
+            except Exception:
+                pass
+        if fd is not None:
+            os.close(fd)
+
+
+class _Inside:
+    def __init__(self, fd: int, home: int | None) -> None:
+        self._fd, self._home = fd, home
+
+    def __enter__(self) -> None:
+        syscalls.setns(self._fd, syscalls.CLONE_NEWNET)
+
+    def __exit__(self, *exc: object) -> None:
+        syscalls.setns(self._home, syscalls.CLONE_NEWNET)

@@ -1,0 +1,190 @@
+"""Where the lab's private world is made: mount namespace, the lab's host, the keeper.
+
+After :meth:`Sandbox.enter`, the calling thread (the kernel's main thread, which runs the
+cells) lives in:
+
+* a private **mount namespace** with a fresh tmpfs on ``/run``: ``ip netns add`` writes its
+  namespace files to the lab's own ``/run/netns``, iptables its lock to the lab's own
+  ``/run/xtables.lock``; the machine's ``/run`` is never written;
+* the lab's **host**: a new network namespace with only ``lo`` (no uplink), which plays the
+  talk's host. ``!ip link`` in a cell shows the lab's host, never the machine.
+
+Only the main thread moves; the kernel's other threads, and the ZMQ sockets it opened
+before, stay in the machine's network namespace, so Jupyter keeps talking to the kernel.
+
+Privileges: real root, or root inside a user namespace (the "Python 3 (netlab)" kernel
+starts the kernel in one, see :mod:`netlab_magic.kernel`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from . import keeper, syscalls
+from .errors import NamespaceNotFound, PrivilegeError
+from .model import HOST
+from .names import check_netns_name
+
+NETNS_DIR = keeper.NETNS_DIR
+HOST_FILE = keeper.HOST_FILE
+
+ADVICE = (
+    "netlab needs root, or the 'Python 3 (netlab)' kernel which runs rootless in a user "
+    "namespace: install it with `python -m netlab_magic install-kernel`, then pick that kernel"
+)
+
+
+def privilege_mode() -> str:
+    """``"root"`` (real root), ``"rootless"`` (root in a user namespace) or ``"none"``."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            first = f.read().split()
+    except OSError:
+        first = []
+    if os.geteuid() != 0:
+        return "none"
+    if first[:3] == ["0", "0", "4294967295"]:
+        return "root"
+    return "rootless"
+
+
+class Sandbox:
+    """The private mount namespace, the lab's host network namespace and the keeper process.
+
+    One per kernel process. :meth:`new_host` replaces the host (that is what a reset does).
+    """
+
+    def __init__(self) -> None:
+        self.mode = privilege_mode()
+        self._thread = threading.current_thread()
+        self._origin_fd: int | None = None
+        self.host_fd: int | None = None
+        self._keeper: subprocess.Popen | None = None
+        self._keeper_pipe: int | None = None
+
+    # -- entering and leaving -------------------------------------------------------------
+
+    def enter(self) -> None:
+        """Make the private world and move the calling (main) thread into a fresh lab host."""
+        if self._thread is not threading.main_thread():
+            raise PrivilegeError("netlab must be loaded from the kernel's main thread")
+        if self.mode == "none":
+            raise PrivilegeError(ADVICE)
+        self._origin_fd = os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            syscalls.unshare(syscalls.CLONE_NEWNS)
+            syscalls.mount("none", "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+            syscalls.mount("netlab", "/run", "tmpfs", 0, "mode=0755")
+        except OSError as err:
+            os.close(self._origin_fd)
+            self._origin_fd = None
+            if err.errno in (errno.EPERM, errno.EACCES):
+                raise PrivilegeError(f"cannot make the lab's private mounts ({err.strerror}): {ADVICE}") from err
+            raise
+        os.makedirs(NETNS_DIR, exist_ok=True)
+        os.makedirs(os.path.dirname(HOST_FILE), exist_ok=True)
+        self._start_keeper()
+        self.new_host()
+
+    def _start_keeper(self) -> None:
+        read_end, write_end = os.pipe()
+        self._keeper = subprocess.Popen(
+            [sys.executable, "-I", "-S", keeper.__file__, str(read_end)],
+            pass_fds=(read_end,),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Jupyter's interrupt (SIGINT to our group) must not reach it
+        )
+        os.close(read_end)
+        self._keeper_pipe = write_end
+
+    def new_host(self) -> None:
+        """Give the main thread a brand-new, empty host namespace (``lo`` only, no uplink)."""
+        self._drop_host()
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        with open(HOST_FILE, "w"):
+            pass
+        syscalls.mount(syscalls.THREAD_NETNS, HOST_FILE, None, syscalls.MS_BIND)
+        self.host_fd = os.open(HOST_FILE, os.O_RDONLY | os.O_CLOEXEC)
+
+    def _drop_host(self) -> None:
+        if self.host_fd is not None:
+            os.close(self.host_fd)
+            self.host_fd = None
+        _unmount_quietly(HOST_FILE)
+
+    def destroy_namespaces(self) -> None:
+        """Kill every process in the lab and remove every namespace file (host included)."""
+        ids = keeper.lab_netns_ids()
+        keeper.sweep(ids)
+        for name in self.list_netns():
+            _unmount_quietly(os.path.join(NETNS_DIR, name))
+        self._drop_host()
+
+    def leave(self) -> None:
+        """Destroy the lab and put the main thread back in its original network namespace."""
+        self.destroy_namespaces()
+        if self._origin_fd is not None:
+            syscalls.setns(self._origin_fd, syscalls.CLONE_NEWNET)
+            os.close(self._origin_fd)
+            self._origin_fd = None
+        if self._keeper is not None:
+            os.close(self._keeper_pipe)
+            self._keeper.wait()
+            self._keeper = None
+
+    # -- namespaces -------------------------------------------------------------------------
+
+    def list_netns(self) -> list[str]:
+        """Named namespaces of the lab (``ip netns list``), sorted."""
+        try:
+            return sorted(n for n in os.listdir(NETNS_DIR) if keeper._is_nsfs(os.path.join(NETNS_DIR, n)))
+        except FileNotFoundError:
+            return []
+
+    def netns_path(self, name: str) -> str:
+        """The namespace file for ``name`` (``host`` is the lab's host); raises if missing."""
+        if name == HOST:
+            return HOST_FILE
+        check_netns_name(name)
+        path = os.path.join(NETNS_DIR, name)
+        if not keeper._is_nsfs(path):
+            have = ", ".join([HOST, *self.list_netns()])
+            raise NamespaceNotFound(f"namespace {name!r} does not exist (the lab has: {have})")
+        return path
+
+    @contextmanager
+    def entered(self, name: str) -> Iterator[None]:
+        """Run the body with the *calling thread* inside namespace ``name``, then come back.
+
+        Processes forked in the body start inside it. Only for the thread that entered the
+        sandbox (or threads that know their way back to the host).
+        """
+        if name == HOST:
+            yield
+            return
+        fd = os.open(self.netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            syscalls.setns(fd, syscalls.CLONE_NEWNET)
+            try:
+                yield
+            finally:
+                syscalls.setns(self.host_fd, syscalls.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+
+
+def _unmount_quietly(path: str) -> None:
+    try:
+        syscalls.umount(path)
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
