@@ -228,12 +228,6 @@ class NetNS:
         self._absent(name)
         self.lab._call(lambda w: w.ipr(self.name).link("add", ifname=name, kind="bridge"))
 
-    def add_dummy(self, name: str) -> None:
-        """Equivalent to: ``ip link add NAME type dummy``."""
-        names.check_ifname(name)
-        self._absent(name)
-        self.lab._call(lambda w: w.ipr(self.name).link("add", ifname=name, kind="dummy"))
-
     def link_del(self, ifname: str) -> None:
         """Equivalent to: ``ip link del IFNAME``."""
         index = self._index(ifname)

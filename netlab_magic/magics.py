@@ -65,11 +65,14 @@ class NetlabMagics(Magics):
         """
         if cell is None:
             head, command = split_netns_line(line)
-            if not command:
+            if not command and not _wants_help(head):
                 raise UsageError("%netns needs a command after the namespace, e.g. %netns ns1 ip addr; "
                                  "or use %%netns as a cell magic")
         else:
             head, command = line, cell
+        if _wants_help(head):
+            print(self.netns.__doc__)
+            return
         args = parse_argstring(self.netns, head)
         lab = self.lab
         lab.sandbox.netns_path(args.netns)  # a missing namespace is a one-line error
@@ -109,6 +112,9 @@ class NetlabMagics(Magics):
     @_one_line_errors
     def netlab(self, line: str) -> Any:
         """Manage the lab: ``%netlab status | reset | doctor | jobs | output J | stop J | send J TEXT | wait J``."""
+        if _wants_help(line):
+            print(self.netlab.__doc__)
+            return None
         args = parse_argstring(self.netlab, line)
         lab = self.lab
         if args.action in ("output", "stop", "send", "wait") and not args.job:
@@ -140,6 +146,10 @@ class NetlabMagics(Magics):
                 raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s") from None
             print(f"[{job.name}] {job.status}")
         return None
+
+
+def _wants_help(options: str) -> bool:
+    return any(token in ("-h", "--help") for token in options.split())
 
 
 def _first_line(text: str) -> str:
