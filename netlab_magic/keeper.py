@@ -110,6 +110,7 @@ def main() -> None:
             pass
     except (OSError, _KernelDied):
         pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the death signal may follow the pipe's EOF
     sweep()
 
 
