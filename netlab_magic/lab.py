@@ -50,6 +50,8 @@ class Lab:
         self.jobs = JobTable()
         self._worker = NetlinkWorker(self.sandbox.netns_path)
         self._closed = False
+        self._reset_hooks: list[Callable[[], None]] = []
+        self.generation = 0
         self.host.link_up("lo")
         Lab._current = self
         atexit.register(self.close)
@@ -119,7 +121,14 @@ class Lab:
         self.sandbox.destroy_namespaces()
         self.sandbox.new_host()
         self._worker = NetlinkWorker(self.sandbox.netns_path)
+        self.generation += 1
         self.host.link_up("lo")
+        for hook in list(self._reset_hooks):
+            hook()
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` after every :meth:`reset` (layers that keep state about the lab forget it)."""
+        self._reset_hooks.append(hook)
 
     def close(self) -> None:
         """Destroy the lab and give the main thread back its own network namespace."""

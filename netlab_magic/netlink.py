@@ -41,6 +41,7 @@ class NetlinkWorker:
         self._fds: dict[str, int] = {}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._home: int | None = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="netlab-netlink", daemon=True)
         self._thread.start()
 
@@ -62,17 +63,27 @@ class NetlinkWorker:
         for name in list(self._sockets):
             self._close(name)
         os.close(self._home)
+        while True:  # calls that raced with close() fail instead of waiting forever
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[2].set_exception(RuntimeError("the lab's netlink thread has stopped (the lab was reset)"))
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(self, *args)`` on the worker thread and return (or raise) its result."""
         if threading.current_thread() is self._thread:
             return fn(self, *args)
+        if self._stopping:
+            raise RuntimeError("the lab's netlink thread has stopped (the lab was reset)")
         future: Future = Future()
         self._queue.put((fn, args, future))
         return future.result()
 
     def close(self) -> None:
         """Close every socket and stop the thread."""
+        self._stopping = True
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
