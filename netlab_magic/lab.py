@@ -299,7 +299,9 @@ class NetNS:
 
     def _route_args(self, dst: str, dev: str | None, via: str | None) -> dict:
         net = names.parse_network(dst)
-        kwargs: dict = {"dst": str(net.network_address), "dst_len": net.prefixlen}
+        # iproute2's defaults: proto boot; scope link for a route without a gateway
+        kwargs: dict = {"dst": str(net.network_address), "dst_len": net.prefixlen, "proto": 3,
+                        "scope": 0 if via else 253}
         if via:
             kwargs["gateway"] = str(names.parse_address(via))
         if dev:

@@ -74,27 +74,34 @@ def read_lab(worker: NetlinkWorker, names: list[str]) -> LabSnapshot:
 
 
 def _state(link) -> str:
-    """The operational state, as ``ip link`` will show it once the kernel has settled.
+    """The operational state as ``ip link show dev X`` reports it (see :func:`_dump`)."""
+    return link.get("operstate") or "UNKNOWN"
 
-    The kernel updates ``operstate`` lazily (its link watcher may lag up to a second behind
-    ``ip link set ... up``); the admin flag and the carrier are updated at once, so the state
-    is derived from them, following the kernel's own RFC 2863 rules.
+
+def _settled(ipr, links: list) -> list:
+    """Re-read the links whose operstate lags behind their flags.
+
+    The kernel updates ``operstate`` lazily (its link watcher may run up to a second after
+    ``ip link set ... up``), but a request for one device makes it settle that device first,
+    which is why ``ip link show dev X`` is always right while a dump may be stale.
     """
-    operstate = link.get("operstate") or "UNKNOWN"
-    carrier = link.get("IFLA_CARRIER")
-    if carrier is None:
-        return operstate
-    if not link["flags"] & _IFF_UP:
-        return "DOWN"
-    if carrier:
-        return "UNKNOWN" if operstate == "UNKNOWN" else "UP"
-    iflink = link.get("IFLA_LINK")
-    return "LOWERLAYERDOWN" if iflink and iflink != link["index"] else "DOWN"
+    out = []
+    for link in links:
+        up = bool(link["flags"] & _IFF_UP)
+        carrier = link.get("IFLA_CARRIER")
+        oper = link.get("operstate")
+        stale = (not up and oper not in ("DOWN", None)) or (
+            up and carrier is not None and bool(carrier) != (oper in ("UP", "UNKNOWN")))
+        if stale:
+            fresh = ipr.get_links(link["index"])
+            link = fresh[0] if fresh else link
+        out.append(link)
+    return out
 
 
 def _dump(worker: NetlinkWorker, name: str):
     ipr = worker.ipr(name)
-    links = sorted(ipr.get_links(), key=lambda link: link["index"])
+    links = _settled(ipr, sorted(ipr.get_links(), key=lambda link: link["index"]))
     addrs = list(ipr.get_addr())
     routes = [r for r in ipr.get_routes(family=socket.AF_INET) if r.get("RTA_TABLE", r["table"]) == _MAIN_TABLE]
     return links, addrs, routes

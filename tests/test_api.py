@@ -1,0 +1,124 @@
+"""The Python API in a real kernel: every operation, checked against what `ip` itself reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SETUP = "from netlab_magic import Lab\nlab = Lab.current()\n"
+
+
+def api(k, code: str):
+    return k.ok(SETUP + code)
+
+
+def ip_json(k, netns: str, args: str):
+    out = k.ok(f"%netns {netns} ip -j {args}").stdout
+    return json.loads(out)
+
+
+def test_demo2_bridge_built_through_the_api(lab):
+    api(lab, """
+for ns, veth, peer, ip in (("ns1", "veth1", "veth2", "10.0.0.1/24"), ("ns3", "veth3", "veth4", "10.0.0.3/24")):
+    n = lab.add_netns(ns)
+    lab.host.add_veth(peer, peer=veth, peer_netns=n)
+    n.addr_add(veth, ip); n.link_up(veth); n.link_up("lo")
+    lab.host.link_up(peer)
+lab.host.add_bridge("bridge0")
+lab.host.addr_add("bridge0", "10.0.0.10/24")
+lab.host.link_up("bridge0")
+lab.host.link_set_master("veth2", "bridge0")
+lab.host.link_set_master("veth4", "bridge0")
+""")
+    links = {link["ifname"]: link for link in ip_json(lab, "host", "link show")}
+    assert links["veth2"]["master"] == "bridge0" and links["veth4"]["master"] == "bridge0"
+    routes = lab.ok("%netns host ip route").stdout
+    assert "10.0.0.0/24 dev bridge0 proto kernel scope link src 10.0.0.10" in routes
+    assert "1 received" in lab.ok("%netns ns1 ping -c 1 -W 2 10.0.0.3").stdout
+
+    snap = lab.value("""[(n.name, [(i.name, i.kind, i.state, [a for a in i.addresses if '.' in a], i.master,
+        i.peer and [i.peer.netns, i.peer.ifname]) for i in n.interfaces if i.name != 'lo'],
+        [str(r) for r in n.routes]) for n in Lab.current().snapshot().namespaces]""")
+    host, ns1, ns3 = snap
+    assert host[0] == "host"
+    assert ["bridge0", "bridge", "UP", ["10.0.0.10/24"], None, None] in host[1]
+    assert ["veth2", "veth", "UP", [], "bridge0", ["ns1", "veth1"]] in host[1]
+    assert ns1 == ["ns1", [["veth1", "veth", "UP", ["10.0.0.1/24"], None, ["host", "veth2"]]],
+                   ["10.0.0.0/24 dev veth1 proto kernel scope link src 10.0.0.1"]]
+    assert ns3[1][0][5] == ["host", "veth4"]
+
+
+def test_snapshot_state_is_what_ip_link_shows(lab):
+    """Demo 1.5's half-up veth, and a kernel quirk worth knowing.
+
+    Kernel 6.x (link_watch.c, default_operstate) calls a veth without carrier LOWERLAYERDOWN
+    only if the device that has the peer's *index* in the veth's own namespace exists and has
+    no carrier either; otherwise plain DOWN. The snapshot must agree with `ip link show` either
+    way, at once, without waiting for the kernel's link watcher.
+    """
+    api(lab, "lab.host.add_veth('a', peer='b'); lab.host.link_up('a')")  # host index 2: up, no carrier
+    api(lab, "n = lab.add_netns('ns3')\nlab.host.add_veth('veth4', peer='veth3', peer_netns=n)\nlab.host.link_up('veth4')")
+    assert lab.value("Lab.current().netns('ns3').read().interface('veth3').index") == 2
+    state = lab.value("Lab.current().snapshot()['host'].interface('veth4').state")
+    assert state == ip_json(lab, "host", "link show veth4")[0]["operstate"] == "LOWERLAYERDOWN"
+    api(lab, "lab.netns('ns3').link_up('veth3')")
+    assert lab.value("Lab.current().snapshot()['host'].interface('veth4').state") == "UP"
+
+
+def test_addresses_routes_and_moves(lab):
+    api(lab, """
+n = lab.add_netns("red")
+lab.host.add_veth("a", peer="b")
+lab.host.link_set_netns("b", "red")
+n.addr_add("b", "192.0.2.2/24"); n.link_up("b")
+lab.host.addr_add("a", "192.0.2.1/24"); lab.host.link_up("a")
+n.route_add("default", via="192.0.2.1")
+n.route_add("198.51.100.0/24", dev="b")
+""")
+    routes = lab.ok("%netns red ip route").stdout
+    assert "default via 192.0.2.1 dev b" in routes
+    assert "198.51.100.0/24 dev b scope link" in routes
+    api(lab, "lab.netns('red').route_del('198.51.100.0/24', dev='b')\nlab.netns('red').addr_flush('b')")
+    assert "198.51.100.0/24" not in lab.ok("%netns red ip route").stdout
+    assert ip_json(lab, "red", "addr show dev b")[0]["addr_info"] == [] or all(
+        a["family"] == "inet6" for a in ip_json(lab, "red", "addr show dev b")[0]["addr_info"])
+    api(lab, "lab.host.link_down('a')")
+    assert "state DOWN" in lab.ok("%netns host ip link show a").stdout
+    api(lab, "lab.host.link_del('a')")
+    assert lab.value("[i.name for i in Lab.current().netns('red').read().interfaces]") == ["lo"]
+
+
+def test_sysctl_is_per_namespace(lab):
+    api(lab, "lab.add_netns('r1')\nprint(lab.netns('r1').sysctl('net.ipv4.ip_forward', 1))")
+    assert lab.ok("%netns r1 cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+    assert lab.ok("%netns host cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
+    assert lab.value("Lab.current().host.sysctl('net.ipv4.ip_forward')") == "0"
+
+
+def test_list_and_delete_namespaces(lab):
+    api(lab, "lab.add_netns('b2'); lab.add_netns('a1')")
+    assert lab.value("Lab.current().list_netns()") == ["a1", "b2"]
+    assert lab.ok("!ip netns list").stdout.split() == ["b2", "a1"] or set(
+        lab.ok("!ip netns list").stdout.split()) == {"a1", "b2"}
+    api(lab, "lab.del_netns('a1')")
+    assert lab.ok("!ip netns list").stdout.split() == ["b2"]
+    lab.ok("!ip netns del b2")
+    assert lab.value("Lab.current().list_netns()") == []
+
+
+def test_run_and_check(lab):
+    r = lab.value("(lambda r: [r.returncode, r.stdout])(__import__('netlab_magic').Lab.current().run('host', 'echo hi; exit 4'))")
+    assert r == [4, "hi\n"]
+    reply = lab.run(SETUP + "lab.run('host', 'exit 2', check=True)")
+    assert reply.error[0] == "CommandFailed"
+
+
+def test_unload_gives_the_kernel_back_and_reload_makes_a_new_lab(fresh_kernel):
+    k = fresh_kernel
+    inode = k.value("__import__('os').stat('/proc/thread-self/ns/net').st_ino")
+    k.ok("%unload_ext netlab_magic")
+    after = k.value("__import__('os').stat('/proc/thread-self/ns/net').st_ino")
+    assert after != inode  # back in the namespace the kernel started in
+    k.ok("%load_ext netlab_magic")
+    assert k.ok("!ip netns list; ip -o link show | wc -l").stdout.split() == ["1"]
