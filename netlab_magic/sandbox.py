@@ -127,10 +127,18 @@ class Sandbox:
         self._drop_host()
 
     def leave(self) -> None:
-        """Destroy the lab and put the main thread back in its original network namespace."""
+        """Destroy the lab and put the main thread back in its original network namespace.
+
+        Rootless, the way back is closed (the machine's namespace belongs to the machine's
+        user namespace, where this kernel has no privileges): the thread gets a fresh, empty
+        namespace instead, which is as close to "no lab" as a rootless kernel can be.
+        """
         self.destroy_namespaces()
         if self._origin_fd is not None:
-            syscalls.setns(self._origin_fd, syscalls.CLONE_NEWNET)
+            try:
+                syscalls.setns(self._origin_fd, syscalls.CLONE_NEWNET)
+            except PermissionError:
+                syscalls.unshare(syscalls.CLONE_NEWNET)
             os.close(self._origin_fd)
             self._origin_fd = None
         if self._keeper is not None:
