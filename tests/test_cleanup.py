@@ -13,13 +13,29 @@ import pytest
 from conftest import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
 
 
-def _netns_inode_users(inodes: set[int]) -> list[int]:
-    """PIDs of processes anywhere on the machine still inside one of these network namespaces."""
+def _uptime() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def _started(pid: int) -> float:
+    """When the process started, in seconds since boot."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _netns_inode_users(inodes: set[int], born_before: float | None = None) -> list[int]:
+    """PIDs of processes anywhere on the machine still inside one of these network namespaces.
+
+    Namespace inode numbers are reused once freed, so with ``born_before`` only processes that
+    existed before that moment (seconds since boot) count: a new kernel's lab may get the old numbers.
+    """
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes and (
+                        born_before is None or _started(int(entry)) < born_before):
                     found.append(int(entry))
             except OSError:
                 pass
@@ -60,13 +76,14 @@ def build_busy_lab(k: Kernel) -> dict:
         " 'job': __import__('netlab_magic').Lab.current().jobs.get('listener').proc.pid,"
         " 'keeper': __import__('netlab_magic').Lab.current().sandbox._keeper.pid}")
     assert _netns_inode_users(set(info["netns"])), "the lab should be alive and busy"
+    info["uptime"] = _uptime() + 0.01
     return info
 
 
 def assert_nothing_left(info: dict) -> None:
-    inodes = set(info["netns"])
-    assert _wait_until(lambda: not _netns_inode_users(inodes)), \
-        f"processes still in the lab's namespaces: {_netns_inode_users(inodes)}"
+    inodes, t0 = set(info["netns"]), info["uptime"]
+    assert _wait_until(lambda: not _netns_inode_users(inodes, t0)), \
+        f"processes still in the lab's namespaces: {_netns_inode_users(inodes, t0)}"
     assert _wait_until(lambda: not _mount_ns_users(info["mnt"])), "the lab's mount namespace is still in use"
     for pid in (info["job"], info["keeper"]):
         assert _wait_until(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid)), f"pid {pid} survived"
