@@ -42,12 +42,12 @@ def _netns_inode_users(inodes: set[int], born_before: float | None = None) -> li
     return found
 
 
-def _mount_ns_users(inode: int) -> list[int]:
+def _mount_ns_users(inode: int, born_before: float) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}/ns/mnt").st_ino == inode:
+                if os.stat(f"/proc/{entry}/ns/mnt").st_ino == inode and _started(int(entry)) < born_before:
                     found.append(int(entry))
             except OSError:
                 pass
@@ -84,7 +84,7 @@ def assert_nothing_left(info: dict) -> None:
     inodes, t0 = set(info["netns"]), info["uptime"]
     assert _wait_until(lambda: not _netns_inode_users(inodes, t0)), \
         f"processes still in the lab's namespaces: {_netns_inode_users(inodes, t0)}"
-    assert _wait_until(lambda: not _mount_ns_users(info["mnt"])), "the lab's mount namespace is still in use"
+    assert _wait_until(lambda: not _mount_ns_users(info["mnt"], t0)), "the lab's mount namespace is still in use"
     for pid in (info["job"], info["keeper"]):
         assert _wait_until(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid)), f"pid {pid} survived"
 
