@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 
 from .display import Table
+from .kernel import ERROR_ENV
 from .sandbox import ADVICE, privilege_mode
 
 
@@ -61,11 +62,17 @@ def tool(name: str, package: str) -> Check:
 def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazily
     """All checks. With a ``lab``, networking checks run inside the lab's host."""
     mode = lab.mode if lab is not None else privilege_mode()
-    checks = [Check("mode", mode != "none",
-                    {"root": "root: the lab is a private namespace of this kernel",
-                     "rootless": "rootless: root inside a user namespace (the netlab kernel)",
-                     "none": "no privileges"}[mode],
-                    "" if mode != "none" else ADVICE),
+    problem = os.environ.get(ERROR_ENV)
+    if problem:
+        mode_check = Check("mode", False, "no lab: the kernel could not enter a user namespace", problem)
+    elif lab is None and mode == "none":
+        mode_check = Check("mode", False, "not root: an ordinary kernel cannot make a lab", ADVICE)
+    elif lab is None:
+        mode_check = Check("mode", True, f"{mode}: a lab can be made here")
+    else:
+        mode_check = Check("mode", True, {"root": "root: the lab is a private namespace of this kernel",
+                                          "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode])
+    checks = [mode_check,
               user_namespaces(),
               tool("ip", "iproute2"), tool("iptables", "iptables"), tool("ping", "iputils-ping"),
               tool("nc", "netcat-openbsd"), tool("bash", "bash")]

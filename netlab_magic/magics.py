@@ -116,6 +116,8 @@ class NetlabMagics(Magics):
             print(self.netlab.__doc__)
             return None
         args = parse_argstring(self.netlab, line)
+        if args.action == "doctor":  # works without a lab: it says why there is none
+            return doctor.report(doctor.run_checks(_lab_or_none()))
         lab = self.lab
         if args.action in ("output", "stop", "send", "wait") and not args.job:
             raise UsageError(f"%netlab {args.action} needs a job name (see %netlab jobs)")
@@ -125,8 +127,6 @@ class NetlabMagics(Magics):
             lab.reset()
             print("lab reset: every namespace, interface, rule and job is gone; the host is fresh")
             return None
-        if args.action == "doctor":
-            return doctor.report(doctor.run_checks(lab))
         if args.action == "jobs":
             return Table("netlab jobs", ["job", "namespace", "status", "command"],
                          [[j.name, j.netns, j.status, _first_line(j.command)] for j in lab.jobs.all()],
@@ -145,6 +145,15 @@ class NetlabMagics(Magics):
             except Exception:
                 raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s") from None
             print(f"[{job.name}] {job.status}")
+        return None
+
+
+def _lab_or_none() -> Lab | None:
+    if os.environ.get(ERROR_ENV):
+        return None
+    try:
+        return Lab.current()
+    except NetlabError:
         return None
 
 

@@ -55,11 +55,14 @@ def machine_untouched():
 @pytest.fixture(scope="session")
 def jupyter_path():
     tmp = tempfile.mkdtemp(prefix="netlab-kernels-")
-    spec_dir = os.path.join(tmp, "kernels", "netlab-test")
-    os.makedirs(spec_dir)
-    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
-        json.dump({"argv": [sys.executable, "-m", "netlab_magic.kernel", "-f", "{connection_file}"],
-                   "display_name": "netlab (tests)", "language": "python", "interrupt_mode": "signal"}, f)
+    no_userns = os.path.join(os.path.dirname(__file__), "helpers", "no_userns.py")
+    for name, argv in (("netlab-test", [sys.executable, "-m", "netlab_magic.kernel"]),
+                       ("netlab-no-userns", [sys.executable, no_userns])):
+        spec_dir = os.path.join(tmp, "kernels", name)
+        os.makedirs(spec_dir)
+        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+            json.dump({"argv": [*argv, "-f", "{connection_file}"], "display_name": name,
+                       "language": "python", "interrupt_mode": "signal"}, f)
     old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
     yield tmp

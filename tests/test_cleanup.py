@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,18 @@ def test_keeper_alone_sweeps_the_lab_when_its_pipe_closes(tmp_path):
     owner.kill()
     owner.wait()
     assert _wait_until(lambda: not _netns_inode_users({inode}))
+
+
+@pytest.mark.skipif(IS_ROOT, reason="needs an unprivileged user (root needs no user namespace)")
+def test_a_host_that_forbids_user_namespaces_is_explained_in_one_line(jupyter_path):
+    k = Kernel("netlab-no-userns")
+    try:
+        r = k.run("%netns host true")
+        assert r.usage_error is not None and r.usage_error.startswith(
+            "netlab: this machine refuses user namespaces"), r
+        assert "sysctl -w kernel.unprivileged_userns_clone=1" in r.usage_error
+        text = k.ok("%netlab doctor").results[0]
+        assert re.search(r"^\s*mode\s+NO\s+no lab: the kernel could not enter a user namespace", text, re.M), text
+        assert re.search(r"^\s*user namespaces\s+NO\s+user.max_user_namespaces is 0", text, re.M), text
+    finally:
+        k.shutdown()
