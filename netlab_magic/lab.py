@@ -146,8 +146,10 @@ class Lab:
 
     def popen(self, netns: str, argv: Sequence[str], *, merge_stderr: bool = False,
               stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen:
-        """Start ``argv`` inside ``netns`` in its own process group (no ``ip netns exec``)."""
-        self._require_main_thread()
+        """Start ``argv`` inside ``netns`` in its own process group (no ``ip netns exec``).
+
+        Safe from any thread: the calling thread enters the namespace for the ``fork`` only.
+        """
         with self.sandbox.entered(netns):
             return process.popen(argv, merge_stderr=merge_stderr, stdin=stdin)
 
@@ -174,6 +176,7 @@ class Lab:
 
     def start_job(self, netns: str, command: str, name: str | None = None) -> Job:
         """Start ``command`` (bash) inside ``netns`` in the background, as job ``name``."""
+        self._require_main_thread()
         self.sandbox.netns_path(netns)
         name = name or self.jobs.new_name()
         self.jobs.check_free(name)

@@ -170,21 +170,25 @@ class Sandbox:
     def entered(self, name: str) -> Iterator[None]:
         """Run the body with the *calling thread* inside namespace ``name``, then come back.
 
-        Processes forked in the body start inside it. Only for the thread that entered the
-        sandbox (or threads that know their way back to the host).
+        Processes forked in the body start inside it. The main thread lives on the lab's host
+        and returns there; any other thread returns to the namespace it was in.
         """
-        if name == HOST:
+        on_main = threading.current_thread() is threading.main_thread()
+        if name == HOST and on_main:
             yield
             return
         fd = os.open(self.netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        back = self.host_fd if on_main else os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
         try:
             syscalls.setns(fd, syscalls.CLONE_NEWNET)
             try:
                 yield
             finally:
-                syscalls.setns(self.host_fd, syscalls.CLONE_NEWNET)
+                syscalls.setns(back, syscalls.CLONE_NEWNET)
         finally:
             os.close(fd)
+            if back != self.host_fd:
+                os.close(back)
 
 
 def _unmount_quietly(path: str) -> None:

@@ -122,3 +122,18 @@ def test_unload_gives_the_kernel_back_and_reload_makes_a_new_lab(fresh_kernel):
     assert after != inode  # back in the namespace the kernel started in
     k.ok("%load_ext netlab_magic")
     assert k.ok("!ip netns list; ip -o link show | wc -l").stdout.split() == ["1"]
+
+
+def test_run_from_another_thread_comes_back(lab):
+    """A widget's refresh thread may run commands in the lab (e.g. iptables-save -c)."""
+    r = api(lab, """
+import os, threading
+lab.add_netns('ns5')
+seen = []
+def refresh():
+    here = lambda: os.stat('/proc/thread-self/ns/net').st_ino
+    seen.extend([here(), lab.run('ns5', 'echo in ns5').stdout, here()])
+t = threading.Thread(target=refresh); t.start(); t.join()
+print(seen[1].strip(), seen[0] == seen[2])
+""")
+    assert r.stdout.strip() == "in ns5 True"

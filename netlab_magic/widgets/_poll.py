@@ -1,0 +1,44 @@
+"""A background refresh loop that stops when its widget is closed or forgotten."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+
+class Poller:
+    """Calls ``tick(owner)`` every ``interval`` seconds on a daemon thread until stopped.
+
+    Holds the owner only weakly, so a widget that is garbage-collected stops its loop too.
+    """
+
+    def __init__(self, owner: Any, tick: Callable[[Any], None], interval: float, name: str):
+        self.interval = float(interval)
+        self._stop = threading.Event()
+        self._ref = weakref.ref(owner)
+        self._tick = tick
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            owner = self._ref()
+            if owner is None:
+                return
+            try:
+                self._tick(owner)
+            finally:
+                del owner
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop thread runs."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the loop and wait (unless called from the loop itself) for it to end."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)

@@ -1,0 +1,389 @@
+"""The widgets in a real JupyterLab, driven by headless Chromium (issue 5).
+
+Starts ``jupyter lab`` on 127.0.0.1 with a notebook that builds a small sandbox lab
+(``sandboxlab.SandboxLab``: its own user+network namespaces) and shows both widgets,
+then asserts on the rendered SVG/DOM: nodes and links are there, a link's colour changes
+after ``ip link set ... down``, a counter moves after a ping. Screenshots go to
+``artifacts/`` (and ``docs/widgets.png`` when ``NETLAB_DOCS_SCREENSHOT=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = os.environ.get("NETLAB_CHROMIUM", "/usr/bin/chromium")
+TOKEN = "netlab-widgets-test"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+sys.path.insert(0, str(HERE))
+from sandboxlab import can_sandbox  # noqa: E402
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright (python) is not installed"
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        return "jupyterlab is not installed"
+    return can_sandbox()
+
+
+MISSING = _missing()
+pytestmark = [pytest.mark.skipif(MISSING is not None, reason=f"browser test skipped: {MISSING}"),
+              pytest.mark.timeout(400)]
+
+ICMP_KEY = "filter/INPUT/-i br0 -p icmp -j ACCEPT"
+
+CELLS = [
+    # 0: the lab and the widgets
+    f"""import sys
+sys.path[:0] = [{str(HERE)!r}, {str(REPO)!r}]
+from sandboxlab import SandboxLab
+from netlab_magic.widgets import TopologyWidget, CountersWidget
+lab = SandboxLab()
+lab.snapshot().names""",
+    "topo = TopologyWidget(lab.snapshot, interval=0.3)\ntopo",
+    "counters = CountersWidget(lab.iptables_save, interval=0.5)\ncounters",
+    # 3: take a link down
+    "lab.sh('ip link set veth-c1 down')",
+    # 4: traffic through the INPUT chain
+    "print(lab.sh('ip netns exec c2 ping -c 3 -i 0.2 -W 1 10.77.0.1'))",
+    # 5: big pictures: 100 namespaces, 1,000 rules (synthetic, no lab needed)
+    f"""sys.path.insert(0, {str(HERE.parent)!r})
+from test_widgets import star, big_ruleset
+big = TopologyWidget(lambda: star(100), interval=None)
+big""",
+    """import itertools
+tick = itertools.count()
+def many_rules():  # 1,000 rules; rule 8 moves by 2 packets per read
+    return big_ruleset(1000, {7: 2 * next(tick), 900: 5})
+many = CountersWidget(many_rules, interval=0.5)
+many""",
+    "for w in (topo, counters, big, many): w.close()\nlab.close()",
+]
+
+
+# The same lab made with the project's own core: %load_ext netlab_magic and Lab.current().
+NETLAB_CELLS = [
+    f"""import sys
+sys.path.insert(0, {str(REPO)!r})
+%load_ext netlab_magic
+import subprocess
+from netlab_magic import Lab
+from netlab_magic.widgets import TopologyWidget, CountersWidget
+lab = Lab.current()
+h = lab.host
+h.add_bridge("br0"); h.addr_add("br0", "10.77.0.1/24"); h.link_up("br0")
+for k, c in enumerate(["c1", "c2"], 11):
+    ns = lab.add_netns(c)
+    h.add_veth(f"veth-{{c}}", peer="eth0", peer_netns=c)
+    h.link_set_master(f"veth-{{c}}", "br0"); h.link_up(f"veth-{{c}}")
+    ns.addr_add("eth0", f"10.77.0.{{k}}/24"); ns.link_up("eth0"); ns.link_up("lo")
+lab.run("host", "iptables -A INPUT -i br0 -p icmp -j ACCEPT", check=True)
+# the poller thread is started from this (main) thread, so it is in the lab's host too
+def iptables_save():
+    return subprocess.run(["iptables-save", "-c"], capture_output=True, text=True).stdout
+lab.snapshot().names""",
+    "topo = TopologyWidget(lab.snapshot, interval=0.3)\ntopo",
+    "counters = CountersWidget(iptables_save, interval=0.5)\ncounters",
+    'h.link_down("veth-c1")',
+    'print(lab.run("c2", "ping -c 3 -i 0.2 -W 1 10.77.0.1", check=True).stdout)',
+    "topo.close(); counters.close()",
+]
+
+
+def _extension_missing() -> str | None:
+    try:
+        import netlab_magic.extension  # noqa: F401
+        from netlab_magic import Lab  # noqa: F401
+    except ImportError as err:
+        return f"the netlab_magic extension is not importable: {err}"
+    return None
+
+
+def _notebook(path: Path, cells: list[str]) -> None:
+    nb = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{k}", "metadata": {},
+                   "outputs": [], "source": src} for k, src in enumerate(cells)],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jlab")
+    _notebook(root / "widgets.ipynb", CELLS)
+    _notebook(root / "widgets_netlab.ipynb", NETLAB_CELLS)
+    port = _free_port()
+    env = {**os.environ,
+           "JUPYTER_CONFIG_DIR": str(root / ".cfg"), "JUPYTER_RUNTIME_DIR": str(root / ".rt"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".ws"), "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings")}
+    news = root / ".settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--ServerApp.allow_root=True"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited: {(root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+    else:
+        proc.terminate()
+        pytest.fail("jupyter lab did not start")
+    yield url, root
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _open(browser, server, notebook: str):
+    url, _ = server
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(60_000)
+    # a workspace of its own, reset, so only this notebook is open
+    pg.goto(f"{url}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?reset&token={TOKEN}")
+    pg.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    pg.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    pg.wait_for_function("() => /\\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.parentElement"
+                         "?.textContent ?? '')", timeout=90_000)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg = _open(browser, server, "widgets.ipynb")
+    yield pg
+    pg.close()
+
+
+def _run_cell(page, k: int) -> None:
+    """Select cell ``k`` and run it (Shift+Enter), then wait for its prompt number."""
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(k)
+    prompt = cell.locator(".jp-InputArea-prompt")
+    for _ in range(3):  # a key press sent while the kernel still connects can be lost
+        prompt.click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
+                                   arg=prompt.element_handle(), timeout=15_000)
+            break
+        except Exception:
+            continue
+    try:
+        page.wait_for_function(
+            "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=120_000,
+        )
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"browser-failed-cell-{k}.png"))
+        pytest.fail(f"cell {k} did not finish: prompt {prompt.inner_text()!r}, "
+                    f"output {cell.locator('.jp-OutputArea').inner_text()[-2000:]!r}")
+    out = cell.locator(".jp-OutputArea").inner_text()
+    if "Traceback" in out or "Error" in out.split("\n")[0]:
+        pytest.fail(f"cell {k} failed: {out[-2000:]}")
+
+
+def _shot(locator, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    locator.screenshot(path=str(path))
+    return path
+
+
+def _compose(top: Path, bottom: Path, out: Path) -> None:
+    """Stack two screenshots (the picture for the README)."""
+    from PIL import Image
+
+    a, b = Image.open(top), Image.open(bottom)
+    img = Image.new("RGB", (max(a.width, b.width), a.height + b.height + 12), "white")
+    img.paste(a, (0, 0))
+    img.paste(b, (0, a.height + 12))
+    img.save(out)
+
+
+def _attr(page, selector: str, attr: str) -> str | None:
+    return page.eval_on_selector(selector, f"el => el.getAttribute({attr!r})")
+
+
+def test_widgets_render_and_follow_the_lab(page):
+    from netlab_magic.widgets.layout import STATE_COLORS
+
+    for k in range(3):
+        _run_cell(page, k)
+    topo = page.locator(".netlab-topology").first
+    topo.locator("svg.nl-svg").wait_for()
+    # nodes and links
+    assert topo.locator("g.nl-node[data-kind='netns']").count() == 4
+    assert topo.locator("g.nl-node[data-host='true']").count() == 1
+    assert topo.locator("g.nl-node[data-kind='bridge'][data-ifname='br0']").count() == 1
+    assert topo.locator("g.nl-link[data-kind='veth']").count() == 4
+    half = "svg.nl-svg line.nl-half[data-netns='host'][data-ifname='veth-c1']"
+    far = "svg.nl-svg line.nl-half[data-netns='c1'][data-ifname='eth0']"
+    assert _attr(page, half, "data-state") == "UP"
+    assert _attr(page, half, "stroke") == STATE_COLORS["UP"]
+    # hover detail: the interface's <title>
+    tip = page.eval_on_selector(
+        "svg.nl-svg g.nl-port[data-netns='c1'][data-ifname='eth0'] > title", "el => el.textContent")
+    assert "c1/eth0" in tip and "10.77.0.11/24" in tip and "peer host/veth-c1" in tip
+    # the half-up veth of "solo" is drawn half-up
+    assert _attr(page, "g.nl-port[data-netns='host'][data-ifname='v-solo']", "data-admin") == "down"
+    assert _attr(page, "g.nl-port[data-netns='solo'][data-ifname='eth0']", "data-admin") == "up"
+    assert page.eval_on_selector("g.nl-port[data-netns='host'][data-ifname='v-solo'] circle",
+                                 "el => el.getAttribute('fill')") == "#fff"  # hollow: admin down
+    x0 = "svg.nl-svg line.nl-half[data-netns='solo'][data-ifname='x0']"
+    page.wait_for_function(
+        f"() => document.querySelector(\"{x0}\")?.getAttribute('data-state') === 'LOWERLAYERDOWN'",
+        timeout=15_000)
+    assert _attr(page, x0, "stroke") == STATE_COLORS["LOWERLAYERDOWN"]
+    _shot(topo, "browser-topology-up.png")
+
+    # take the link down: the picture follows without re-running anything
+    _run_cell(page, 3)
+    page.wait_for_function(
+        f"() => document.querySelector(\"{half}\")?.getAttribute('data-state') === 'DOWN'", timeout=15_000)
+    assert _attr(page, half, "stroke") == STATE_COLORS["DOWN"]
+    page.wait_for_function(
+        f"() => ['LOWERLAYERDOWN', 'DOWN'].includes(document.querySelector(\"{far}\")?.getAttribute('data-state'))",
+        timeout=15_000)
+    assert _attr(page, far, "stroke") in (STATE_COLORS["LOWERLAYERDOWN"], STATE_COLORS["DOWN"])
+    link = "g.nl-link[data-netns-a='host'][data-ifname-a='veth-c1'], g.nl-link[data-netns-b='host'][data-ifname-b='veth-c1']"
+    assert page.eval_on_selector(link, "el => el.getAttribute('data-state')") != "UP"
+    _shot(topo, "browser-topology-down.png")
+
+    # counters: a ping moves the icmp rule of INPUT, highlighted with its delta
+    counters = page.locator(".netlab-counters").first
+    row = f".netlab-counters tr[data-key='{ICMP_KEY}']"
+    counters.locator(f"tr[data-key='{ICMP_KEY}']").wait_for()
+    assert _attr(page, row, "data-packets") == "0"
+    assert counters.locator("section.nl-chain").count() == 3
+    counters.locator(f"tr[data-key='{ICMP_KEY}']").click()  # select it for the plot
+    _run_cell(page, 4)
+    page.wait_for_function(
+        f"() => Number(document.querySelector(\"{row}\")?.dataset.packets) >= 3", timeout=15_000)
+    page.wait_for_function(f"() => document.querySelector(\"{row}\")?.dataset.moved === 'true'",
+                           timeout=5_000)
+    delta = page.eval_on_selector(f"{row} td.nl-delta", "el => el.textContent")
+    assert delta.startswith("+") and "pkts" in delta
+    assert "nl-moved" in _attr(page, row, "class")
+    page.wait_for_selector(f".netlab-counters polyline[data-key='{ICMP_KEY}']", timeout=10_000)
+    _shot(counters, "browser-counters.png")
+    _compose(ARTIFACTS / "browser-topology-down.png", ARTIFACTS / "browser-counters.png",
+             ARTIFACTS / "widgets.png")
+    if os.environ.get("NETLAB_DOCS_SCREENSHOT"):
+        shutil.copy(ARTIFACTS / "widgets.png", REPO / "docs" / "widgets.png")
+    # the highlight goes once nothing moves any more
+    page.wait_for_function(f"() => document.querySelector(\"{row}\")?.dataset.moved === 'false'",
+                           timeout=15_000)
+
+
+def test_big_pictures_render(page):
+    _run_cell(page, 5)
+    big = page.locator(".netlab-topology").nth(1)
+    big.locator("svg.nl-svg").wait_for()
+    assert big.locator("g.nl-node[data-kind='netns']").count() == 100
+    assert big.locator("g.nl-link[data-kind='veth']").count() == 99
+    big.locator("button[data-zoom='fit']").click()
+    _shot(big, "browser-topology-100.png")
+    t0 = time.monotonic()
+    _run_cell(page, 6)
+    many = page.locator(".netlab-counters").nth(1)
+    many.locator("tr.nl-rule").first.wait_for()
+    assert many.locator("tr.nl-rule:not(.nl-policy)").count() == 1000
+    assert time.monotonic() - t0 < 30
+    # live updates at that size: only rule 8 is highlighted, with its delta
+    row = ".netlab-counters tr[data-key='filter/FORWARD/-s 10.0.7.0/24 -j ACCEPT']"
+    page.wait_for_function(f"() => document.querySelector(\"{row}\")?.dataset.moved === 'true'",
+                           timeout=15_000)
+    assert page.eval_on_selector(f"{row} td.nl-delta", "el => el.textContent") == "+2 pkts, +168 B"
+    assert many.locator("tr.nl-moved").count() == 1
+    assert page.eval_on_selector(
+        ".netlab-counters tr[data-key='filter/FORWARD/-s 10.3.150.0/24 -j ACCEPT']",
+        "el => el.dataset.packets") == "5"
+    _shot(many, "browser-counters-1000.png")
+    _run_cell(page, 7)
+
+
+def test_widgets_with_the_netlab_extension(browser, server):
+    """The same checks on a lab made by ``%load_ext netlab_magic`` (the project's core)."""
+    from netlab_magic.widgets.layout import STATE_COLORS
+
+    missing = _extension_missing()
+    if missing:
+        pytest.skip(missing)
+    page = _open(browser, server, "widgets_netlab.ipynb")
+    try:
+        for k in range(3):
+            _run_cell(page, k)
+        topo = page.locator(".netlab-topology").first
+        topo.locator("svg.nl-svg").wait_for()
+        assert topo.locator("g.nl-node[data-kind='netns']").count() == 3
+        assert topo.locator("g.nl-link[data-kind='veth']").count() == 2
+        half = "svg.nl-svg line.nl-half[data-netns='host'][data-ifname='veth-c1']"
+        page.wait_for_function(
+            f"() => document.querySelector(\"{half}\")?.getAttribute('data-state') === 'UP'", timeout=15_000)
+        _run_cell(page, 3)
+        page.wait_for_function(
+            f"() => document.querySelector(\"{half}\")?.getAttribute('data-state') === 'DOWN'", timeout=15_000)
+        assert _attr(page, half, "stroke") == STATE_COLORS["DOWN"]
+        row = f".netlab-counters tr[data-key='{ICMP_KEY}']"
+        page.wait_for_selector(row)
+        before = int(_attr(page, row, "data-packets"))
+        _run_cell(page, 4)
+        page.wait_for_function(
+            f"() => Number(document.querySelector(\"{row}\")?.dataset.packets) >= {before + 3}", timeout=15_000)
+        _shot(page.locator(".jp-Notebook"), "browser-netlab-extension.png")
+        _run_cell(page, 5)
+    finally:
+        page.close()
