@@ -7,11 +7,14 @@ callables, so they work with :meth:`Lab.snapshot` or anything returning the same
 from .counters import CountersWidget, parse_iptables_save, plot_counters
 from .draw import draw
 from .layout import compute_layout
+from .live import counters, topology
 from .topology import TopologyWidget
 
 __all__ = [
     "CountersWidget",
     "TopologyWidget",
+    "counters",
+    "topology",
     "compute_layout",
     "draw",
     "parse_iptables_save",

@@ -1,0 +1,36 @@
+"""The widgets wired to the lab: what a notebook cell calls to watch the lab it builds.
+
+    >>> from netlab_magic.widgets import topology, counters
+    >>> topology()                        # the whole lab, following every change
+    >>> counters("host", table="filter")  # the host's filter rules, counters live
+"""
+
+from __future__ import annotations
+
+from ..lab import Lab
+from .counters import CountersWidget
+from .topology import TopologyWidget
+
+
+def topology(lab: Lab | None = None, interval: float = 0.5) -> TopologyWidget:
+    """A live :class:`TopologyWidget` of ``lab`` (default: the kernel's lab)."""
+    lab = lab or Lab.current()
+    return TopologyWidget(lab.snapshot, interval=interval)
+
+
+def counters(netns: str = "host", table: str = "filter", lab: Lab | None = None,
+             interval: float = 1.0) -> CountersWidget:
+    """A live :class:`CountersWidget` of one table in one namespace of the lab.
+
+    Each refresh is one ``iptables-save -c -t TABLE`` run inside ``netns``.
+    """
+    lab = lab or Lab.current()
+    lab.netns(netns)  # a missing namespace is an error now, not at every refresh
+
+    def read() -> str:
+        result = lab.run(netns, ["iptables-save", "-c", "-t", table])
+        if result.returncode:
+            raise RuntimeError(result.stderr.strip() or f"iptables-save exited {result.returncode}")
+        return result.stdout
+
+    return CountersWidget(read, table=table, interval=interval)
