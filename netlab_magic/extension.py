@@ -6,6 +6,7 @@ import os
 
 from IPython.core.error import UsageError
 
+from .docker.magic import DockerMagics
 from .errors import NetlabError
 from .kernel import ERROR_ENV
 from .lab import Lab
@@ -18,6 +19,7 @@ def load(ipython) -> None:  # noqa: ANN001
     The magics are registered either way, so every later ``%%netns`` repeats the reason.
     """
     ipython.register_magics(NetlabMagics)
+    ipython.register_magics(DockerMagics)
     reason = os.environ.get(ERROR_ENV)
     if reason:
         raise UsageError(reason)

@@ -137,6 +137,12 @@ class JobTable:
         job.stop()
         return job
 
+    def remove(self, name: str) -> None:
+        """Stop job ``name`` if it runs, and forget it."""
+        job = self._jobs.pop(name, None)
+        if job is not None:
+            job.stop()
+
     def stop_all(self) -> None:
         for job in self._jobs.values():
             job.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import errno
 import os
+import re
 import subprocess
 import threading
 from typing import Callable, ClassVar, Sequence, TypeVar
@@ -23,7 +24,8 @@ from typing import Callable, ClassVar, Sequence, TypeVar
 from pyroute2.netlink.exceptions import NetlinkError
 
 from . import names, process, syscalls
-from .errors import AlreadyExists, CommandFailed, InvalidName, NetlabError, NotFound, PrivilegeError
+from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidName, NetlabError, NotFound,
+                     PrivilegeError)
 from .jobs import Job, JobTable
 from .model import HOST, LabSnapshot, Namespace
 from .netlink import NetlinkWorker
@@ -260,6 +262,13 @@ class NetNS:
         index = self._index(ifname)
         master = self._index(bridge) if bridge else 0
         self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, master=master))
+
+    def link_set_address(self, ifname: str, mac: str) -> None:
+        """Equivalent to: ``ip link set dev IFNAME address MAC``."""
+        if not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac or ""):
+            raise InvalidAddress(f"{mac!r} is not a MAC address like 02:42:ac:11:00:02")
+        index = self._index(ifname)
+        self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, address=mac.lower()))
 
     def link_set_netns(self, ifname: str, netns: "str | NetNS") -> None:
         """Equivalent to: ``ip link set IFNAME netns NETNS``."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 SETUP = "from netlab_magic import Lab\nlab = Lab.current()\n"
 
