@@ -1,0 +1,304 @@
+"""Self-checking exercises: small checks on the lab that say plainly what is right and what is not.
+
+Each ``check_*`` function looks at the lab (:meth:`Lab.snapshot` or a command run inside a
+namespace) and returns a :class:`CheckResult`: true or false, shown as one line starting with
+✔ or ✘, with a hint when it is false. :func:`exercise` prints several of them and returns a
+bool-like :class:`ExerciseResult` whose display is the verdict.
+
+    >>> from netlab_magic.checks import check_attached, check_ping, exercise
+    >>> exercise(check_attached("bridge0", "veth6"),
+    ...          check_ping("ns4", "10.0.0.1"))
+    ✔ veth6 is a port of bridge0 (in the lab's host)
+    ✘ ns4 can ping 10.0.0.1 — namespace 'ns4' does not exist (the lab has: host, ns1, ns3)
+    Not yet: 1 of 2 checks pass.
+
+Nothing here changes the lab: checks only read it, and ``ping`` only goes to the address
+asked for, from inside the lab.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .errors import NetlabError
+from .model import HOST, Interface, LabSnapshot
+
+__all__ = [
+    "CheckResult", "ExerciseResult",
+    "check_netns", "check_link", "check_addr", "check_no_addr", "check_veth", "check_attached",
+    "check_route", "check_ping", "exercise",
+]
+
+OK_MARK = "\u2714"  # ✔
+FAIL_MARK = "\u2718"  # ✘
+#: How long :func:`check_link` waits for a state that may still be settling (the kernel reports
+#: operstate changes with up to a second's delay).
+SETTLE = 1.5
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One statement about the lab (``what``), whether it holds, and a hint when it does not."""
+
+    ok: bool
+    what: str
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        line = f"{OK_MARK if self.ok else FAIL_MARK} {self.what}"
+        if self.detail:
+            line += f" \u2014 {self.detail}"
+        return line
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ExerciseResult:
+    """The outcome of :func:`exercise`: true when every check passes. Displays as the verdict."""
+
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for c in self.checks if c.ok)
+
+    @property
+    def total(self) -> int:
+        return len(self.checks)
+
+    def __bool__(self) -> bool:
+        return self.total > 0 and self.passed == self.total
+
+    @property
+    def verdict(self) -> str:
+        if self:
+            return "Well done: the check passes." if self.total == 1 else f"Well done: all {self.total} checks pass."
+        return f"Not yet: {self.passed} of {self.total} checks pass."
+
+    def __str__(self) -> str:
+        return "\n".join([*(str(c) for c in self.checks), self.verdict])
+
+    def __repr__(self) -> str:
+        return self.verdict
+
+
+def exercise(*checks: CheckResult | Iterable[CheckResult]) -> ExerciseResult:
+    """Print one ✔/✘ line per check and return the result (true when all pass).
+
+    In a notebook the returned value displays as the verdict ("Well done: ..." or
+    "Not yet: N of M checks pass."), right under the lines.
+    """
+    flat: list[CheckResult] = []
+    for c in checks:
+        if isinstance(c, CheckResult):
+            flat.append(c)
+        else:
+            flat.extend(c)
+    for c in flat:
+        print(c)
+    return ExerciseResult(tuple(flat))
+
+
+# -- reading the lab --------------------------------------------------------------------------
+
+def _lab(lab: Any) -> Any:
+    if lab is not None:
+        return lab
+    from .lab import Lab
+
+    return Lab.current()
+
+
+def _where(netns: str) -> str:
+    return "the lab's host" if netns == HOST else netns
+
+
+class _Missing(Exception):
+    """Something a check needs is not there; the message is the hint."""
+
+
+def _interface(snap: LabSnapshot, netns: str, ifname: str) -> Interface:
+    if netns not in snap:
+        raise _Missing(f"namespace {netns!r} does not exist")
+    ns = snap[netns]
+    try:
+        return ns.interface(ifname)
+    except KeyError:
+        have = ", ".join(i.name for i in ns.interfaces) or "none"
+        raise _Missing(f"there is no interface {ifname} in {_where(netns)} (it has: {have})") from None
+
+
+def _ipv4(iface: Interface) -> list[str]:
+    return [a for a in iface.addresses if ":" not in a]
+
+
+def _run_check(what: str, body) -> CheckResult:  # noqa: ANN001 - a callable returning (ok, detail)
+    try:
+        ok, detail = body()
+    except _Missing as err:
+        return CheckResult(False, what, str(err))
+    except NetlabError as err:
+        return CheckResult(False, what, str(err))
+    return CheckResult(ok, what, detail)
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+def check_netns(name: str, *, lab: Any = None) -> CheckResult:
+    """Namespace ``name`` exists (``ip netns list`` shows it)."""
+    def body():
+        have = _lab(lab).list_netns()
+        if name == HOST or name in have:
+            return True, ""
+        return False, f"it does not (namespaces: {', '.join(have) or 'none'}); try: ip netns add {name}"
+    return _run_check(f"namespace {name} exists", body)
+
+
+def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -> CheckResult:
+    """Interface ``ifname`` in ``netns`` is in operstate ``state`` (``UP`` by default).
+
+    ``lo`` counts as up when it was set up (its operstate is always ``UNKNOWN``).
+    """
+    want = state.upper()
+
+    def body():
+        iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        deadline = time.monotonic() + SETTLE
+        while iface.state != want and iface.admin_up and iface.kind != "loopback" and time.monotonic() < deadline:
+            time.sleep(0.1)  # the kernel reports a new state with up to a second's delay
+            iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        if iface.kind == "loopback" and want == "UP":
+            if iface.admin_up:
+                return True, ""
+            return False, f"it is down; try: ip link set dev {ifname} up"
+        if iface.state == want:
+            return True, ""
+        hint = f"it is {iface.state}"
+        if want == "UP" and not iface.admin_up:
+            hint += f"; try: ip link set dev {ifname} up"
+        elif want == "UP" and iface.state == "LOWERLAYERDOWN":
+            hint += " (it is up, but its other end is not)"
+        return False, hint
+    return _run_check(f"{ifname} in {_where(netns)} is {want}", body)
+
+
+def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
+    """Interface ``ifname`` in ``netns`` has the address ``cidr`` (e.g. ``10.0.0.1/24``)."""
+    want = str(ipaddress.ip_interface(cidr))
+
+    def body():
+        iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        if want in iface.addresses:
+            return True, ""
+        have = _ipv4(iface)
+        seen = f"it has {', '.join(have)}" if have else "it has no IPv4 address"
+        return False, f"{seen}; try: ip addr add {want} dev {ifname}"
+    return _run_check(f"{ifname} in {_where(netns)} has {want}", body)
+
+
+def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
+    """Interface ``ifname`` in ``netns`` does *not* have ``cidr`` (an interface that is gone passes too)."""
+    want = str(ipaddress.ip_interface(cidr))
+
+    def body():
+        snap = _lab(lab).snapshot()
+        try:
+            iface = _interface(snap, netns, ifname)
+        except _Missing:
+            return True, ""
+        if want in iface.addresses:
+            return False, f"it still has it; try: ip addr del {want} dev {ifname}"
+        return True, ""
+    return _run_check(f"{ifname} in {_where(netns)} does not have {want}", body)
+
+
+def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any = None) -> CheckResult:
+    """``ifname`` in ``netns`` is a veth whose other end is ``peer`` in ``peer_netns``."""
+    def body():
+        iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        if iface.kind != "veth" or iface.peer is None:
+            return False, f"{ifname} is a {iface.kind}, not a veth"
+        if (iface.peer.netns, iface.peer.ifname) == (peer_netns, peer):
+            return True, ""
+        where = iface.peer.netns or "outside the lab"
+        hint = f"its other end is {iface.peer.ifname or '?'} in {_where(where)}"
+        if iface.peer.ifname == peer and iface.peer.netns != peer_netns:
+            hint += f"; try: ip link set {peer} netns {peer_netns}"
+        return False, hint
+    return _run_check(f"{ifname} in {_where(netns)} is a veth to {peer} in {_where(peer_netns)}", body)
+
+
+def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = None) -> CheckResult:
+    """``ifname`` is a port of ``bridge`` (``ip link set IFNAME master BRIDGE``), both in ``netns``."""
+    def body():
+        snap = _lab(lab).snapshot()
+        br = _interface(snap, netns, bridge)
+        if br.kind != "bridge":
+            return False, f"{bridge} is a {br.kind}, not a bridge"
+        iface = _interface(snap, netns, ifname)
+        if iface.master == bridge:
+            return True, ""
+        if iface.master:
+            return False, f"it is a port of {iface.master}"
+        return False, f"it is not attached; try: ip link set {ifname} master {bridge}"
+    return _run_check(f"{ifname} is a port of {bridge} (in {_where(netns)})", body)
+
+
+def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None = None,
+                lab: Any = None) -> CheckResult:
+    """``netns`` has a route to ``dst`` (a CIDR or ``default``), out of ``dev`` / via ``via`` if given."""
+    want_dst = dst if dst == "default" else str(ipaddress.ip_network(dst, strict=False))
+    what = f"{_where(netns)} has a route to {want_dst}" + (f" via {via}" if via else "") + \
+        (f" dev {dev}" if dev else "")
+
+    def body():
+        snap = _lab(lab).snapshot()
+        if netns not in snap:
+            raise _Missing(f"namespace {netns!r} does not exist")
+        routes = [r for r in snap[netns].routes if r.dst == want_dst]
+        if not routes:
+            return False, f"there is none (routes: {'; '.join(str(r) for r in snap[netns].routes) or 'none'})"
+        for r in routes:
+            if (dev is None or r.dev == dev) and (via is None or r.gateway == via):
+                return True, ""
+        return False, f"it goes elsewhere: {'; '.join(str(r) for r in routes)}"
+    return _run_check(what, body)
+
+
+def check_ping(src_netns: str, dst_ip: str, expect: bool = True, *, lab: Any = None) -> CheckResult:
+    """One ``ping -c 1 -W 1 DST_IP`` from inside ``src_netns``: does it get a reply?
+
+    With ``expect=False`` the check passes when there is *no* reply (e.g. before a firewall
+    rule lets the packet through).
+    """
+    dst = str(ipaddress.ip_address(dst_ip))
+    what = f"{src_netns} can ping {dst}" if expect else f"{src_netns} cannot reach {dst}"
+
+    def body():
+        result = _lab(lab).run(src_netns, ["ping", "-c", "1", "-W", "1", dst], timeout=10)
+        replied = result.returncode == 0
+        if replied == expect:
+            return True, ""
+        if replied:
+            return False, "it got a reply"
+        return False, _why_no_reply(result.stdout + result.stderr)
+    return _run_check(what, body)
+
+
+def _why_no_reply(output: str) -> str:
+    if "Network is unreachable" in output:
+        return "no route: Network is unreachable (no address or link up for that network?)"
+    if "Destination Host Unreachable" in output:
+        return "no reply: nobody answered ARP for that address (Destination Host Unreachable)"
+    if "packet loss" in output:
+        return "no reply (100% packet loss)"
+    last = output.strip().splitlines()[-1:] or ["no output"]
+    return f"ping failed: {last[0]}"

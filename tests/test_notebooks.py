@@ -1,0 +1,34 @@
+"""The workbook's notebooks are whole: run top to bottom in the netlab kernel, outputs stored.
+
+nbval compares stored outputs with a new run, but it silently passes a cell that was never
+run. These checks close that gap; the outputs themselves are checked by nbval (scripts/test.sh).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_the_workbook_has_every_demo():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names[:4] == ["00-start-here", "01-bare-veth", "02-second-namespace", "03-bridge"], names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_was_run_top_to_bottom_in_the_netlab_kernel(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "netlab"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: not one clean run, top to bottom: {counts}"
+    assert "".join(code[0]["source"]).strip().startswith("%netlab reset"), "each demo starts from a fresh lab"
+    assert any("exercise(" in "".join(c["source"]) for c in code), "each notebook ends with a self-checking exercise"
+    ignored = [c for c in code if "NBVAL_IGNORE_OUTPUT" in "".join(c["source"])]
+    assert len(ignored) <= 1, f"{path.name}: outputs that teach must be checked, not ignored"
+    assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])), \
+        f"{path.name}: a stored run raised an error"
