@@ -24,7 +24,7 @@ from netlab_magic.widgets import (  # noqa: E402
     parse_iptables_save,
     plot_counters,
 )
-from netlab_magic.widgets.counters import counter_deltas, flatten  # noqa: E402
+from netlab_magic.widgets.iptables import counter_deltas, flatten  # noqa: E402
 from netlab_magic.widgets.layout import NS_R, STATE_COLORS, state_color  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))

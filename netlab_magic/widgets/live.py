@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 from ..lab import Lab
-from .counters import CountersWidget
-from .topology import TopologyWidget
+from .counters_widget import CountersWidget
+from .topology_widget import TopologyWidget
 
 
 def topology(lab: Lab | None = None, interval: float = 0.5) -> TopologyWidget:
