@@ -24,7 +24,15 @@ from .kernel import ERROR_ENV
 from .lab import Lab
 
 
-def _one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+def kernel_lab() -> Lab:
+    """The lab the magics work on; a one-line ``UsageError`` when this kernel cannot have one."""
+    reason = os.environ.get(ERROR_ENV)
+    if reason:
+        raise UsageError(reason)
+    return Lab.current()
+
+
+def one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -40,10 +48,7 @@ class NetlabMagics(Magics):
 
     @property
     def lab(self) -> Lab:
-        reason = os.environ.get(ERROR_ENV)
-        if reason:
-            raise UsageError(reason)
-        return Lab.current()
+        return kernel_lab()
 
     @magic_arguments()
     @argument("netns", help="the namespace to run in; 'host' is the lab's host")
@@ -55,7 +60,7 @@ class NetlabMagics(Magics):
     @argument("-t", "--timeout", type=float, help="stop the command after this many seconds")
     @argument("--check", action="store_true", help="make a non-zero exit status an error")
     @line_cell_magic
-    @_one_line_errors
+    @one_line_errors
     def netns(self, line: str, cell: str | None = None) -> None:
         """Run a bash cell (or one line) inside a network namespace of the lab.
 
@@ -109,7 +114,7 @@ class NetlabMagics(Magics):
     @argument("text", nargs="*", help="for send: the text to type")
     @argument("-t", "--timeout", type=float, default=10.0, help="for wait: give up after this many seconds")
     @line_magic
-    @_one_line_errors
+    @one_line_errors
     def netlab(self, line: str) -> Any:
         """Manage the lab: ``%netlab status | reset | doctor | jobs | output J | stop J | send J TEXT | wait J``."""
         if _wants_help(line):

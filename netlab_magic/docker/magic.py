@@ -27,7 +27,6 @@ here is ``false``, Docker's is ``true``). Any other flag is refused in one line.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import sys
@@ -38,9 +37,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from ..errors import NetlabError
-from ..kernel import ERROR_ENV
 from ..lab import Lab
-from ..magics import _one_line_errors
+from ..magics import kernel_lab, one_line_errors
 from . import engine as engine_mod
 from .daemon import DEFAULT_NETWORK
 
@@ -335,14 +333,11 @@ class DockerMagics(Magics):
 
     @property
     def lab(self) -> Lab:
-        reason = os.environ.get(ERROR_ENV)
-        if reason:
-            raise UsageError(reason)
-        return Lab.current()
+        return kernel_lab()
 
     @no_var_expand
     @line_magic
-    @_one_line_errors
+    @one_line_errors
     def docker(self, line: str) -> None:
         """%docker network create|ls|rm|inspect, run, ps, inspect, exec, logs, stop, rm (see %docker --help).
 
