@@ -288,6 +288,8 @@ def compute_layout(snapshot: LabSnapshot | Mapping[str, Any]) -> dict[str, Any]:
     def port(ns: str, i: Mapping[str, Any], nid: str, ang: float, role: str) -> dict[str, Any]:
         n = nodes[nid]
         used[nid].append(ang)
+        if host is not None and nid.startswith(_br_id(host, "")):  # a bridge drawn inside the host:
+            used[_ns_id(host)].append(ang)  # its links cross the host's edge there; keep lo & co. off them
         ux, uy = math.cos(ang), math.sin(ang)
         px, py = n["x"] + n["r"] * ux, n["y"] + n["r"] * uy
         show = not dense or (role == "link" and ns != host and not nid.startswith("br:"))

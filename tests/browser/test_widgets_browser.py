@@ -4,16 +4,11 @@ Starts ``jupyter lab`` on 127.0.0.1 with a notebook that builds a small sandbox 
 (``sandboxlab.SandboxLab``: its own user+network namespaces) and shows both widgets,
 then asserts on the rendered SVG/DOM: nodes and links are there, a link's colour changes
 after ``ip link set ... down``, a counter moves after a ping. Screenshots go to
-``artifacts/`` (and ``docs/widgets.png`` when ``NETLAB_DOCS_SCREENSHOT=1``).
+``artifacts/`` (``docs/widgets.png`` is made by ``test_demo2_browser.py``, from Demo 2).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,32 +16,14 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-REPO = HERE.parent.parent
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM = os.environ.get("NETLAB_CHROMIUM", "/usr/bin/chromium")
-TOKEN = "netlab-widgets-test"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-
 sys.path.insert(0, str(HERE))
+from jlab import (ARTIFACTS, REPO, attr as _attr, browser_tools_missing, compose as _compose,  # noqa: E402
+                  jupyter_lab, netlab_kernelspec, open_notebook, run_cell as _run_cell, shot as _shot,
+                  shutdown_kernels, write_notebook)
 from sandboxlab import can_sandbox  # noqa: E402
 
 
-def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright (python) is not installed"
-    try:
-        import jupyterlab  # noqa: F401
-    except ImportError:
-        return "jupyterlab is not installed"
-    return can_sandbox()
-
-
-MISSING = _missing()
+MISSING = browser_tools_missing() or can_sandbox()
 pytestmark = [pytest.mark.skipif(MISSING is not None, reason=f"browser test skipped: {MISSING}"),
               pytest.mark.timeout(400)]
 
@@ -81,7 +58,7 @@ many""",
 ]
 
 
-# The same lab made with the project's own core: %load_ext netlab_magic and Lab.current().
+# The same lab made with the project's own core, in the netlab kernel: Lab.current().
 NETLAB_CELLS = [
     f"""import sys
 sys.path.insert(0, {str(REPO)!r})
@@ -119,86 +96,21 @@ def _extension_missing() -> str | None:
     return None
 
 
-def _notebook(path: Path, cells: list[str]) -> None:
-    nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{k}", "metadata": {},
-                   "outputs": [], "source": src} for k, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
-    path.write_text(json.dumps(nb, indent=1))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("jlab")
-    _notebook(root / "widgets.ipynb", CELLS)
-    _notebook(root / "widgets_netlab.ipynb", NETLAB_CELLS)
-    port = _free_port()
-    env = {**os.environ,
-           "JUPYTER_CONFIG_DIR": str(root / ".cfg"), "JUPYTER_RUNTIME_DIR": str(root / ".rt"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".ws"), "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings")}
-    news = root / ".settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         "--ServerApp.allow_root=True"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    write_notebook(root / "widgets.ipynb", CELLS)
+    # the netlab kernel: as root it only loads the extension, otherwise the lab runs rootless
+    write_notebook(root / "widgets_netlab.ipynb", NETLAB_CELLS, kernel="netlab", display_name="Python 3 (netlab)")
+    with jupyter_lab(root, netlab_kernelspec(tmp_path_factory.mktemp("kernels"))) as url:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        pytest.fail("jupyter lab did not start")
-    yield url, root
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+            yield url, root
+        finally:
+            shutdown_kernels(url)
 
 
 def _open(browser, server, notebook: str):
-    url, _ = server
-    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-    pg.set_default_timeout(60_000)
-    # a workspace of its own, reset, so only this notebook is open
-    pg.goto(f"{url}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?reset&token={TOKEN}")
-    pg.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    pg.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-    pg.wait_for_function("() => /\\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.parentElement"
-                         "?.textContent ?? '')", timeout=90_000)
-    return pg
+    return open_notebook(browser, server[0], notebook)
 
 
 @pytest.fixture(scope="module")
@@ -206,55 +118,6 @@ def page(browser, server):
     pg = _open(browser, server, "widgets.ipynb")
     yield pg
     pg.close()
-
-
-def _run_cell(page, k: int) -> None:
-    """Select cell ``k`` and run it (Shift+Enter), then wait for its prompt number."""
-    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(k)
-    prompt = cell.locator(".jp-InputArea-prompt")
-    for _ in range(3):  # a key press sent while the kernel still connects can be lost
-        prompt.click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
-                                   arg=prompt.element_handle(), timeout=15_000)
-            break
-        except Exception:
-            continue
-    try:
-        page.wait_for_function(
-            "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=120_000,
-        )
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"browser-failed-cell-{k}.png"))
-        pytest.fail(f"cell {k} did not finish: prompt {prompt.inner_text()!r}, "
-                    f"output {cell.locator('.jp-OutputArea').inner_text()[-2000:]!r}")
-    out = cell.locator(".jp-OutputArea").inner_text()
-    if "Traceback" in out or "Error" in out.split("\n")[0]:
-        pytest.fail(f"cell {k} failed: {out[-2000:]}")
-
-
-def _shot(locator, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    locator.screenshot(path=str(path))
-    return path
-
-
-def _compose(top: Path, bottom: Path, out: Path) -> None:
-    """Stack two screenshots (the picture for the README)."""
-    from PIL import Image
-
-    a, b = Image.open(top), Image.open(bottom)
-    img = Image.new("RGB", (max(a.width, b.width), a.height + b.height + 12), "white")
-    img.paste(a, (0, 0))
-    img.paste(b, (0, a.height + 12))
-    img.save(out)
-
-
-def _attr(page, selector: str, attr: str) -> str | None:
-    return page.eval_on_selector(selector, f"el => el.getAttribute({attr!r})")
 
 
 def test_widgets_render_and_follow_the_lab(page):
@@ -321,8 +184,6 @@ def test_widgets_render_and_follow_the_lab(page):
     _shot(counters, "browser-counters.png")
     _compose(ARTIFACTS / "browser-topology-down.png", ARTIFACTS / "browser-counters.png",
              ARTIFACTS / "widgets.png")
-    if os.environ.get("NETLAB_DOCS_SCREENSHOT"):
-        shutil.copy(ARTIFACTS / "widgets.png", REPO / "docs" / "widgets.png")
     # the highlight goes once nothing moves any more
     page.wait_for_function(f"() => document.querySelector(\"{row}\")?.dataset.moved === 'false'",
                            timeout=15_000)
