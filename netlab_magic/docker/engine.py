@@ -473,6 +473,10 @@ class Engine:
         if not net.internal:  # an --internal network has no way out, so no default route
             ns.route_add("default", via=str(net.gateway))
         host.link_set_master(c.veth, net.bridge)
+        if not self.userland_proxy:
+            # bridge.go CreateEndpoint: without the proxy, hairpin mode on the port, so that a
+            # container reaches its own published port through the host (DNAT back out the same port).
+            self.lab.run(HOST, ["bridge", "link", "set", "dev", c.veth, "hairpin", "on"], check=True)
         host.link_up(c.veth)
 
     def _command(self, image: str, cmd: Sequence[str]) -> str:

@@ -1,0 +1,134 @@
+"""netlab_magic.docker.checks: the exercises of notebooks 04 (isolation) and 05 (port forwarding).
+
+Each exercise is played in a real kernel: the check says *Not yet* before, *Well done* after the
+solution printed in the notebook, and catches the tempting wrong answers. Every packet stays
+inside the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+DEMO3 = [
+    "%docker network create dummy1",
+    "%docker network create dummy2",
+    "%docker run --network=dummy1 --name=dummy1 -d jonlabelle/network-tools",
+    "%docker run --network=dummy2 --name=dummy2 -d jonlabelle/network-tools",
+    "%docker run --name=c0 -d alpine",
+]
+CHECK_04 = """
+from netlab_magic.checks import check_ping, exercise
+from netlab_magic.docker.checks import check_docker_user_rule, check_isolation_intact
+bool(exercise(check_ping("dummy1", "172.19.0.2"),
+              check_ping("dummy2", "172.18.0.2", expect=False),
+              check_ping("c0", "172.18.0.2", expect=False),
+              check_docker_user_rule(),
+              check_isolation_intact()))
+"""
+SOLUTION_04 = [
+    "!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
+    "!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+]
+
+CHECK_05 = """
+from netlab_magic.checks import exercise
+from netlab_magic.docker.checks import check_http, check_no_listener
+bool(exercise(check_http("host", "localhost:8889"),
+              check_no_listener("host", 8889),
+              check_http("client", "172.17.0.1:8889")))
+"""
+SETUP_05 = [
+    "%docker dockerd --userland-proxy=true",
+    "%docker run -p 8888:80 --name=nginx -d nginx",
+    "!iptables -t nat -I DOCKER -p tcp -m tcp --dport 8889 -j DNAT --to-destination 172.17.0.2:80",
+    "%docker run --name=client -d alpine",
+]
+SOLUTION_05 = [
+    "!iptables -t nat -I OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8889 -j DNAT --to-destination 172.17.0.2:80",
+    "!sysctl -w net.ipv4.conf.docker0.route_localnet=1",
+    "!iptables -t nat -I POSTROUTING -s 127.0.0.1/32 -o docker0 -j MASQUERADE",
+]
+
+
+def _verdict(k, code: str) -> tuple[bool, str]:
+    r = k.ok(code)
+    return r.results[-1] == "True", r.stdout
+
+
+def test_isolation_exercise_before_and_after_the_solution(lab):
+    for cell in DEMO3:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_04)
+    assert not ok
+    assert "✘ dummy1 can ping 172.19.0.2" in out
+    assert "✘ DOCKER-USER has a rule of yours" in out
+    assert "✔ the DOCKER-ISOLATION chains are as Docker made them" in out
+    for cell in SOLUTION_04:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_04)
+    assert ok, out
+
+
+@pytest.mark.parametrize("wrong, says", [
+    # both directions open: dummy2 may start conversations too
+    (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
+      "!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT"],
+     "✘ dummy2 cannot reach 172.18.0.2 — it got a reply"),
+    # after DOCKER-USER's RETURN: never reached
+    (["!iptables -A DOCKER-USER -s 172.18.0.0/16 -j ACCEPT"],
+     "✘ DOCKER-USER has a rule of yours — it has, but after the RETURN"),
+    # Docker's own chain edited
+    (["!iptables -I DOCKER-ISOLATION-STAGE-2 -j RETURN"],
+     "✘ the DOCKER-ISOLATION chains are as Docker made them"),
+])
+def test_isolation_exercise_wrong_answers(lab, wrong, says):
+    for cell in DEMO3 + wrong:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_04)
+    assert not ok
+    assert says in out, out
+
+
+def test_port_forwarding_exercise_before_and_after_the_solution(lab):
+    for cell in SETUP_05:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_05)
+    assert not ok
+    assert "✘ the lab's host gets the web page at localhost:8889 — no page: " in out
+    assert "✔ client gets the web page at 172.17.0.1:8889" in out
+    for cell in SOLUTION_05:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_05)
+    assert ok, out
+
+
+def test_a_listener_on_the_port_is_not_the_answer(lab):
+    for cell in SETUP_05:
+        lab.ok(cell)
+    lab.ok("%%netns host --bg --name cheat\nexec python3 -c \"import socket, time; s = socket.socket(); "
+           "s.bind(('127.0.0.1', 8889)); s.listen(); time.sleep(60)\"")
+    lab.ok("import time; time.sleep(0.5)")
+    ok, out = _verdict(lab, CHECK_05)
+    assert not ok
+    assert "✘ nothing listens on TCP port 8889 in the lab's host" in out
+    lab.ok("%netlab stop cheat")
+
+
+def test_checks_before_dockerd_say_so(lab):
+    r = lab.ok("from netlab_magic.docker.checks import check_isolation_intact, check_http\n"
+               "print(check_isolation_intact()); print(check_http('nowhere', 'localhost:1'))")
+    assert "✘ the DOCKER-ISOLATION chains are as Docker made them — there is no chain" in r.stdout \
+        or "dockerd has not started" in r.stdout
+    assert "namespace 'nowhere' does not exist" in r.stdout
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_a_container_reaches_its_own_published_port_through_the_host(lab, on):
+    """Notebook 05 shows it: proxy off, Docker puts the container's bridge port in hairpin mode
+    (libnetwork bridge.go CreateEndpoint); proxy on, docker-proxy serves it."""
+    lab.ok(f"%docker dockerd --userland-proxy={str(on).lower()}")
+    lab.ok("%docker run -p 8888:80 --name=nginx -d nginx")
+    ports = lab.ok("!bridge -d link show").stdout
+    assert ("hairpin on" in ports) != on, ports
+    r = lab.ok("from netlab_magic.docker.checks import check_http\nprint(check_http('nginx', '172.17.0.1:8888'))")
+    assert r.stdout.startswith("✔"), r.stdout
