@@ -25,18 +25,22 @@ HOST_FILE = "/run/netlab/host"
 def lab_netns_ids() -> set[tuple[int, int]]:
     """(device, inode) of every network namespace the lab has a name for, host included."""
     ids = set()
-    paths = [HOST_FILE]
-    try:
-        paths += [os.path.join(NETNS_DIR, n) for n in os.listdir(NETNS_DIR)]
-    except FileNotFoundError:
-        pass
-    for path in paths:
+    for directory, only in ((os.path.dirname(HOST_FILE), os.path.basename(HOST_FILE)), (NETNS_DIR, None)):
         try:
-            st = os.stat(path)
+            dir_dev = os.stat(directory).st_dev
+            entries = list(os.scandir(directory))
         except OSError:
             continue
-        if st.st_size == 0 and st.st_ino and _is_nsfs(path):
-            ids.add((st.st_dev, st.st_ino))
+        for entry in entries:
+            if only is not None and entry.name != only:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            # a bind-mounted namespace file (nsfs: another device); a plain empty file is not one
+            if st.st_dev != dir_dev and st.st_size == 0 and st.st_ino:
+                ids.add((st.st_dev, st.st_ino))
     return ids
 
 

@@ -54,7 +54,6 @@ class Lab:
         self._closed = False
         self._reset_hooks: list[Callable[[], None]] = []
         self.generation = 0
-        self.host.link_up("lo")
         Lab._current = self
         atexit.register(self.close)
 
@@ -120,11 +119,9 @@ class Lab:
         self._require_main_thread()
         self.jobs.stop_all()
         self._worker.close()
-        self.sandbox.destroy_namespaces()
-        self.sandbox.new_host()
+        self.sandbox.renew()
         self._worker = NetlinkWorker(self.sandbox.netns_path)
         self.generation += 1
-        self.host.link_up("lo")
         for hook in list(self._reset_hooks):
             hook()
 

@@ -19,7 +19,10 @@ starts the kernel in one, see :mod:`netlab_magic.kernel`).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -88,6 +91,7 @@ class Sandbox:
                 raise PrivilegeError(f"cannot make the lab's private mounts ({err.strerror}): {ADVICE}") from err
             raise
         os.makedirs(NETNS_DIR, exist_ok=True)
+        _mount_netns_dir()
         os.makedirs(os.path.dirname(HOST_FILE), exist_ok=True)
         self._start_keeper()
         self.new_host()
@@ -104,9 +108,17 @@ class Sandbox:
         self._keeper_pipe = write_end
 
     def new_host(self) -> None:
-        """Give the main thread a brand-new, empty host namespace (``lo`` only, no uplink)."""
-        self._drop_host()
+        """Give the main thread a brand-new, empty host namespace (``lo`` up, no uplink).
+
+        The old host is let go only once the new one has ``lo`` up: freeing a namespace holds
+        the kernel's rtnl lock for a while, and bringing a link up needs that lock too.
+        """
+        old_fd, self.host_fd = self.host_fd, None
         syscalls.unshare(syscalls.CLONE_NEWNET)
+        _loopback_up()
+        if old_fd is not None:
+            os.close(old_fd)
+        _unmount_quietly(HOST_FILE)
         with open(HOST_FILE, "w"):
             pass
         syscalls.mount(syscalls.THREAD_NETNS, HOST_FILE, None, syscalls.MS_BIND)
@@ -118,13 +130,28 @@ class Sandbox:
             self.host_fd = None
         _unmount_quietly(HOST_FILE)
 
+    def renew(self) -> None:
+        """What a reset does: kill every process in the lab, make a fresh host, drop every old namespace."""
+        keeper.sweep(keeper.lab_netns_ids())
+        self.new_host()
+        self._drop_netns_dir()
+
     def destroy_namespaces(self) -> None:
         """Kill every process in the lab and remove every namespace file (host included)."""
-        ids = keeper.lab_netns_ids()
-        keeper.sweep(ids)
-        for name in self.list_netns():
-            _unmount_quietly(os.path.join(NETNS_DIR, name))
+        keeper.sweep(keeper.lab_netns_ids())
+        self._drop_netns_dir()
         self._drop_host()
+
+    def _drop_netns_dir(self) -> None:
+        # One lazy unmount of /run/netns detaches every namespace file at once (a loop of
+        # `ip netns del` pays a umount, with an RCU grace period, and an unlink each); then a
+        # fresh, empty /run/netns.
+        while True:
+            try:
+                syscalls.umount(NETNS_DIR)
+            except OSError:
+                break
+        _mount_netns_dir()
 
     def leave(self) -> None:
         """Destroy the lab and put the main thread back in its original network namespace.
@@ -189,6 +216,22 @@ class Sandbox:
             os.close(fd)
             if back != self.host_fd:
                 os.close(back)
+
+
+def _mount_netns_dir() -> None:
+    """A tmpfs of its own on /run/netns, so that a reset can drop every namespace file at once."""
+    syscalls.mount("netlab-netns", NETNS_DIR, "tmpfs", 0, "mode=0755")
+
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _loopback_up() -> None:
+    """``ip link set lo up`` in the calling thread's namespace (an ioctl: no netlink thread, no pyroute2)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        ifr = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0))
+        flags = struct.unpack_from("16sH", ifr)[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
 def _unmount_quietly(path: str) -> None:
