@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
+from kernel_client import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
 
 
 def _uptime() -> float:
