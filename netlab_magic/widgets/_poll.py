@@ -42,3 +42,25 @@ class Poller:
         self._stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+
+class Polled:
+    """What a polling widget adds to its widget class: ``polling``, ``stop()`` and a ``close()``
+    that stops the loop first. The class sets ``self._poller``."""
+
+    _poller: Poller | None = None
+
+    @property
+    def polling(self) -> bool:
+        """True while the refresh loop runs."""
+        return self._poller is not None and self._poller.alive
+
+    def stop(self) -> None:
+        """Stop the refresh loop (the widget stays on screen, frozen)."""
+        if self._poller is not None:
+            self._poller.stop()
+
+    def close(self) -> None:
+        """Stop the refresh loop and close the widget."""
+        self.stop()
+        super().close()  # type: ignore[misc]

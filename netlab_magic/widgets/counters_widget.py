@@ -12,14 +12,14 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._poll import Poller
+from ._poll import Polled, Poller
 from .iptables import (Chain, Sample, Table, _label, counter_deltas, flatten,  # noqa: F401
                        parse_iptables_save, plot_counters)
 
 _HERE = pathlib.Path(__file__).parent
 
 
-class CountersWidget(anywidget.AnyWidget):
+class CountersWidget(Polled, anywidget.AnyWidget):
     """iptables chains with live packet/byte counters; rules that moved are highlighted.
 
     ``read`` returns ``iptables-save -c`` text and is called once per refresh, every
@@ -114,18 +114,3 @@ class CountersWidget(anywidget.AnyWidget):
     def plot(self, keys: Sequence[str] | None = None, field: str = "packets") -> Any:
         """The history as a matplotlib figure (default keys: the selected ones)."""
         return plot_counters(list(self.history), keys or (self.selected or None), field)
-
-    @property
-    def polling(self) -> bool:
-        """True while the refresh loop runs."""
-        return self._poller is not None and self._poller.alive
-
-    def stop(self) -> None:
-        """Stop the refresh loop."""
-        if self._poller is not None:
-            self._poller.stop()
-
-    def close(self) -> None:
-        """Stop the refresh loop and close the widget."""
-        self.stop()
-        super().close()

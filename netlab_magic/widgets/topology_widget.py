@@ -12,13 +12,13 @@ import anywidget
 import traitlets
 
 from ..model import LabSnapshot
-from ._poll import Poller
+from ._poll import Polled, Poller
 from .layout import compute_layout
 
 _HERE = pathlib.Path(__file__).parent
 
 
-class TopologyWidget(anywidget.AnyWidget):
+class TopologyWidget(Polled, anywidget.AnyWidget):
     """The lab as a live diagram: namespaces, bridges, veth pairs, state colours.
 
     ``source`` is called every ``interval`` seconds on a background thread (``None``
@@ -71,18 +71,3 @@ class TopologyWidget(anywidget.AnyWidget):
                 self.snapshot = data
             self.pushes += 1
             return True
-
-    @property
-    def polling(self) -> bool:
-        """True while the refresh loop runs."""
-        return self._poller is not None and self._poller.alive
-
-    def stop(self) -> None:
-        """Stop the refresh loop (the widget stays on screen, frozen)."""
-        if self._poller is not None:
-            self._poller.stop()
-
-    def close(self) -> None:
-        """Stop the refresh loop and close the widget."""
-        self.stop()
-        super().close()
