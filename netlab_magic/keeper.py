@@ -14,6 +14,7 @@ Stdlib only: it starts with ``python -I -S`` in a few milliseconds. :func:`sweep
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import time
@@ -89,32 +90,32 @@ def sweep(netns_ids: set[tuple[int, int]] | None = None, rounds: int = 50) -> in
     return killed
 
 
-class _KernelDied(Exception):
-    pass
-
-
-def _kernel_died(*_: object) -> None:
-    raise _KernelDied
-
-
 def main() -> None:
     """Entry point: ``python -I -S keeper.py FD`` with FD the read end of the kernel's pipe."""
     fd = int(sys.argv[1])
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _kernel_died)
+    # The kernel's death arrives as end-of-file on the pipe, or as SIGTERM (the parent-death
+    # signal). The handler does nothing itself: the signal only wakes the wait, through a pipe.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:  # the pipe alone is enough
         pass
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (OSError, _KernelDied):
-        pass
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the death signal may follow the pipe's EOF
+    while True:
+        ready, _, _ = select.select([fd, wake_r], [], [])
+        if wake_r in ready:
+            break
+        try:
+            if not os.read(fd, 4096):
+                break
+        except OSError:
+            break
     sweep()
 
 
