@@ -1,13 +1,18 @@
-"""Where netlink sockets live: one worker thread that owns a pyroute2 socket per namespace.
+"""Where netlink sockets live: one worker thread that opens a pyroute2 socket per namespace.
 
 Why a thread of its own:
 
 * pyroute2's synchronous ``IPRoute`` cannot run on the kernel's main thread, which runs an
   asyncio loop (pyroute2 0.9 raises "This event loop is already running").
-* A socket is bound to the namespace it was *opened* in. The worker opens each namespace's
+* A socket is bound to the namespace it was *opened* in. The worker opens a namespace's
   socket by entering it for the duration of one ``socket()`` call and coming straight back
-  (about 1 ms, no fork), then keeps it. Nothing else ever runs on that thread, so the
-  enter/leave pair cannot leak into user code.
+  (no fork). Nothing else ever runs on that thread, so the enter/leave pair cannot leak
+  into user code.
+
+Nothing is kept between calls: a socket or an fd inside a namespace keeps that namespace
+alive, and ``ip netns del ns1`` must free ns1 (and the veth peers inside it) exactly as it
+does without the lab. Sockets and fds opened during one :meth:`NetlinkWorker.call` are
+closed when it returns.
 
 Everything that talks netlink is a function ``fn(worker, ...)`` sent through :meth:`call`.
 """
@@ -28,7 +33,7 @@ T = TypeVar("T")
 
 
 class NetlinkWorker:
-    """A thread owning netlink sockets, keyed by namespace name.
+    """A thread that runs netlink work, with sockets opened per call, keyed by namespace name.
 
     ``resolve(name)`` gives the namespace file for a name. The thread is born where the
     creating thread is (the lab's host), which is also where it returns after opening a
@@ -57,11 +62,13 @@ class NetlinkWorker:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(fn(self, *args))
+                result = fn(self, *args)
             except BaseException as err:  # handed to the caller
+                self._close_all()
                 future.set_exception(err)
-        for name in list(self._sockets):
-            self._close(name)
+            else:
+                self._close_all()  # before the caller goes on: it may `ip netns del` next
+                future.set_result(result)
         os.close(self._home)
         while True:  # calls that raced with close() fail instead of waiting forever
             try:
@@ -82,7 +89,7 @@ class NetlinkWorker:
         return future.result()
 
     def close(self) -> None:
-        """Close every socket and stop the thread."""
+        """Stop the thread (it holds no socket between calls)."""
         self._stopping = True
         if self._thread.is_alive():
             self._queue.put(None)
@@ -91,7 +98,7 @@ class NetlinkWorker:
     # -- on the thread only ---------------------------------------------------------------
 
     def ipr(self, netns: str) -> IPRoute:
-        """The netlink socket opened inside ``netns`` (opened on first use)."""
+        """The netlink socket opened inside ``netns`` (opened on first use in this call)."""
         sock = self._sockets.get(netns)
         if sock is None:
             fd = os.open(self._resolve(netns), os.O_RDONLY | os.O_CLOEXEC)
@@ -106,7 +113,7 @@ class NetlinkWorker:
         return sock
 
     def netns_fd(self, netns: str) -> int:
-        """An open fd of ``netns`` (kept as long as its socket)."""
+        """An open fd of ``netns`` (closed with its socket, when the call returns)."""
         self.ipr(netns)
         return self._fds[netns]
 
@@ -114,24 +121,16 @@ class NetlinkWorker:
         """Context manager: this thread inside the namespace ``fd``, then home again."""
         return _Inside(fd, self._home)
 
-    def forget(self, netns: str) -> None:
-        """Drop the socket of a namespace that was deleted or replaced."""
-        self._close(netns)
-
-    def forget_all(self) -> None:
-        for name in list(self._sockets):
-            self._close(name)
-
-    def _close(self, netns: str) -> None:
-        sock = self._sockets.pop(netns, None)
-        fd = self._fds.pop(netns, None)
-        if sock is not None:
+    def _close_all(self) -> None:
+        for sock in self._sockets.values():
             try:
                 sock.close()
             except Exception:
                 pass
-        if fd is not None:
+        for fd in self._fds.values():
             os.close(fd)
+        self._sockets.clear()
+        self._fds.clear()
 
 
 class _Inside:
