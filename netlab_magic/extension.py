@@ -11,6 +11,7 @@ from .errors import NetlabError
 from .kernel import ERROR_ENV
 from .lab import Lab
 from .magics import NetlabMagics
+from .threads import keep_subshells_in_lab
 
 
 def load(ipython) -> None:  # noqa: ANN001
@@ -27,6 +28,9 @@ def load(ipython) -> None:  # noqa: ANN001
         Lab.current()
     except NetlabError as err:
         raise UsageError(str(err)) from None
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is not None:
+        keep_subshells_in_lab(kernel, Lab.adopt_calling_thread)
 
 
 def unload(ipython) -> None:  # noqa: ANN001

@@ -5,12 +5,19 @@ cells) lives in:
 
 * a private **mount namespace** with a fresh tmpfs on ``/run``: ``ip netns add`` writes its
   namespace files to the lab's own ``/run/netns``, iptables its lock to the lab's own
-  ``/run/xtables.lock``; the machine's ``/run`` is never written;
+  ``/run/xtables.lock``; the machine's ``/run`` is never written. That tmpfs carries a name of
+  its own (:attr:`Sandbox.marker`): every process born in the lab, even one that later made
+  namespaces of its own, carries it in its mount table, which is how the keeper finds it;
 * the lab's **host**: a new network namespace with only ``lo`` (no uplink), which plays the
-  talk's host. ``!ip link`` in a cell shows the lab's host, never the machine.
+  talk's host, and a ``/sys`` mounted from inside it. ``!ip link`` and ``!ls /sys/class/net``
+  in a cell show the lab's host, never the machine.
 
 Only the main thread moves; the kernel's other threads, and the ZMQ sockets it opened
 before, stay in the machine's network namespace, so Jupyter keeps talking to the kernel.
+A thread of the kernel that must run user code (an ipykernel subshell) joins the lab with
+:meth:`Sandbox.adopt_thread`. A command started in a namespace other than the host gets a
+mount namespace of its own with that namespace's ``/sys``, as ``ip netns exec`` gives it
+(:meth:`Sandbox.spawning`).
 
 Privileges: real root, or root inside a user namespace (the "Python 3 (netlab)" kernel
 starts the kernel in one, see :mod:`netlab_magic.kernel`).
@@ -21,6 +28,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import socket
 import struct
 import subprocess
@@ -68,8 +76,14 @@ class Sandbox:
         self._thread = threading.current_thread()
         self._origin_fd: int | None = None
         self.host_fd: int | None = None
+        self.mnt_fd: int | None = None
+        #: The name of the lab's ``/run`` tmpfs: a process whose mount table shows it is the lab's.
+        self.marker = f"netlab-{os.getpid()}-{secrets.token_hex(6)}"
+        #: Counts hosts: a reset makes a new one, and adopted threads follow it.
+        self.generation = 0
         self._keeper: subprocess.Popen | None = None
         self._keeper_pipe: int | None = None
+        self._adopted = threading.local()
 
     # -- entering and leaving -------------------------------------------------------------
 
@@ -83,13 +97,14 @@ class Sandbox:
         try:
             syscalls.unshare(syscalls.CLONE_NEWNS)
             syscalls.mount("none", "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
-            syscalls.mount("netlab", "/run", "tmpfs", 0, "mode=0755")
+            syscalls.mount(self.marker, "/run", "tmpfs", 0, "mode=0755")
         except OSError as err:
             os.close(self._origin_fd)
             self._origin_fd = None
             if err.errno in (errno.EPERM, errno.EACCES):
                 raise PrivilegeError(f"cannot make the lab's private mounts ({err.strerror}): {ADVICE}") from err
             raise
+        self.mnt_fd = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         os.makedirs(NETNS_DIR, exist_ok=True)
         _mount_netns_dir()
         os.makedirs(os.path.dirname(HOST_FILE), exist_ok=True)
@@ -99,7 +114,7 @@ class Sandbox:
     def _start_keeper(self) -> None:
         read_end, write_end = os.pipe()
         self._keeper = subprocess.Popen(
-            [sys.executable, "-I", "-S", keeper.__file__, str(read_end)],
+            [sys.executable, "-I", "-S", keeper.__file__, str(read_end), self.marker, str(os.getpid())],
             pass_fds=(read_end,),
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Jupyter's interrupt (SIGINT to our group) must not reach it
@@ -116,6 +131,7 @@ class Sandbox:
         old_fd, self.host_fd = self.host_fd, None
         syscalls.unshare(syscalls.CLONE_NEWNET)
         _loopback_up()
+        _mount_sysfs()  # the old host's /sys goes with it (a sysfs mount holds its namespace)
         if old_fd is not None:
             os.close(old_fd)
         _unmount_quietly(HOST_FILE)
@@ -123,6 +139,7 @@ class Sandbox:
             pass
         syscalls.mount(syscalls.THREAD_NETNS, HOST_FILE, None, syscalls.MS_BIND)
         self.host_fd = os.open(HOST_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        self.generation += 1
 
     def _drop_host(self) -> None:
         if self.host_fd is not None:
@@ -130,15 +147,22 @@ class Sandbox:
             self.host_fd = None
         _unmount_quietly(HOST_FILE)
 
+    def sweep(self) -> int:
+        """Kill every process of the lab (in its namespaces, named or not); the kernel and keeper live on."""
+        spare = {os.getpid()}
+        if self._keeper is not None:
+            spare.add(self._keeper.pid)
+        return keeper.sweep(self.marker, spare=spare)
+
     def renew(self) -> None:
         """What a reset does: kill every process in the lab, make a fresh host, drop every old namespace."""
-        keeper.sweep(keeper.lab_netns_ids())
+        self.sweep()
         self.new_host()
         self._drop_netns_dir()
 
     def destroy_namespaces(self) -> None:
         """Kill every process in the lab and remove every namespace file (host included)."""
-        keeper.sweep(keeper.lab_netns_ids())
+        self.sweep()
         self._drop_netns_dir()
         self._drop_host()
 
@@ -172,13 +196,41 @@ class Sandbox:
             os.close(self._keeper_pipe)
             self._keeper.wait()
             self._keeper = None
+        if self.mnt_fd is not None:
+            os.close(self.mnt_fd)
+            self.mnt_fd = None
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def adopt_thread(self) -> None:
+        """Move the calling thread into the lab: its mount namespace and its current host.
+
+        For threads the kernel made before the lab, or apart from it (an ipykernel subshell):
+        without this they would run user code in the machine's network. Cheap when the thread
+        is already in the current host; after a reset it follows to the new one.
+        """
+        if threading.current_thread() is threading.main_thread():
+            return
+        state = self._adopted
+        if getattr(state, "generation", None) == self.generation:
+            return
+        if self.mnt_fd is None or self.host_fd is None:
+            raise PrivilegeError("this thread cannot join the lab: the lab is closed")
+        if not getattr(state, "joined", False):
+            cwd = os.readlink(f"/proc/{os.getpid()}/task/{os.getpid()}/cwd")  # the main thread's
+            syscalls.unshare(syscalls.CLONE_FS)  # a mount namespace is entered by a thread with its own fs
+            syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
+            os.chdir(cwd)
+            state.joined = True
+        syscalls.setns(self.host_fd, syscalls.CLONE_NEWNET)
+        state.generation = self.generation
 
     # -- namespaces -------------------------------------------------------------------------
 
     def list_netns(self) -> list[str]:
         """Named namespaces of the lab (``ip netns list``), sorted."""
         try:
-            return sorted(n for n in os.listdir(NETNS_DIR) if keeper._is_nsfs(os.path.join(NETNS_DIR, n)))
+            return sorted(n for n in os.listdir(NETNS_DIR) if keeper.is_nsfs(os.path.join(NETNS_DIR, n)))
         except FileNotFoundError:
             return []
 
@@ -188,10 +240,35 @@ class Sandbox:
             return HOST_FILE
         check_netns_name(name)
         path = os.path.join(NETNS_DIR, name)
-        if not keeper._is_nsfs(path):
+        if not keeper.is_nsfs(path):
             have = ", ".join([HOST, *self.list_netns()])
             raise NamespaceNotFound(f"namespace {name!r} does not exist (the lab has: {have})")
         return path
+
+    @contextmanager
+    def spawning(self, name: str) -> Iterator[None]:
+        """Like :meth:`entered`, for starting processes: outside the host, they also see ``name``'s ``/sys``.
+
+        As ``ip netns exec`` does, the process gets a mount namespace of its own (a copy of the
+        lab's) with a sysfs mounted from inside ``name``; the calling thread comes back to the
+        lab's mount namespace and its working directory. Nothing is kept: the copy lives only
+        as long as the processes started in the body.
+        """
+        with self.entered(name):
+            if name == HOST or self.mnt_fd is None:
+                yield
+                return
+            cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
+            try:
+                syscalls.unshare(syscalls.CLONE_NEWNS)
+                try:
+                    _mount_sysfs()
+                    yield
+                finally:
+                    syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
+                    os.fchdir(cwd)
+            finally:
+                os.close(cwd)
 
     @contextmanager
     def entered(self, name: str) -> Iterator[None]:
@@ -216,6 +293,15 @@ class Sandbox:
             os.close(fd)
             if back != self.host_fd:
                 os.close(back)
+
+
+def _mount_sysfs() -> None:
+    """``/sys`` of the calling thread's network namespace, as ``ip netns exec`` mounts it."""
+    try:
+        syscalls.umount("/sys")
+    except OSError:  # rootless, the machine's /sys may be locked in place: mount over it
+        pass
+    syscalls.mount("sysfs", "/sys", "sysfs", 0)
 
 
 def _mount_netns_dir() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 
+CLONE_FS = 0x00000200
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
