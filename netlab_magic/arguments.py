@@ -7,29 +7,52 @@ raw line, and only the part before it goes through the ``magic_arguments`` parse
 
 from __future__ import annotations
 
+import argparse
 import re
+from typing import Callable
 
-#: Options of %netns / %%netns that take a value.
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import parse_argstring
+
+#: Options of %netns / %%netns that take a value, and those that do not.
 VALUE_OPTIONS = {"--timeout", "-t", "--name", "-n"}
+FLAG_OPTIONS = {"--python", "--bg", "--check", "-h", "--help"}
 
 _TOKEN = re.compile(r"\S+")
 
 
 def split_netns_line(line: str) -> tuple[str, str]:
-    """Split ``"[options] NAME [command ...]"`` into (``"[options] NAME"``, ``"command ..."``).
+    """Split ``"[options] NAME [options] [--] [command ...]"`` into (options and NAME, command).
 
-    The command keeps its original spacing and quoting.
+    The command keeps its original spacing and quoting. Options of ``%netns`` may stand before
+    or right after the namespace; ``--`` ends them. A command cannot start with ``-``: an
+    unknown option there is an error, never handed to bash.
     """
     expect_value = False
+    seen_name = False
     for match in _TOKEN.finditer(line):
         token = match.group()
         if expect_value:
             expect_value = False
             continue
-        if token.startswith("-"):
+        if token == "--" and seen_name:
+            return line[:match.start()].rstrip(), line[match.end():].strip()
+        if token.startswith("-") and (not seen_name or token.split("=")[0] in VALUE_OPTIONS | FLAG_OPTIONS):
             if token in VALUE_OPTIONS:
                 expect_value = True
             continue
-        end = match.end()
-        return line[:end], line[end:].strip()
+        if not seen_name:
+            seen_name = True
+            continue
+        if token.startswith("-"):
+            raise UsageError(f"%netns: unknown option {token!r} (options go before the command; see %netns --help)")
+        return line[:match.start()].rstrip(), line[match.start():].strip()
     return line, ""
+
+
+def parse(magic: Callable, line: str, name: str) -> argparse.Namespace:
+    """``parse_argstring`` with a one-line error for what the shell-like split cannot read."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as err:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"{name}: {err} in: {line.strip()}") from None

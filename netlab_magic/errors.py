@@ -19,6 +19,10 @@ class InvalidAddress(NetlabError, ValueError):
     """An address or CIDR that does not parse, or does not fit where it is used."""
 
 
+class InvalidArgument(NetlabError, ValueError):
+    """A value the kernel refuses (a sysctl set to something it does not take)."""
+
+
 class NotFound(NetlabError, LookupError):
     """A namespace, interface or job that does not exist in the lab."""
 

@@ -2,8 +2,11 @@
 
 A job is a process started inside a lab namespace with its stdin kept open (so ``nc -l``
 does not see end-of-file, and :meth:`Job.send` can type into it) and its output collected
-by a reader thread into a bounded buffer. Jobs die with the lab: ``%netlab reset``, kernel
-restart and ``kill -9`` of the kernel (the keeper sweeps the lab's namespaces).
+by a reader thread into a bounded buffer. A cell whose shell ended while something it put
+in the background (``nc -l 8080 &``) still holds its output becomes a job too, a
+*background* one: its output keeps being read, and ``%netlab stop`` ends it. Jobs die with
+the lab: ``%netlab reset``, kernel restart and ``kill -9`` of the kernel (the keeper sweeps
+the lab).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import time
 from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, InvalidName, NotFound
-from .process import stop_group
+from .process import stop_group, stop_groups
 
 #: Output kept per job; older output is dropped first.
 OUTPUT_LIMIT = 1 << 20
+
+#: How long a job gets between SIGINT and SIGKILL when it is stopped.
+GRACE_OF_STOP = 0.5
 
 
 @dataclass
@@ -28,19 +34,27 @@ class Job:
     netns: str
     command: str
     proc: subprocess.Popen
+    #: A cell's leftovers: ``proc`` (its shell) has exited, what it left in the background runs on.
+    background: bool = False
     started: float = field(default_factory=time.time)
     _output: bytearray = field(default_factory=bytearray, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _reader: threading.Thread | None = field(default=None, repr=False)
+    _readers: list[threading.Thread] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._reader = threading.Thread(target=self._read, name=f"netlab-job-{self.name}", daemon=True)
-        self._reader.start()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not pipe.closed:
+                reader = threading.Thread(target=self._read, args=(pipe,), name=f"netlab-job-{self.name}",
+                                          daemon=True)
+                reader.start()
+                self._readers.append(reader)
 
-    def _read(self) -> None:
-        stream = self.proc.stdout
+    def _read(self, pipe) -> None:  # noqa: ANN001
         while True:
-            chunk = stream.read1(65536) if stream else b""
+            try:
+                chunk = pipe.read1(65536)
+            except (OSError, ValueError):  # closed by stop()
+                break
             if not chunk:
                 break
             with self._lock:
@@ -50,10 +64,15 @@ class Job:
 
     @property
     def running(self) -> bool:
+        """The process runs (for a background job: something still holds the cell's output)."""
+        if self.background:
+            return any(r.is_alive() for r in self._readers)
         return self.proc.poll() is None
 
     @property
     def status(self) -> str:
+        if self.background:
+            return "running in the background" if self.running else "ended"
         code = self.proc.poll()
         if code is None:
             return "running"
@@ -61,12 +80,26 @@ class Job:
 
     def output(self, wait: float = 0.05) -> str:
         """Everything the job printed so far (stdout and stderr, in order)."""
-        if not self.running and self._reader is not None:
-            self._reader.join(wait)
+        if not self.running:
+            for reader in self._readers:
+                reader.join(wait)
         else:
             time.sleep(wait)  # let the reader catch up with what just arrived
         with self._lock:
             return self._output.decode(errors="replace")
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; True if it has."""
+        if self.background:
+            deadline = time.monotonic() + timeout
+            for reader in self._readers:
+                reader.join(max(0.0, deadline - time.monotonic()))
+        else:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return not self.running
 
     def send(self, text: str) -> None:
         """Write ``text`` to the job's stdin (a newline is added if missing)."""
@@ -82,17 +115,20 @@ class Job:
 
     def stop(self) -> None:
         """Stop the job (SIGINT, then SIGKILL) and wait for it."""
+        self._close_stdin()
+        stop_group(self.proc, grace=0 if not self.running else GRACE_OF_STOP)
+        self._join()
+
+    def _close_stdin(self) -> None:
         if self.proc.stdin is not None:
             try:
                 self.proc.stdin.close()
             except OSError:
                 pass
-        if self.running:
-            stop_group(self.proc)
-        else:
-            stop_group(self.proc, grace=0)
-        if self._reader is not None:
-            self._reader.join(1)
+
+    def _join(self) -> None:
+        for reader in self._readers:
+            reader.join(1)
 
 
 class JobTable:
@@ -144,6 +180,11 @@ class JobTable:
             job.stop()
 
     def stop_all(self) -> None:
-        for job in self._jobs.values():
-            job.stop()
+        """Stop every job at once (one shared grace period) and forget them."""
+        jobs = list(self._jobs.values())
         self._jobs.clear()
+        for job in jobs:
+            job._close_stdin()
+        stop_groups([job.proc for job in jobs], GRACE_OF_STOP)
+        for job in jobs:
+            job._join()

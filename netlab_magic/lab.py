@@ -24,8 +24,8 @@ from typing import Callable, ClassVar, Sequence, TypeVar
 from pyroute2.netlink.exceptions import NetlinkError
 
 from . import names, process, syscalls
-from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidName, NetlabError, NotFound,
-                     PrivilegeError)
+from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
+                     NotFound, PrivilegeError)
 from .jobs import Job, JobTable
 from .model import HOST, LabSnapshot, Namespace
 from .netlink import NetlinkWorker
@@ -64,6 +64,13 @@ class Lab:
             cls._current = None
             cls()
         return cls._current  # type: ignore[return-value]
+
+    @classmethod
+    def adopt_calling_thread(cls) -> None:
+        """Move the calling thread into the current lab (its host), if there is one; see :mod:`.threads`."""
+        lab = cls._current
+        if lab is not None and not lab._closed:
+            lab.sandbox.adopt_thread()
 
     @property
     def mode(self) -> str:
@@ -104,7 +111,6 @@ class Lab:
         if name == HOST:
             raise InvalidName("the lab's host cannot be deleted; use reset() to start afresh")
         path = self.sandbox.netns_path(name)
-        self._call(lambda w: w.forget(name))
         syscalls.umount(path)
         os.unlink(path)
 
@@ -149,7 +155,7 @@ class Lab:
 
         Safe from any thread: the calling thread enters the namespace for the ``fork`` only.
         """
-        with self.sandbox.entered(netns):
+        with self.sandbox.spawning(netns):
             return process.popen(argv, merge_stderr=merge_stderr, stdin=stdin)
 
     def run(self, netns: str, command: str | Sequence[str], *, check: bool = False,
@@ -181,6 +187,11 @@ class Lab:
         self.jobs.check_free(name)
         proc = self.popen(netns, process.shell_argv(command), merge_stderr=True, stdin=subprocess.PIPE)
         return self.jobs.add(Job(name=name, netns=netns, command=command, proc=proc))
+
+    def keep_background(self, netns: str, command: str, proc: subprocess.Popen) -> Job:
+        """Make a background job of what a finished command ``proc`` left running (it holds its output)."""
+        return self.jobs.add(Job(name=self.jobs.new_name(), netns=netns, command=command, proc=proc,
+                                 background=True))
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -398,6 +409,9 @@ def _sysctl(worker: NetlinkWorker, netns: str, key: str, value: str | None) -> s
             raise NotFound(f"sysctl {key!r} does not exist in namespace {netns!r}") from None
         except PermissionError as err:
             raise PrivilegeError(f"cannot write sysctl {key!r} in namespace {netns!r}: {err.strerror}") from err
+        except OSError as err:  # EINVAL and friends: the kernel refused the value
+            raise InvalidArgument(f"cannot set sysctl {key!r} to {value!r} in namespace {netns!r}: "
+                                  f"{err.strerror}") from err
 
 
 def _ns_name(netns: "str | NetNS | None") -> str | None:

@@ -13,11 +13,11 @@ import sys
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import doctor, process
-from .arguments import split_netns_line
+from .arguments import parse, split_netns_line
 from .display import Table, status_tables
 from .errors import NetlabError
 from .kernel import ERROR_ENV
@@ -33,12 +33,17 @@ def kernel_lab() -> Lab:
 
 
 def one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A magic whose errors are one line: a NetlabError as a UsageError, an interrupt as ``KeyboardInterrupt``."""
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except NetlabError as err:
             raise UsageError(str(err)) from err
+        except process.Interrupted:
+            raise
+        except KeyboardInterrupt:
+            raise process.Interrupted() from None
     return wrapper
 
 
@@ -59,6 +64,7 @@ class NetlabMagics(Magics):
     @argument("-n", "--name", help="name of the background job (default: job1, job2, ...)")
     @argument("-t", "--timeout", type=float, help="stop the command after this many seconds")
     @argument("--check", action="store_true", help="make a non-zero exit status an error")
+    @no_var_expand  # the command reaches bash as typed: `$i` is bash's, not a Python variable
     @line_cell_magic
     @one_line_errors
     def netns(self, line: str, cell: str | None = None) -> None:
@@ -78,7 +84,7 @@ class NetlabMagics(Magics):
         if _wants_help(head):
             print(self.netns.__doc__)
             return
-        args = parse_argstring(self.netns, head)
+        args = parse(self.netns, head, "%netns")
         lab = self.lab
         lab.sandbox.netns_path(args.netns)  # a missing namespace is a one-line error
         if args.python:
@@ -95,10 +101,17 @@ class NetlabMagics(Magics):
             raise UsageError("--name names a background job: add --bg")
         proc = lab.popen(args.netns, process.shell_argv(command))
         try:
-            code = process.stream(proc, timeout=args.timeout)
+            code = process.stream(proc, timeout=args.timeout, keep_open=True)
         except process.Timeout as err:
             raise UsageError(f"%%netns {args.netns}: {err}") from None
+        except process.Interrupted:
+            raise process.Interrupted(f"stopped the command in {args.netns}") from None
         sys.stdout.flush()
+        if process.holds_output(proc):
+            job = lab.keep_background(args.netns, command, proc)
+            print(f"[{job.name}] what this cell started in the background runs on in {job.netns}: "
+                  f"%netlab output {job.name} shows what it prints, %netlab stop {job.name} ends it",
+                  file=sys.stderr)
         if code:
             message = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
             if args.check:
@@ -113,6 +126,7 @@ class NetlabMagics(Magics):
     @argument("job", nargs="?", help="the job's name (for output, stop, send, wait)")
     @argument("text", nargs="*", help="for send: the text to type")
     @argument("-t", "--timeout", type=float, default=10.0, help="for wait: give up after this many seconds")
+    @no_var_expand
     @line_magic
     @one_line_errors
     def netlab(self, line: str) -> Any:
@@ -120,7 +134,12 @@ class NetlabMagics(Magics):
         if _wants_help(line):
             print(self.netlab.__doc__)
             return None
-        args = parse_argstring(self.netlab, line)
+        args = parse(self.netlab, line, "%netlab")
+        if args.action in ("status", "reset", "doctor", "jobs") and (args.job or args.text):
+            extra = " ".join([args.job or "", *args.text]).strip()
+            raise UsageError(f"%netlab {args.action} takes no argument (got {extra!r})")
+        if args.action in ("output", "stop", "wait") and args.text:
+            raise UsageError(f"%netlab {args.action} takes one job name (got {' '.join([args.job, *args.text])!r})")
         if args.action == "doctor":  # works without a lab: it says why there is none
             return doctor.report(doctor.run_checks(_lab_or_none()))
         lab = self.lab
@@ -145,10 +164,8 @@ class NetlabMagics(Magics):
         elif args.action == "send":
             job.send(" ".join(args.text))
         elif args.action == "wait":
-            try:
-                job.proc.wait(args.timeout)
-            except Exception:
-                raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s") from None
+            if not job.wait(args.timeout):
+                raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s")
             print(f"[{job.name}] {job.status}")
         return None
 

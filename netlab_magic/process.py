@@ -50,19 +50,35 @@ def popen(argv: Sequence[str], *, merge_stderr: bool = False, stdin: int | None 
 
 def stop_group(proc: subprocess.Popen, grace: float = GRACE) -> None:
     """SIGINT the process group, then SIGKILL it if it is still there after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+    stop_groups([proc], grace)
+
+
+def stop_groups(procs: Sequence[subprocess.Popen], grace: float = GRACE) -> None:
+    """Stop several process groups at once: SIGINT to all, one shared ``grace``, then SIGKILL.
+
+    Stopping forty jobs that ignore SIGINT costs one grace period, not forty.
+    """
+    for proc in procs:
+        _killpg(proc, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in procs:
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait)
-            break
+            proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            continue
-    try:  # stragglers of the group once the leader is gone
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+            pass
+    for proc in procs:  # what ignored SIGINT, and stragglers of each group once its leader is gone
+        _killpg(proc, signal.SIGKILL)
+    for proc in procs:
+        try:
+            proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _killpg(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
         pass
 
 
@@ -70,47 +86,90 @@ class Timeout(Exception):
     """The command ran longer than its ``--timeout``."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Jupyter's interrupt stopped a command: shown as one line, not a traceback.
+
+    Still a ``KeyboardInterrupt``, so "run all" stops at this cell as it does for ``!sleep``.
+    """
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
+        return [f"KeyboardInterrupt: {self}" if str(self) else "KeyboardInterrupt"]
+
+
+# Frontends and nbclient see the error's name: keep it the one they know for an interrupt.
+Interrupted.__name__ = Interrupted.__qualname__ = "KeyboardInterrupt"
+
+
 def stream(proc: subprocess.Popen, out: IO[str] | None = None, err: IO[str] | None = None,
-           timeout: float | None = None) -> int:
+           timeout: float | None = None, keep_open: bool = False) -> int:
     """Copy the process's output to ``out``/``err`` as it comes; return its exit status.
 
+    Returns when the process exits, as ``!cmd &`` does, not when its output ends: a background
+    process it left (``nc -l 8080 &``) may hold the pipes for hours. With ``keep_open`` such
+    pipes stay open on ``proc`` (see :func:`holds_output`) for the caller to hand to a reader;
+    otherwise they are closed.
+
     Ctrl-C (Jupyter's interrupt) stops the process group within :data:`GRACE` seconds and
-    re-raises ``KeyboardInterrupt``. ``timeout`` stops it the same way and raises :class:`Timeout`.
+    raises :class:`Interrupted`. ``timeout`` stops it the same way and raises :class:`Timeout`.
     """
     out = out or sys.stdout
     err = err or sys.stderr
     deadline = None if timeout is None else time.monotonic() + timeout
     sel = selectors.DefaultSelector()
     decoders = {}
+    pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
     for pipe, target in ((proc.stdout, out), (proc.stderr, err)):
         if pipe is not None:
             sel.register(pipe, selectors.EVENT_READ, target)
             decoders[pipe.fileno()] = codecs.getincrementaldecoder("utf-8")("replace")
+    exit_fd = os.pidfd_open(proc.pid)
+    sel.register(exit_fd, selectors.EVENT_READ, None)
+    exited = False
     try:
-        while sel.get_map():
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if deadline is not None and wait == 0.0:
-                stop_group(proc)
-                raise Timeout(f"stopped after the {timeout:g} s timeout")
-            for key, _ in sel.select(wait):
+        while not exited or sel.get_map():
+            if exited:
+                wait = 0.0  # drain what is there now; what comes later belongs to the background
+            elif deadline is None:
+                wait = None
+            else:
+                wait = max(0.0, deadline - time.monotonic())
+                if wait == 0.0:
+                    _stop_and_close(proc, pipes)
+                    raise Timeout(f"stopped after the {timeout:g} s timeout")
+            ready = sel.select(wait)
+            if exited and not ready:
+                break
+            for key, _ in ready:
+                if key.fd == exit_fd:
+                    exited = True
+                    sel.unregister(exit_fd)
+                    continue
                 data = os.read(key.fd, 65536)
                 if not data:
                     sel.unregister(key.fileobj)
                     key.data.write(decoders[key.fd].decode(b"", final=True))
+                    key.fileobj.close()
                     continue
                 key.data.write(decoders[key.fd].decode(data))
                 key.data.flush()
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            return proc.wait(remaining)
-        except subprocess.TimeoutExpired:
-            stop_group(proc)
-            raise Timeout(f"stopped after the {timeout:g} s timeout") from None
+        return proc.wait()
     except KeyboardInterrupt:
-        stop_group(proc)
-        raise
+        _stop_and_close(proc, pipes)
+        raise Interrupted("the command was stopped") from None
     finally:
         sel.close()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
+        os.close(exit_fd)
+        if not keep_open:
+            for pipe in pipes:
                 pipe.close()
+
+
+def holds_output(proc: subprocess.Popen) -> bool:
+    """True if :func:`stream` returned while something the process left still holds its output."""
+    return any(p is not None and not p.closed for p in (proc.stdout, proc.stderr))
+
+
+def _stop_and_close(proc: subprocess.Popen, pipes: list) -> None:
+    stop_group(proc)
+    for pipe in pipes:
+        pipe.close()
