@@ -20,6 +20,7 @@ class Reply:
     results: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     error: tuple[str, str] | None = None
+    traceback: list[str] = field(default_factory=list)
     stream_times: list[tuple[float, str]] = field(default_factory=list)
 
     @property
@@ -47,8 +48,24 @@ class Kernel:
     def pid(self) -> int:
         return self.km.provisioner.process.pid
 
-    def send(self, code: str) -> str:
-        return self.kc.execute(code)
+    def send(self, code: str, subshell: str | None = None) -> str:
+        if subshell is None:
+            return self.kc.execute(code)
+        msg = self.kc.session.msg("execute_request", {
+            "code": code, "silent": False, "store_history": False, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": True})
+        msg["header"]["subshell_id"] = subshell
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def create_subshell(self) -> str:
+        """Ask the kernel for a subshell (ipykernel 7) on the control channel, as a client may."""
+        msg = self.kc.session.msg("create_subshell_request", {})
+        self.kc.control_channel.send(msg)
+        while True:
+            reply = self.kc.control_channel.get_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return reply["content"]["subshell_id"]
 
     def collect(self, msg_id: str, timeout: float = 60) -> Reply:
         reply = Reply()
@@ -69,15 +86,16 @@ class Kernel:
                     reply.html.append(content["data"]["text/html"])
             elif kind == "error":
                 reply.error = (content["ename"], content["evalue"])
+                reply.traceback = content.get("traceback", [])
             elif kind == "status" and content["execution_state"] == "idle":
                 return reply
 
-    def run(self, code: str, timeout: float = 60) -> Reply:
-        return self.collect(self.send(code), timeout)
+    def run(self, code: str, timeout: float = 60, subshell: str | None = None) -> Reply:
+        return self.collect(self.send(code, subshell), timeout)
 
-    def ok(self, code: str, timeout: float = 60) -> Reply:
+    def ok(self, code: str, timeout: float = 60, subshell: str | None = None) -> Reply:
         """Run a cell that must not fail."""
-        reply = self.run(code, timeout)
+        reply = self.run(code, timeout, subshell)
         assert reply.error is None and reply.usage_error is None, (code, reply)
         return reply
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import strays
 from kernel_client import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
 
 
@@ -70,7 +71,8 @@ def build_busy_lab(k: Kernel) -> dict:
     k.ok(DEMO1_NS1)
     k.ok("!ip link add bridge0 type bridge && iptables -P FORWARD DROP && iptables -A FORWARD -o bridge0 -j ACCEPT")
     k.ok("%%netns ns1 --bg --name listener\nnc -l 8080")
-    k.ok("!(sleep 600 >/dev/null 2>&1 &)")  # escapes every job table: only the keeper can find it
+    # strays that escape every job table and survive on their own: only the keeper can find them
+    tag, _ = strays.start_strays(k)
     info = k.value(
         "{'netns': [__import__('os').stat(p).st_ino for p in ('/run/netlab/host', '/run/netns/ns1')],"
         " 'mnt': __import__('os').stat('/proc/self/ns/mnt').st_ino,"
@@ -78,11 +80,13 @@ def build_busy_lab(k: Kernel) -> dict:
         " 'keeper': __import__('netlab_magic').Lab.current().sandbox._keeper.pid}")
     assert _netns_inode_users(set(info["netns"])), "the lab should be alive and busy"
     info["uptime"] = _uptime() + 0.01
+    info["strays"] = tag
     return info
 
 
 def assert_nothing_left(info: dict) -> None:
     inodes, t0 = set(info["netns"]), info["uptime"]
+    assert strays.gone(info["strays"]), f"strays survived the lab: {strays.find(info['strays'])}"
     assert _wait_until(lambda: not _netns_inode_users(inodes, t0)), \
         f"processes still in the lab's namespaces: {_netns_inode_users(inodes, t0)}"
     assert _wait_until(lambda: not _mount_ns_users(info["mnt"], t0)), "the lab's mount namespace is still in use"
