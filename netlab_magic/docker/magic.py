@@ -27,7 +27,6 @@ here is ``false``, Docker's is ``true``). Any other flag is refused in one line.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import sys
 import time
@@ -40,6 +39,7 @@ from ..errors import NetlabError
 from ..lab import Lab
 from ..magics import kernel_lab, one_line_errors
 from . import engine as engine_mod
+from . import gotemplate
 from .daemon import DEFAULT_NETWORK
 
 # -- flags -------------------------------------------------------------------------------------
@@ -157,131 +157,23 @@ def _unsupported(command: str, flag: str) -> str:
 
 # -- Go templates, the part `docker inspect -f` needs ------------------------------------------------
 
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
 
-
-def render(template: str, data: Any) -> str:
-    """A small Go ``text/template``: ``{{.A.B}}``, ``{{range .X}}..{{end}}``, ``{{json .X}}``,
-    ``{{index .X "key"}}``, ``{{if .X}}..{{else}}..{{end}}``, literal text."""
-    parts: list[tuple[str, str]] = []
-    pos = 0
-    for m in _ACTION.finditer(template):
-        if m.start() > pos:
-            parts.append(("text", template[pos:m.start()]))
-        parts.append(("action", m.group(1)))
-        pos = m.end()
-    if pos < len(template):
-        parts.append(("text", template[pos:]))
-    tree, rest = _block(parts, 0)
-    if rest != len(parts):
-        raise UsageError(f"template: unexpected {{{{{parts[rest][1]}}}}}")
-    return _exec(tree, data, data)
-
-
-def _block(parts: list[tuple[str, str]], i: int) -> tuple[list, int]:
-    nodes: list = []
-    while i < len(parts):
-        kind, text = parts[i]
-        if kind == "text":
-            nodes.append(("text", text))
-            i += 1
-            continue
-        word = text.split(None, 1)[0] if text.strip() else ""
-        if word in ("end", "else"):
-            return nodes, i
-        if word in ("range", "if", "with"):
-            body, j = _block(parts, i + 1)
-            other: list = []
-            if j < len(parts) and parts[j][1].strip() == "else":
-                other, j = _block(parts, j + 1)
-            if j >= len(parts) or parts[j][1].strip() != "end":
-                raise UsageError(f"template: unexpected EOF (no {{{{end}}}} for {{{{{text}}}}})")
-            nodes.append((word, text.split(None, 1)[1] if " " in text.strip() else "", body, other))
-            i = j + 1
-            continue
-        nodes.append(("expr", text))
-        i += 1
-    return nodes, i
-
-
-def _exec(nodes: list, dot: Any, root: Any) -> str:
-    out: list[str] = []
-    for node in nodes:
-        kind = node[0]
-        if kind == "text":
-            out.append(node[1])
-        elif kind == "expr":
-            out.append(_format(_eval(node[1], dot, root)))
-        else:
-            value = _eval(node[1], dot, root)
-            if kind == "range":
-                items = ([value[k] for k in sorted(value)] if isinstance(value, dict)
-                         else list(value or []))
-                if items:
-                    out += [_exec(node[2], item, root) for item in items]
-                else:
-                    out.append(_exec(node[3], dot, root))
-            elif kind == "if":
-                out.append(_exec(node[2] if value else node[3], dot, root))
-            else:  # with
-                out.append(_exec(node[2], value, root) if value else _exec(node[3], dot, root))
-    return "".join(out)
-
-
-def _eval(expr: str, dot: Any, root: Any) -> Any:
+def template(text: str) -> gotemplate.Template:
+    """``-f FORMAT`` parsed as the Docker CLI parses it; a malformed one is Docker's one-line error."""
     try:
-        words = shlex.split(expr)
-    except ValueError as err:
-        raise UsageError(f"template: {expr}: {err}") from None
-    if not words:
-        raise UsageError("template: missing value for command")
-    func, args = words[0], words[1:]
-    if func == "json":
-        return _Raw(json.dumps(separators=(",", ":"), obj=_eval(" ".join(shlex.quote(a) for a in args), dot, root)))
-    if func == "index":
-        value = _eval(shlex.quote(args[0]), dot, root)
-        for key in args[1:]:
-            value = value.get(key) if isinstance(value, dict) else None
-        return value
-    if func in ("lower", "upper"):
-        text = _format(_eval(" ".join(shlex.quote(a) for a in args), dot, root))
-        return text.lower() if func == "lower" else text.upper()
-    if args:
-        raise UsageError(f"template: function {func!r} not defined")
-    if func == ".":
-        return dot
-    if func.startswith("$"):
-        base, path = root, func[1:]
-    elif func.startswith("."):
-        base, path = dot, func
-    else:
-        raise UsageError(f"template: function {func!r} not defined")
-    for field in [p for p in path.split(".") if p]:
-        if isinstance(base, dict) and field in base:
-            base = base[field]
-        elif isinstance(base, dict) or base is None:
-            base = None
-        else:
-            raise UsageError(f"template: can't evaluate field {field}")
-    return base
+        return gotemplate.parse(text)
+    except gotemplate.TemplateError as err:
+        raise NetlabError(f"template parsing error: {err}") from None
 
 
-class _Raw(str):
-    """Already formatted (json)."""
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, _Raw):
-        return str(value)
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_format(value[k])}" for k in sorted(value)) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_format(v) for v in value) + "]"
-    return str(value)
+def render(text: str, data: Any) -> str:
+    """Go's ``text/template`` on ``data`` (see :mod:`.gotemplate`), errors in the Docker CLI's words:
+    ``template parsing error: template: :1: unclosed action``."""
+    tmpl = template(text)
+    try:
+        return tmpl.execute(data)
+    except gotemplate.TemplateError as err:
+        raise NetlabError(f"template parsing error: {err}") from None
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -392,7 +284,7 @@ class DockerMagics(Magics):
 
     def _network_inspect(self, e: engine_mod.Engine, args: Parsed) -> None:
         _at_least_one("network inspect", args)
-        _print_objects([e.network_inspect(n) for n in args["args"]], args.format)
+        _print_objects(args["args"], e.network_inspect, args.format)
 
     # -- containers ------------------------------------------------------------------------------
 
@@ -420,7 +312,7 @@ class DockerMagics(Magics):
 
     def _inspect(self, e: engine_mod.Engine, args: Parsed) -> None:
         _at_least_one("inspect", args)
-        _print_objects([e.inspect(n) for n in args["args"]], args.format)
+        _print_objects(args["args"], e.inspect, args.format)
 
     def _exec(self, e: engine_mod.Engine, args: Parsed) -> None:
         if len(args["args"]) < 2:
@@ -487,12 +379,29 @@ def _each(names: list[str], fn) -> None:  # noqa: ANN001
         raise UsageError("; ".join(errors))
 
 
-def _print_objects(objects: list[dict], template: str | None) -> None:
-    if template is None:
-        print(json.dumps(objects, indent=4))
-        return
-    for obj in objects:
-        print(render(template, obj))
+def _print_objects(names: list[str], get, template_text: str | None) -> None:  # noqa: ANN001
+    """``docker inspect [-f FORMAT] NAME...`` as the CLI does it: the template is parsed first (a
+    malformed one is the only error), every name is looked up, what was found is printed, then the
+    errors (one line)."""
+    tmpl = template(template_text) if template_text else None
+    found, errors = [], []
+    for name in names:
+        try:
+            obj = get(name)
+            found.append(obj if tmpl is None else tmpl.execute(obj))
+        except gotemplate.TemplateError as err:
+            errors.append(f"template parsing error: {err}")
+        except NetlabError as err:
+            errors.append(str(err))
+    if tmpl is None:
+        if found or not errors:
+            print(json.dumps(found, indent=4))
+    else:
+        for text in found:
+            print(text)
+    sys.stdout.flush()
+    if errors:
+        raise UsageError("; ".join(errors))
 
 
 __all__ = ["DockerMagics", "parse", "render", "table"]

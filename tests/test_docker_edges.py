@@ -1,0 +1,123 @@
+"""``%docker`` edge cases, in a real kernel: what Docker does at the edges, done here too.
+
+- a malformed ``inspect -f`` template is Go's parse error, as the Docker CLI prints it.
+
+Every packet stays inside the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+ENGINE = "__import__('netlab_magic.docker.engine', fromlist=['engine']).engine()"
+
+
+def normalised(save: str) -> list[str]:
+    """iptables-save without its timestamped comments, counters zeroed."""
+    return [re.sub(r"\[\d+:\d+\]$", "[0:0]", ln) for ln in save.splitlines() if not ln.startswith("#")]
+
+
+def lab_save(k) -> list[str]:
+    return normalised(k.ok("!iptables-save").stdout)
+
+
+def model_save(k) -> list[str]:
+    return normalised(k.value(f"__import__('netlab_magic.docker.rules', fromlist=['x'])"
+                              f".iptables_save({ENGINE}.daemon)"))
+
+
+def lab_state(k) -> dict:
+    """Everything a docker command could leave behind: namespaces, links, rules, jobs."""
+    return {
+        "netns": k.ok("!ip netns list").stdout,
+        "links": sorted(k.ok("!ip -o link show | cut -d: -f2").stdout.split()),
+        "addrs": k.ok("!ip -o -4 addr show | awk '{print $2, $4}'").stdout,
+        "rules": lab_save(k),
+        "jobs": k.value("[j.name for j in __import__('netlab_magic').Lab.current().jobs.all() if j.running]"),
+    }
+
+
+def veth_of(k, name: str) -> str:
+    return k.value(f"{ENGINE}.daemon.containers[{name!r}].veth")
+
+
+def ip_of(k, name: str) -> str:
+    return k.value(f"str({ENGINE}.daemon.containers[{name!r}].ip)")
+
+
+def names(k) -> list[str]:
+    """The NAMES column of ``%docker ps -a``."""
+    return [ln.split()[-1] for ln in k.ok("%docker ps -a").stdout.splitlines()[1:]]
+
+
+def eventually(check, timeout: float = 5.0, pause: float = 0.1):
+    """Retry ``check()`` (which asserts) until it passes or ``timeout`` seconds went by."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+
+
+# -- inspect -f: Go's template errors ---------------------------------------------------------------
+
+TEMPLATE_ERRORS = [
+    ("{{.Foo", "template parsing error: template: :1: unclosed action"),
+    ("{{.Name}} {{", "template parsing error: template: :1: unclosed action"),
+    ("{{.Foo}", 'template parsing error: template: :1: unexpected "}" in operand'),
+    ("{{foo .Name}}", 'template parsing error: template: :1: function "foo" not defined'),
+    ("{{}}", "template parsing error: template: :1: missing value for command"),
+    ("{{end}}", "template parsing error: template: :1: unexpected {{end}}"),
+    ("{{else}}", "template parsing error: template: :1: unexpected {{else}}"),
+    ("{{range .NetworkSettings.Networks}}{{.IPAddress}}", "template parsing error: template: :1: unexpected EOF"),
+    ("{{if}}x{{end}}", "template parsing error: template: :1: missing value for if"),
+    ('{{index .Name "a}}', "template parsing error: template: :1: unterminated quoted string"),
+    ("{{.Name)}}", 'template parsing error: template: :1: unexpected ")" in command'),
+    ("{{.Foo\n", "template parsing error: template: :2: unclosed action started at :1"),
+    ("{{/* no end }}", "template parsing error: template: :1: unclosed comment"),
+    ("line one\n{{.Foo", "template parsing error: template: :2: unclosed action"),
+    ("{{$x.Name}}", 'template parsing error: template: :1: undefined variable "$x"'),
+]
+
+
+@pytest.fixture(scope="module")
+def web(kernel):
+    kernel.ok("%netlab reset")
+    kernel.ok("%docker run -d --name web busybox")
+    return kernel
+
+
+@pytest.mark.parametrize("template, message", TEMPLATE_ERRORS, ids=[t for t, _ in TEMPLATE_ERRORS])
+def test_malformed_inspect_templates_are_gos_parse_errors(template, message):
+    from netlab_magic.docker.magic import render
+
+    with pytest.raises(Exception) as err:
+        render(template, {"Name": "/web"})
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("cell", ["%docker inspect -f '{{.Foo' web",
+                                  "%docker inspect --format='{{.Foo}' web",
+                                  "%docker network inspect -f '{{.Name' bridge"])
+def test_malformed_template_is_one_line_in_the_kernel(web, cell):
+    r = web.run(cell)
+    assert r.usage_error is not None, r
+    assert r.usage_error.startswith("template parsing error: template: :1: "), r.usage_error
+    assert r.stdout == "" and "Traceback" not in r.stderr and "{{" not in r.stdout
+
+
+def test_good_templates_still_work(web):
+    assert web.ok("%docker inspect -f '{{.Name}}' web").stdout == "/web\n"
+    out = web.ok("%docker inspect -f '{{range $n, $c := .NetworkSettings.Networks}}{{$n}}={{$c.IPAddress}}"
+                 "{{end}}' web").stdout
+    assert out == "bridge=172.17.0.2\n"
+    assert web.ok("%docker inspect -f '{{.Name | upper}} {{len .Name}}' web").stdout == "/WEB 4\n"
+    assert web.ok("%docker inspect -f '{{if eq .State.Status \"running\"}}up{{else if .State.Running}}?"
+                  "{{else}}down{{end}}' web").stdout == "up\n"
+    assert web.ok("%docker inspect -f '{{- /* a comment */ -}} {{ .State.Running -}} !' web").stdout == "true!\n"
