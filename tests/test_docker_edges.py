@@ -1,5 +1,7 @@
 """``%docker`` edge cases, in a real kernel: what Docker does at the edges, done here too.
 
+- a host port published twice (in one ``run``, or by a second container) is refused with
+  Docker's words, and nothing of the refused container is left;
 - a malformed ``inspect -f`` template is Go's parse error, as the Docker CLI prints it.
 
 Every packet stays inside the lab's namespaces.
@@ -63,6 +65,56 @@ def eventually(check, timeout: float = 5.0, pause: float = 0.1):
             if time.monotonic() > deadline:
                 raise
             time.sleep(pause)
+
+
+# -- a host port is published once ------------------------------------------------------------------
+
+PORT_TAKEN = re.compile(
+    r"docker: Error response from daemon: driver failed programming external connectivity on endpoint "
+    r"(?P<name>\S+) \([0-9a-f]{64}\): Bind for 0\.0\.0\.0:(?P<port>\d+) failed: port is already allocated\.")
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["proxy-off", "proxy-on"])
+def test_the_same_host_port_twice_in_one_run_is_refused(kernel, proxy):
+    kernel.ok("%netlab reset")
+    kernel.ok(f"%docker dockerd --userland-proxy={str(proxy).lower()}")
+    before = lab_state(kernel)
+    r = kernel.run("%docker run -d -p 8891:80 -p 8891:81 --name twice nginx")
+    assert r.usage_error, r
+    m = PORT_TAKEN.fullmatch(r.usage_error)
+    assert m and m["name"] == "twice" and m["port"] == "8891", r.usage_error
+    assert "Traceback" not in r.stdout + r.stderr
+    assert lab_state(kernel) == before
+    assert "twice" not in names(kernel)
+    assert lab_save(kernel) == model_save(kernel)
+    # the same, with an explicit address overlapping 0.0.0.0, and with the same binding twice
+    for cell in ("%docker run -d -p 127.0.0.1:8891:80 -p 8891:81 --name twice nginx",
+                 "%docker run -d -p 8891:80 -p 8891:80 --name twice nginx"):
+        r = kernel.run(cell)
+        assert r.usage_error and "failed: port is already allocated." in r.usage_error, (cell, r)
+        assert lab_state(kernel) == before
+    # different protocols, or different ports, are fine
+    kernel.ok("%docker run -d -p 8891:80 -p 8891:80/udp -p 8892:81 --name ok nginx")
+    assert kernel.ok("!iptables-save -t nat").stdout.count("--dport 8891 ") == 2
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["proxy-off", "proxy-on"])
+def test_a_host_port_published_by_another_container_is_refused(kernel, proxy):
+    kernel.ok("%netlab reset")
+    kernel.ok(f"%docker dockerd --userland-proxy={str(proxy).lower()}")
+    kernel.ok("%docker run -d -p 8891:80 --name first nginx")
+    before = lab_state(kernel)
+    r = kernel.run("%docker run -d -p 8891:80 --name second nginx")
+    m = PORT_TAKEN.fullmatch(r.usage_error or "")
+    assert m and m["name"] == "second", r
+    assert lab_state(kernel) == before
+    assert "second" not in names(kernel)
+    dnat = [ln for ln in lab_save(kernel) if "--dport 8891 " in ln and "DNAT" in ln]
+    assert len(dnat) == 1, dnat
+    assert lab_save(kernel) == model_save(kernel)
+    # once the first one is gone, the port is free again
+    kernel.ok("%docker rm -f first")
+    kernel.ok("%docker run -d -p 8891:80 --name second nginx")
 
 
 # -- inspect -f: Go's template errors ---------------------------------------------------------------

@@ -226,7 +226,7 @@ BAD = [
     ("%docker network rm bridge", "Error response from daemon: bridge is a pre-defined network and cannot be removed"),
     ("%docker network rm nope", "Error: No such network: nope"),
     ("%docker run -p 8888:80 --name web2 -d nginx",
-     "docker: Error response from daemon: Bind for 0.0.0.0:8888 failed: port is already allocated"),
+     "docker: Error response from daemon: driver failed programming external connectivity on endpoint web2 ("),
     ("%docker run -p 8888 --name web3 -d nginx", "this lab needs HOST:CONTAINER"),
     ("%docker run --privileged --name x -d busybox", "%docker run: unsupported flag --privileged"),
     ("%docker run -v /tmp:/tmp -d busybox", "%docker run: unsupported flag -v"),

@@ -41,6 +41,10 @@ _POOL_BASES = (
     ("192.168.0.0/16", 20),
 )
 
+class PortAllocated(AlreadyExists):
+    """``Bind for IP:PORT failed: port is already allocated`` (libnetwork's port allocator)."""
+
+
 #: daemon/names: ``validContainerNamePattern``.
 _CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -212,8 +216,8 @@ class Daemon:
                                 "container to be able to reuse that name.")
         net = self.network(network)
         ports = tuple(PortBinding.parse(p) for p in publish)
-        for port in ports:
-            self._check_port_free(port)
+        for i, port in enumerate(ports):  # the bridge driver allocates them one by one
+            self._check_port_free(port, ports[:i])
         ip = self._next_address(net)
         container = Container(name, id or random_id(), network, ip, mac_from_ip(ip),
                               veth or veth_name(), ports)
@@ -267,17 +271,18 @@ class Daemon:
         raise NetlabError(f"no available IPv4 addresses on this network's address pools: "
                           f"{net.name} ({net.id})")
 
-    def _check_port_free(self, want: PortBinding) -> None:
-        for c in self.containers.values():
-            for have in c.ports:
-                same_ip = have.host_ip == want.host_ip or IPv4Address("0.0.0.0") in (
-                    have.host_ip, want.host_ip)
-                if same_ip and (have.host_port, have.proto) == (want.host_port, want.proto):
-                    raise AlreadyExists(f"Bind for {want.host_ip}:{want.host_port} failed: "
-                                        "port is already allocated")
+    def _check_port_free(self, want: PortBinding, also: tuple[PortBinding, ...] = ()) -> None:
+        """Refuse a host port that another container, or an earlier ``-p`` of the same ``run``
+        (``also``), already holds: Docker's port allocator does the same."""
+        taken = [have for c in self.containers.values() for have in c.ports] + list(also)
+        for have in taken:
+            same_ip = have.host_ip == want.host_ip or IPv4Address("0.0.0.0") in (have.host_ip, want.host_ip)
+            if same_ip and (have.host_port, have.proto) == (want.host_port, want.proto):
+                raise PortAllocated(f"Bind for {want.host_ip}:{want.host_port} failed: "
+                                    "port is already allocated")
 
 
 __all__ = [
-    "DEFAULT_NETWORK", "DEFAULT_BRIDGE", "Daemon", "Network", "Container", "PortBinding",
+    "DEFAULT_NETWORK", "DEFAULT_BRIDGE", "Daemon", "Network", "Container", "PortBinding", "PortAllocated",
     "default_address_pools", "random_id", "bridge_name", "veth_name", "mac_from_ip",
 ]

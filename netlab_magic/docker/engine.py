@@ -47,7 +47,8 @@ from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
 from ..lab import Lab
 from ..model import HOST
 from . import rules
-from .daemon import DEFAULT_BRIDGE, DEFAULT_NETWORK, Container, Daemon, Network, random_id, veth_name
+from .daemon import (DEFAULT_BRIDGE, DEFAULT_NETWORK, Container, Daemon, Network, PortAllocated, random_id,
+                     veth_name)
 
 #: Where the engine keeps its files: in the lab's private ``/run`` (never the machine's).
 RUN_DIR = "/run/netlab-docker"
@@ -316,9 +317,16 @@ class Engine:
                                 f"namespace called {name!r}: choose another --name")
         before = copy.deepcopy(daemon)
         undo: list[Callable[[], None]] = []
+
+        def allocate() -> Container:
+            try:
+                return daemon.run(name, network=network, publish=tuple(publish), id=box.id,
+                                  veth=self._free_veth())
+            except PortAllocated as err:  # the bridge driver's words, with the endpoint
+                raise PortAllocated(_connectivity(box, str(err))) from err
+
         try:
-            container = _daemon_call(lambda: daemon.run(name, network=network, publish=tuple(publish),
-                                                       id=box.id, veth=self._free_veth()), prefix="docker: ")
+            container = _daemon_call(allocate, prefix="docker: ")
             self._plumb(container, daemon.networks[network], undo)
             self._sync(daemon)
             self._start_proxies(box, container, undo)
@@ -528,8 +536,7 @@ class Engine:
                 pass
             if ready not in out:
                 message = out.strip().splitlines()[-1] if out.strip() else "docker-proxy did not start"
-                raise NetlabError(f"docker: Error response from daemon: driver failed programming external "
-                                  f"connectivity on endpoint {box.name} ({box.endpoint_id}): {message}.")
+                raise NetlabError(f"docker: Error response from daemon: {_connectivity(box, message)}")
 
     def _write_files(self) -> str:
         os.makedirs(f"{RUN_DIR}/nginx", exist_ok=True)
@@ -741,6 +748,12 @@ def _docker_exit_code(code: int | None) -> int:
     if code is None:
         return 0
     return 128 - code if code < 0 else code
+
+
+def _connectivity(box: Box, detail: str) -> str:
+    """libnetwork's error when an endpoint's ports cannot be set up; the CLI ends it with a period."""
+    return (f"driver failed programming external connectivity on endpoint {box.name} "
+            f"({box.endpoint_id}): {detail.rstrip('.')}.")
 
 
 def _daemon_call(fn: Callable[[], Any], prefix: str = "") -> Any:
