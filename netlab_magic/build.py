@@ -30,162 +30,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
-import struct
 from dataclasses import dataclass
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from . import names, syscalls
+from . import names, namespaces
 from .errors import AlreadyExists, InvalidAddress, InvalidName, NetlabError
-from .lab import Lab, NetNS, _netlink_error
+from .lab import Lab, NetNS, netlink_error
 from .model import HOST
-from .netlink import NetlinkWorker
+from .rtnl import NetlinkError, Rtnl
 from .sandbox import NETNS_DIR
 
 #: A Linux bridge holds at most this many ports (BR_MAX_PORTS - 1); the next fails with EXFULL.
 BRIDGE_MAX_PORTS = 1023
-
-# rtnetlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h)
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 1, 4, 0x300
-NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR = 16, 18, 20
-IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_NET_NS_FD = 3, 10, 18, 26, 28
-IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-IFF_UP = 1
-_HDR = struct.Struct("=IHHII")
-_IFINFO = struct.Struct("=BxHiII")
-
-
-# -- a raw rtnetlink socket -------------------------------------------------------------------
-
-def _attr(kind: int, payload: bytes) -> bytes:
-    length = 4 + len(payload)
-    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
-
-
-def _ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
-    return _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change)
-
-
-class Rtnl:
-    """A raw rtnetlink socket of the namespace the *calling thread* is in when it is made.
-
-    Requests are queued with :meth:`add` and sent together by :meth:`commit` (one ``sendmsg``,
-    one ack each); the first error is raised after every ack is read.
-    """
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        self.sock.bind((0, 0))
-        self._seq = 0
-        self._queue: list[bytes] = []
-        self._what: dict[int, str] = {}
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def add(self, kind: int, body: bytes, flags: int = 0, what: str = "") -> None:
-        self._seq += 1
-        self._queue.append(_HDR.pack(_HDR.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, self._seq, 0) + body)
-        self._what[self._seq] = what
-
-    def commit(self) -> None:
-        """Send the queued requests; raise ``NetlinkError`` (with what failed) on the first error."""
-        if not self._queue:
-            return
-        self.sock.send(b"".join(self._queue))
-        pending = len(self._queue)
-        self._queue.clear()
-        first: NetlinkError | None = None
-        while pending:
-            data = self.sock.recv(65536)
-            for kind, seq, body in _messages(data):
-                if kind != NLMSG_ERROR:
-                    continue
-                pending -= 1
-                code = -struct.unpack_from("=i", body)[0]
-                if code and first is None:
-                    first = NetlinkError(code, f"{self._what.get(seq, '')}: {os.strerror(code)}")
-        self._what.clear()
-        if first is not None:
-            raise first
-
-    def links(self) -> list[tuple[int, str, int]]:
-        """``ip link`` of this socket's namespace: (index, name, master index) of every link."""
-        self._seq += 1
-        self.sock.send(_HDR.pack(_HDR.size + _IFINFO.size, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)
-                       + _ifinfo())
-        found = []
-        while True:
-            for kind, _seq, body in _messages(self.sock.recv(1 << 20)):
-                if kind == NLMSG_DONE:
-                    return found
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", body)[0]
-                    raise NetlinkError(code, f"ip link: {os.strerror(code)}")
-                if kind == RTM_NEWLINK:
-                    index = _IFINFO.unpack_from(body)[2]
-                    attrs = dict(_attrs(body, _IFINFO.size))
-                    name = attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode()
-                    master = struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0
-                    found.append((index, name, master))
-
-    # -- the requests build_star sends ----------------------------------------------------
-
-    def link_add_bridge(self, name: str) -> None:
-        self.add(RTM_NEWLINK, _ifinfo() + _attr(IFLA_IFNAME, name.encode() + b"\0")
-                 + _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge")),
-                 NLM_F_CREATE | NLM_F_EXCL, f"ip link add {name} type bridge")
-
-    def link_add_veth(self, name: str, index: int, peer: str, peer_index: int, peer_netns_fd: int,
-                      master: int) -> None:
-        """``ip link add NAME index I master M type veth peer name PEER index J netns FD``."""
-        peer_spec = (_ifinfo(peer_index) + _attr(IFLA_IFNAME, peer.encode() + b"\0")
-                     + _attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd)))
-        info = _attr(IFLA_INFO_KIND, b"veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_spec))
-        body = _ifinfo(index) + _attr(IFLA_IFNAME, name.encode() + b"\0") + _attr(IFLA_LINKINFO, info)
-        if master:
-            body += _attr(IFLA_MASTER, struct.pack("=I", master))
-        self.add(RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL, f"ip link add {name} type veth peer name {peer}")
-
-    def link_up(self, index: int, what: str = "") -> None:
-        self.add(RTM_NEWLINK, _ifinfo(index, IFF_UP, IFF_UP), 0, what or f"ip link set {index} up")
-
-    def link_no_ipv6_autoconf(self, index: int, what: str = "") -> None:
-        """``ip link set DEV addrgenmode none``: no link-local address (send before ``up``)."""
-        spec = _attr(IFLA_AF_SPEC, _attr(socket.AF_INET6, _attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))))
-        self.add(RTM_NEWLINK, _ifinfo(index) + spec, 0, what or f"ip link set {index} addrgenmode none")
-
-    def addr_add(self, index: int, iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface, what: str = "") -> None:
-        family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
-        raw = iface.ip.packed
-        body = struct.pack("=BBBBI", family, iface.network.prefixlen, 0, 0, index) + _attr(IFA_LOCAL, raw)
-        body += _attr(IFA_ADDRESS, raw)
-        self.add(RTM_NEWADDR, body, NLM_F_CREATE | NLM_F_EXCL, what or f"ip addr add {iface}")
-
-
-def _messages(data: bytes):
-    off = 0
-    while off + _HDR.size <= len(data):
-        length, kind, _flags, seq, _pid = _HDR.unpack_from(data, off)
-        if length < _HDR.size:
-            break
-        yield kind, seq, data[off + _HDR.size: off + length]
-        off += (length + 3) & ~3
-
-
-def _attrs(body: bytes, off: int):
-    while off + 4 <= len(body):
-        length, kind = struct.unpack_from("=HH", body, off)
-        if length < 4:
-            break
-        yield kind & 0x3FFF, body[off + 4: off + length]
-        off += (length + 3) & ~3
-
 
 # -- build_star ------------------------------------------------------------------------------
 
@@ -238,7 +93,8 @@ def build_star(lab: Lab, n: int, *, bridge: str = "br0", prefix: str = "ns", sta
         raise InvalidName(f"host_ifname {host_ifname!r} gives the same name twice: put {{i}} in it")
     if bridge in {m.host_ifname for m in members}:
         raise InvalidName(f"the bridge and a veth would both be called {bridge!r}")
-    lab._call(_build_star, members, bridge, ifname, ipv6, lo_up)
+    with lab.sandbox.entered(HOST):
+        _build_star(members, bridge, ifname, ipv6, lo_up)
     return [NetNS(lab, m.netns) for m in members]
 
 
@@ -260,13 +116,11 @@ def _nth(net, k: int, *, host: bool):
     return ipaddress.ip_interface(f"{ip}/{ip.max_prefixlen}" if host else f"{ip}/{net.prefixlen}")
 
 
-def _build_star(worker: NetlinkWorker, members: list[_Member], bridge: str, ifname: str,
-                ipv6: bool, lo_up: bool) -> None:
-    """On the netlink thread, which is in the lab's host between calls."""
-    home = os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+def _build_star(members: list[_Member], bridge: str, ifname: str, ipv6: bool, lo_up: bool) -> None:
+    """With the calling thread in the lab's host."""
     host = Rtnl()
     try:
-        links = host.links()
+        links = [(link["index"], link["ifname"], link["master"] or 0) for link in host.links()]
         by_name = {name: index for index, name, _ in links}
         for m in members:
             if m.host_ifname in by_name:
@@ -274,12 +128,12 @@ def _build_star(worker: NetlinkWorker, members: list[_Member], bridge: str, ifna
         if bridge not in by_name:
             host.link_add_bridge(bridge)
             _commit(host, HOST)
-            by_name = {name: index for index, name, _ in host.links()}
+            by_name = {link["ifname"]: link["index"] for link in host.links()}
             if not ipv6:
                 host.link_no_ipv6_autoconf(by_name[bridge])
             host.link_up(by_name[bridge], f"ip link set {bridge} up")
             _commit(host, HOST)
-            links = host.links()
+            links = [(link["index"], link["ifname"], link["master"] or 0) for link in host.links()]
         br_index = by_name[bridge]
         ports = sum(1 for _, _, master in links if master == br_index)
         if ports + len(members) > BRIDGE_MAX_PORTS:
@@ -287,37 +141,30 @@ def _build_star(worker: NetlinkWorker, members: list[_Member], bridge: str, ifna
                               f"{len(members)} more do not fit (use a second bridge)")
         next_index = max(index for index, _, _ in links) + 1 if links else 2
         for m in members:
-            _one(host, home, m, next_index, br_index, bridge, ifname, ipv6, lo_up)
+            _one(host, m, next_index, br_index, bridge, ifname, ipv6, lo_up)
             next_index += 1
     finally:
         host.close()
-        os.close(home)
 
 
-def _one(host: Rtnl, home: int, m: _Member, index: int, br_index: int, bridge: str, ifname: str,
+def _one(host: Rtnl, m: _Member, index: int, br_index: int, bridge: str, ifname: str,
          ipv6: bool, lo_up: bool) -> None:
     path = os.path.join(NETNS_DIR, m.netns)
-    with open(path, "x"):
-        pass
     sock = fd = None
     try:
-        syscalls.unshare(syscalls.CLONE_NEWNET)
-        try:
+        with namespaces.new_named(path):
             sock = Rtnl()
-            fd = os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-            syscalls.mount(syscalls.THREAD_NETNS, path, None, syscalls.MS_BIND)
-        finally:
-            syscalls.setns(home, syscalls.CLONE_NEWNET)
+            fd = namespaces.open_current()
     except BaseException:
         if sock is not None:
             sock.close()
         if fd is not None:
             os.close(fd)
-        os.unlink(path)
         raise
     try:
         peer_index = 2  # a fresh namespace has only lo (1)
-        host.link_add_veth(m.host_ifname, index, ifname, peer_index, fd, br_index)
+        host.link_add_veth(m.host_ifname, ifname, peer_netns_fd=fd, index=index, peer_index=peer_index,
+                           master=br_index)
         if not ipv6:
             host.link_no_ipv6_autoconf(index)
         if m.host_addr is not None:
@@ -341,7 +188,7 @@ def _commit(sock: Rtnl, netns: str) -> None:
     try:
         sock.commit()
     except NetlinkError as err:
-        mapped = _netlink_error(err)
+        mapped = netlink_error(err)
         what = err.args[1] if len(err.args) > 1 else str(mapped)
         raise type(mapped)(f"in namespace {netns!r}, {what}") from err
 

@@ -1,9 +1,10 @@
 """The Python API: a :class:`Lab` of network namespaces, and :class:`NetNS` handles into it.
 
 Every operation is named after its iproute2 command, which its docstring quotes, so reading
-the API teaches ``ip``. Netlink work runs on the lab's netlink thread (pyroute2), inside the
-namespace it concerns; commands typed in cells (``!ip ...``, ``%%netns``) and API calls see
-and change the same namespaces.
+the API teaches ``ip``. Each call speaks netlink itself (:mod:`netlab_magic.rtnl`), on the
+calling thread, through a socket opened inside the namespace it concerns and closed before it
+returns: commands typed in cells (``!ip ...``, ``%%netns``) and API calls see and change the
+same namespaces, and the API holds none of them alive.
 
     >>> lab = Lab.current()
     >>> ns1 = lab.add_netns("ns1")
@@ -19,20 +20,17 @@ import os
 import re
 import subprocess
 import threading
-from typing import Callable, ClassVar, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import ClassVar, Iterator, Sequence
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from . import names, process, syscalls
+from . import names, namespaces, process, syscalls
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
                      NotFound, PrivilegeError)
 from .jobs import Job, JobTable
 from .model import HOST, LabSnapshot, Namespace
-from .netlink import NetlinkWorker
+from .rtnl import NetlinkError, Rtnl
 from .sandbox import NETNS_DIR, Sandbox
 from .snapshot import read_lab
-
-T = TypeVar("T")
 
 
 class Lab:
@@ -50,9 +48,8 @@ class Lab:
         self.sandbox = Sandbox()
         self.sandbox.enter()
         self.jobs = JobTable()
-        self._worker = NetlinkWorker(self.sandbox.netns_path)
         self._closed = False
-        self._reset_hooks: list[Callable[[], None]] = []
+        #: Counts resets: layers that keep state about the lab (``%docker``) start afresh when it moves.
         self.generation = 0
         Lab._current = self
         atexit.register(self.close)
@@ -103,7 +100,9 @@ class Lab:
         path = os.path.join(NETNS_DIR, name)
         if os.path.exists(path):
             raise AlreadyExists(f"namespace {name!r} already exists")
-        self._call(_create_netns, path)
+        self._check_open()
+        with namespaces.new_named(path):
+            pass
         return NetNS(self, name)
 
     def del_netns(self, name: str) -> None:
@@ -118,22 +117,16 @@ class Lab:
 
     def snapshot(self) -> LabSnapshot:
         """The whole lab now: every namespace, its interfaces (state, addresses, peer, master), routes."""
-        return self._call(read_lab, [HOST, *self.list_netns()])
+        self._check_open()
+        return read_lab([(HOST, self.sandbox.netns_path(HOST))]
+                        + [(name, os.path.join(NETNS_DIR, name)) for name in self.list_netns()])
 
     def reset(self) -> None:
         """Destroy everything in the lab (processes, jobs, namespaces) and start a fresh host."""
         self._require_main_thread()
         self.jobs.stop_all()
-        self._worker.close()
         self.sandbox.renew()
-        self._worker = NetlinkWorker(self.sandbox.netns_path)
         self.generation += 1
-        for hook in list(self._reset_hooks):
-            hook()
-
-    def on_reset(self, hook: Callable[[], None]) -> None:
-        """Call ``hook()`` after every :meth:`reset` (layers that keep state about the lab forget it)."""
-        self._reset_hooks.append(hook)
 
     def close(self) -> None:
         """Destroy the lab and give the main thread back its own network namespace."""
@@ -141,7 +134,6 @@ class Lab:
             return
         self._closed = True
         self.jobs.stop_all()
-        self._worker.close()
         if threading.current_thread() is threading.main_thread():
             self.sandbox.leave()
         if Lab._current is self:
@@ -195,13 +187,9 @@ class Lab:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[..., T], *args: object) -> T:
+    def _check_open(self) -> None:
         if self._closed:
             raise NetlabError("this lab was closed; load netlab again (or Lab.current()) for a new one")
-        try:
-            return self._worker.call(fn, *args)
-        except NetlinkError as err:
-            raise _netlink_error(err) from err
 
     def _require_main_thread(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -236,99 +224,133 @@ class NetNS:
         """
         names.check_ifname(name)
         names.check_ifname(peer)
-        other = _ns_name(peer_netns) or self.name
-        self.lab.sandbox.netns_path(other)
-        if other == self.name and name == peer:
+        other = NetNS(self.lab, _ns_name(peer_netns) or self.name)
+        self.lab.sandbox.netns_path(other.name)
+        if other.name == self.name and name == peer:
             raise InvalidName(f"a veth and its peer need two different names (both are {name!r})")
-        self._absent(name)
-        NetNS(self.lab, other)._absent(peer)
-        self.lab._call(_add_veth, self.name, name, peer, other)
+        what = f"ip link add {name} type veth peer name {peer}" + (
+            f" netns {other.name}" if other.name != self.name else "")
+        with self._rtnl() as sock:
+            self._absent(sock, name)
+            if other.name == self.name:
+                self._absent(sock, peer)
+                sock.link_add_veth(name, peer)
+            else:
+                with other._rtnl() as peer_sock:
+                    other._absent(peer_sock, peer)
+                fd = namespaces.open_path(self.lab.sandbox.netns_path(other.name))
+                try:
+                    sock.link_add_veth(name, peer, peer_netns_fd=fd)
+                    self._commit(sock, what)
+                finally:
+                    os.close(fd)
+                return
+            self._commit(sock, what)
 
     def add_bridge(self, name: str) -> None:
         """Equivalent to: ``ip link add NAME type bridge``."""
         names.check_ifname(name)
-        self._absent(name)
-        self.lab._call(lambda w: w.ipr(self.name).link("add", ifname=name, kind="bridge"))
+        with self._rtnl() as sock:
+            self._absent(sock, name)
+            sock.link_add_bridge(name)
+            self._commit(sock, f"ip link add {name} type bridge")
 
     def link_del(self, ifname: str) -> None:
         """Equivalent to: ``ip link del IFNAME``."""
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).link("del", index=index))
+        self._link_request(ifname, f"ip link del {ifname}", lambda sock, index: sock.link_del(index))
 
     def link_up(self, ifname: str) -> None:
         """Equivalent to: ``ip link set dev IFNAME up``."""
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, state="up"))
+        self._link_request(ifname, f"ip link set dev {ifname} up", lambda sock, index: sock.link_set(index, up=True))
 
     def link_down(self, ifname: str) -> None:
         """Equivalent to: ``ip link set dev IFNAME down``."""
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, state="down"))
+        self._link_request(ifname, f"ip link set dev {ifname} down",
+                           lambda sock, index: sock.link_set(index, up=False))
 
     def link_set_master(self, ifname: str, bridge: str | None) -> None:
         """Equivalent to: ``ip link set IFNAME master BRIDGE`` (``nomaster`` when ``bridge`` is None)."""
-        index = self._index(ifname)
-        master = self._index(bridge) if bridge else 0
-        self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, master=master))
+        what = f"ip link set {ifname} master {bridge}" if bridge else f"ip link set {ifname} nomaster"
+        with self._rtnl() as sock:
+            index = self._index(sock, ifname)
+            master = self._index(sock, bridge) if bridge else 0
+            sock.link_set(index, master=master)
+            self._commit(sock, what)
 
     def link_set_address(self, ifname: str, mac: str) -> None:
         """Equivalent to: ``ip link set dev IFNAME address MAC``."""
         if not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac or ""):
             raise InvalidAddress(f"{mac!r} is not a MAC address like 02:42:ac:11:00:02")
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, address=mac.lower()))
+        self._link_request(ifname, f"ip link set dev {ifname} address {mac}",
+                           lambda sock, index: sock.link_set(index, mac=mac.lower()))
 
     def link_set_netns(self, ifname: str, netns: "str | NetNS") -> None:
         """Equivalent to: ``ip link set IFNAME netns NETNS``."""
-        target = _ns_name(netns)
-        self.lab.sandbox.netns_path(target)
-        index = self._index(ifname)
-        NetNS(self.lab, target)._absent(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).link("set", index=index, net_ns_fd=w.netns_fd(target)))
+        target = NetNS(self.lab, _ns_name(netns))
+        path = self.lab.sandbox.netns_path(target.name)
+        with target._rtnl() as other:
+            target._absent(other, ifname)
+        fd = namespaces.open_path(path)
+        try:
+            self._link_request(ifname, f"ip link set {ifname} netns {target.name}",
+                               lambda sock, index: sock.link_set(index, netns_fd=fd))
+        finally:
+            os.close(fd)
+
+    def bridge_port_hairpin(self, ifname: str, on: bool = True) -> None:
+        """Equivalent to: ``bridge link set dev IFNAME hairpin on|off`` (IFNAME must be a bridge port)."""
+        self._link_request(ifname, f"bridge link set dev {ifname} hairpin {'on' if on else 'off'}",
+                           lambda sock, index: sock.bridge_port_hairpin(index, on))
+
+    def link_exists(self, ifname: str) -> bool:
+        """True if interface ``ifname`` exists here. Equivalent to: ``ip link show dev IFNAME`` succeeding."""
+        names.check_ifname(ifname)
+        with self._rtnl() as sock:
+            return sock.index(ifname) is not None
 
     # -- addresses and routes -----------------------------------------------------------------
 
     def addr_add(self, ifname: str, cidr: str) -> None:
         """Equivalent to: ``ip addr add CIDR dev IFNAME`` (e.g. ``"10.0.0.1/24"``)."""
         iface = names.parse_interface(cidr)
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).addr(
-            "add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen))
+        self._link_request(ifname, f"ip addr add {cidr} dev {ifname}",
+                           lambda sock, index: sock.addr_add(index, iface))
 
     def addr_del(self, ifname: str, cidr: str) -> None:
         """Equivalent to: ``ip addr del CIDR dev IFNAME``."""
         iface = names.parse_interface(cidr)
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).addr(
-            "del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen))
+        self._link_request(ifname, f"ip addr del {cidr} dev {ifname}",
+                           lambda sock, index: sock.addr_add(index, iface, delete=True))
 
     def addr_flush(self, ifname: str) -> None:
         """Equivalent to: ``ip addr flush dev IFNAME``."""
-        index = self._index(ifname)
-        self.lab._call(lambda w: w.ipr(self.name).flush_addr(index=index))
+        import ipaddress
+
+        with self._rtnl() as sock:
+            index = self._index(sock, ifname)
+            for a in sock.addrs():
+                if a["index"] == index:
+                    sock.addr_add(index, ipaddress.ip_interface(f"{a['address']}/{a['prefixlen']}"), delete=True)
+            self._commit(sock, f"ip addr flush dev {ifname}")
 
     def route_add(self, dst: str, *, dev: str | None = None, via: str | None = None) -> None:
         """Equivalent to: ``ip route add DST [via GATEWAY] [dev DEV]`` (DST may be ``"default"``)."""
-        kwargs = self._route_args(dst, dev, via)
-        self.lab._call(lambda w: w.ipr(self.name).route("add", **kwargs))
+        self._route("add", dst, dev, via)
 
     def route_del(self, dst: str, *, dev: str | None = None, via: str | None = None) -> None:
         """Equivalent to: ``ip route del DST [via GATEWAY] [dev DEV]``."""
-        kwargs = self._route_args(dst, dev, via)
-        self.lab._call(lambda w: w.ipr(self.name).route("del", **kwargs))
+        self._route("del", dst, dev, via)
 
-    def _route_args(self, dst: str, dev: str | None, via: str | None) -> dict:
+    def _route(self, command: str, dst: str, dev: str | None, via: str | None) -> None:
         net = names.parse_network(dst)
-        # iproute2's defaults: proto boot; scope link for a route without a gateway
-        kwargs: dict = {"dst": str(net.network_address), "dst_len": net.prefixlen, "proto": 3,
-                        "scope": 0 if via else 253}
-        if via:
-            kwargs["gateway"] = str(names.parse_address(via))
-        if dev:
-            kwargs["oif"] = self._index(dev)
+        gateway = names.parse_address(via) if via else None
         if not via and not dev:
             raise NetlabError(f"a route to {dst} needs a gateway (via) or a device (dev)")
-        return kwargs
+        what = f"ip route {command} {dst}" + (f" via {via}" if via else "") + (f" dev {dev}" if dev else "")
+        with self._rtnl() as sock:
+            oif = self._index(sock, dev) if dev else None
+            sock.route(command, dst=net, gateway=gateway, oif=oif)
+            self._commit(sock, what)
 
     # -- sysctls and reading ------------------------------------------------------------------
 
@@ -340,11 +362,13 @@ class NetNS:
         if not key.startswith("net.") or not all(p and p.replace("_", "").replace("-", "").isalnum()
                                                  for p in key.split(".")):
             raise InvalidName(f"{key!r} is not a per-namespace sysctl (expected net.something)")
-        return self.lab._call(_sysctl, self.name, key, None if value is None else str(value))
+        with self.lab.sandbox.entered(self.name):
+            return _sysctl(self.name, key, None if value is None else str(value))
 
     def read(self) -> Namespace:
         """This namespace in the lab's snapshot model."""
-        return self.lab._call(read_lab, [self.name]).namespaces[0]
+        self.lab._check_open()
+        return read_lab([(self.name, self.lab.sandbox.netns_path(self.name))]).namespaces[0]
 
     def links(self) -> list[str]:
         """Interface names. Equivalent to: ``ip -br link``."""
@@ -356,70 +380,68 @@ class NetNS:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _index(self, ifname: str) -> int:
-        names.check_ifname(ifname)
-        found = self.lab._call(lambda w: w.ipr(self.name).link_lookup(ifname=ifname))
-        if not found:
-            raise NotFound(f"interface {ifname!r} does not exist in namespace {self.name!r}")
-        return found[0]
+    @contextmanager
+    def _rtnl(self) -> Iterator[Rtnl]:
+        """A netlink socket opened inside this namespace, closed when the block ends."""
+        self.lab._check_open()
+        with self.lab.sandbox.entered(self.name):
+            sock = Rtnl()
+        try:
+            yield sock
+        finally:
+            sock.close()
 
-    def _absent(self, ifname: str) -> None:
-        if self.lab._call(lambda w: w.ipr(self.name).link_lookup(ifname=ifname)):
+    def _link_request(self, ifname: str, what: str, request) -> None:  # noqa: ANN001
+        with self._rtnl() as sock:
+            request(sock, self._index(sock, ifname))
+            self._commit(sock, what)
+
+    def _commit(self, sock: Rtnl, what: str) -> None:
+        try:
+            sock.commit()
+        except NetlinkError as err:
+            raise netlink_error(err, f"in namespace {self.name!r}, {what}") from err
+
+    def _index(self, sock: Rtnl, ifname: str) -> int:
+        names.check_ifname(ifname)
+        index = sock.index(ifname)
+        if index is None:
+            raise NotFound(f"interface {ifname!r} does not exist in namespace {self.name!r}")
+        return index
+
+    def _absent(self, sock: Rtnl, ifname: str) -> None:
+        if sock.index(ifname) is not None:
             raise AlreadyExists(f"interface {ifname!r} already exists in namespace {self.name!r}")
 
 
-# -- worker-thread functions ------------------------------------------------------------------
+# -- helpers ----------------------------------------------------------------------------------
 
-def _create_netns(worker: NetlinkWorker, path: str) -> None:
-    """``ip netns add``: a new namespace on this thread, bind-mounted at ``path``, then home."""
-    with open(path, "x"):
-        pass
-    try:
-        home = os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.unshare(syscalls.CLONE_NEWNET)
-            try:
-                syscalls.mount(syscalls.THREAD_NETNS, path, None, syscalls.MS_BIND)
-            finally:
-                syscalls.setns(home, syscalls.CLONE_NEWNET)
-        finally:
-            os.close(home)
-    except BaseException:
-        os.unlink(path)
-        raise
-
-
-def _add_veth(worker: NetlinkWorker, netns: str, name: str, peer: str, peer_netns: str) -> None:
-    spec: dict = {"ifname": peer}
-    if peer_netns != netns:
-        spec["net_ns_fd"] = worker.netns_fd(peer_netns)
-    worker.ipr(netns).link("add", ifname=name, kind="veth", peer=spec)
-
-
-def _sysctl(worker: NetlinkWorker, netns: str, key: str, value: str | None) -> str:
+def _sysctl(netns: str, key: str, value: str | None) -> str:
+    """Read (and write) a sysctl of the namespace the calling thread is in."""
     path = "/proc/sys/" + key.replace(".", "/")
-    with worker.inside_fd(worker.netns_fd(netns)):
-        try:
-            if value is not None:
-                with open(path, "w") as f:
-                    f.write(value)
-            with open(path) as f:
-                return f.read().strip()
-        except FileNotFoundError:
-            raise NotFound(f"sysctl {key!r} does not exist in namespace {netns!r}") from None
-        except PermissionError as err:
-            raise PrivilegeError(f"cannot write sysctl {key!r} in namespace {netns!r}: {err.strerror}") from err
-        except OSError as err:  # EINVAL and friends: the kernel refused the value
-            raise InvalidArgument(f"cannot set sysctl {key!r} to {value!r} in namespace {netns!r}: "
-                                  f"{err.strerror}") from err
+    try:
+        if value is not None:
+            with open(path, "w") as f:
+                f.write(value)
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        raise NotFound(f"sysctl {key!r} does not exist in namespace {netns!r}") from None
+    except PermissionError as err:
+        raise PrivilegeError(f"cannot write sysctl {key!r} in namespace {netns!r}: {err.strerror}") from err
+    except OSError as err:  # EINVAL and friends: the kernel refused the value
+        raise InvalidArgument(f"cannot set sysctl {key!r} to {value!r} in namespace {netns!r}: "
+                              f"{err.strerror}") from err
 
 
 def _ns_name(netns: "str | NetNS | None") -> str | None:
     return netns.name if isinstance(netns, NetNS) else netns
 
 
-def _netlink_error(err: NetlinkError) -> NetlabError:
-    message = f"netlink: {os.strerror(err.code)}" if err.code else f"netlink: {err}"
+def netlink_error(err: NetlinkError, what: str | None = None) -> NetlabError:
+    """The typed :class:`NetlabError` for a refusal of the kernel; ``what`` says what was asked."""
+    reason = os.strerror(err.code) if err.code else str(err)
+    message = f"{what}: {reason}" if what else f"netlink: {reason}"
     if err.code == errno.EEXIST:
         return AlreadyExists(message)
     if err.code in (errno.ENODEV, errno.ENOENT, errno.ESRCH):

@@ -37,7 +37,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from . import keeper, syscalls
+from . import keeper, namespaces, syscalls
 from .errors import NamespaceNotFound, PrivilegeError
 from .model import HOST
 from .names import check_netns_name
@@ -274,25 +274,23 @@ class Sandbox:
     def entered(self, name: str) -> Iterator[None]:
         """Run the body with the *calling thread* inside namespace ``name``, then come back.
 
-        Processes forked in the body start inside it. The main thread lives on the lab's host
-        and returns there; any other thread returns to the namespace it was in.
+        Processes forked in the body start inside it. The thread comes back to the namespace it
+        was in (see :func:`netlab_magic.namespaces.inside`); a thread already inside stays put.
         """
-        on_main = threading.current_thread() is threading.main_thread()
-        if name == HOST and on_main:
+        path = self.netns_path(name)
+        if name == HOST and self.host_fd is not None and _same_file(os.fstat(self.host_fd), namespaces.THREAD_NETNS):
             yield
             return
-        fd = os.open(self.netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-        back = self.host_fd if on_main else os.open(syscalls.THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.setns(fd, syscalls.CLONE_NEWNET)
-            try:
-                yield
-            finally:
-                syscalls.setns(back, syscalls.CLONE_NEWNET)
-        finally:
-            os.close(fd)
-            if back != self.host_fd:
-                os.close(back)
+        with namespaces.inside_path(path):
+            yield
+
+
+def _same_file(st: os.stat_result, path: str) -> bool:
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def _mount_sysfs() -> None:

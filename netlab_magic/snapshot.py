@@ -1,84 +1,122 @@
-"""Where the lab is read: netlink dumps of every namespace turned into :mod:`netlab_magic.model`.
+"""Where the lab is read: one link, address and route dump per namespace, into :mod:`netlab_magic.model`.
 
-Runs on the netlink worker thread (see :mod:`netlab_magic.netlink`): one link, address and
-route dump per namespace, plus the namespace-id table that tells which namespace the far
-end of a veth lives in.
+Runs on the calling thread: for each namespace it opens a raw rtnetlink socket *inside* it
+(enter, ``socket()``, come back: no fork, microseconds), sends three dumps, and closes the
+socket before returning, so a snapshot holds no namespace alive afterwards.
+
+Which namespace the far end of a veth lives in: the link says only "peer index P in the
+namespace with id N (as I see it)". The peer is the veth with index P whose own peer is this
+link; where two namespaces both fit (indexes are per namespace, so it can happen), the
+namespace ids are asked for the candidates only.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+from typing import Any
 
+from . import namespaces
 from .model import Interface, LabSnapshot, Namespace, Peer, Route
-from .netlink import NetlinkWorker
+from .rtnl import IFF_UP, RT_TABLE_MAIN, Rtnl
 
 _PROTO = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp"}
 _SCOPE = {0: "universe", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
-_MAIN_TABLE = 254
-_IFF_UP = 0x1
 
 
-def read_lab(worker: NetlinkWorker, names: list[str]) -> LabSnapshot:
-    """Snapshot of the namespaces ``names`` (in that order). Call on the worker thread."""
-    dumps = {name: _dump(worker, name) for name in names}
-    nsid_maps: dict[str, dict[int, str]] = {}
+class _Dump:
+    """One namespace's links, addresses and routes, with its fd and socket (until :meth:`close`)."""
 
-    def peer_netns(owner: str, nsid: int) -> str | None:
-        if owner not in nsid_maps:
-            nsid_maps[owner] = _nsid_map(worker, owner, names)
-        return nsid_maps[owner].get(nsid)
+    def __init__(self, name: str, path: str, home: int) -> None:
+        self.name = name
+        self.fd = namespaces.open_path(path)
+        try:
+            with namespaces.inside(self.fd, home):
+                self.sock = Rtnl()
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.links = _settled(self.sock, self.sock.links())
+        self.addrs = self.sock.addrs()
+        self.routes = self.sock.routes(socket.AF_INET, RT_TABLE_MAIN)
+        self.by_index = {link["index"]: link for link in self.links}
 
-    namespaces = []
-    for name in names:
-        links, addrs, routes = dumps[name]
-        by_index = {link["index"]: link.get("ifname") for link in links}
-        addr_by_index: dict[int, list[str]] = {}
-        for a in sorted(addrs, key=lambda a: (a["family"] != socket.AF_INET, a["index"])):
-            addr_by_index.setdefault(a["index"], []).append(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
-        interfaces = []
-        for link in links:
-            peer = None
-            kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
-            if link.get("ifname") == "lo":
-                kind = "loopback"
-            if kind == "veth" and link.get("IFLA_LINK") is not None:
-                nsid = link.get("IFLA_LINK_NETNSID")
-                if nsid is None:
-                    peer = Peer(name, by_index.get(link.get("IFLA_LINK")))
-                else:
-                    other = peer_netns(name, nsid)
-                    ifname = None
-                    if other is not None:
-                        other_links = {lk["index"]: lk.get("ifname") for lk in dumps[other][0]}
-                        ifname = other_links.get(link.get("IFLA_LINK"))
-                    peer = Peer(other, ifname)
-            master = link.get("IFLA_MASTER")
-            interfaces.append(
-                Interface(
-                    name=link.get("ifname"),
-                    index=link["index"],
-                    kind=kind or "device",
-                    state=_state(link),
-                    admin_up=bool(link["flags"] & _IFF_UP),
-                    mtu=link.get("mtu") or 0,
-                    mac=link.get("address"),
-                    addresses=tuple(addr_by_index.get(link["index"], ())),
-                    master=by_index.get(master) if master else None,
-                    peer=peer,
-                )
-            )
-        namespaces.append(
-            Namespace(name=name, interfaces=tuple(interfaces), routes=tuple(_routes(routes, by_index)))
-        )
-    return LabSnapshot(namespaces=tuple(namespaces))
+    def close(self) -> None:
+        self.sock.close()
+        os.close(self.fd)
 
 
-def _state(link) -> str:
-    """The operational state as ``ip link show dev X`` reports it (see :func:`_dump`)."""
-    return link.get("operstate") or "UNKNOWN"
+def read_lab(paths: list[tuple[str, str]]) -> LabSnapshot:
+    """Snapshot of the namespaces ``paths`` ((name, namespace file) pairs, in that order)."""
+    dumps: list[_Dump] = []
+    home = namespaces.open_current()
+    try:
+        for name, path in paths:
+            dumps.append(_Dump(name, path, home))
+        peers = _find_peers(dumps)
+        return LabSnapshot(namespaces=tuple(_namespace(d, peers) for d in dumps))
+    finally:
+        os.close(home)
+        for d in dumps:
+            d.close()
 
 
-def _settled(ipr, links: list) -> list:
+def _namespace(d: _Dump, peers: dict[tuple[str, int], Peer]) -> Namespace:
+    addr_by_index: dict[int, list[str]] = {}
+    for a in sorted(d.addrs, key=lambda a: (a["family"] != socket.AF_INET, a["index"])):
+        addr_by_index.setdefault(a["index"], []).append(f"{a['address']}/{a['prefixlen']}")
+    interfaces = []
+    for link in d.links:
+        kind = "loopback" if link["ifname"] == "lo" else link["kind"]
+        master = link["master"]
+        interfaces.append(Interface(
+            name=link["ifname"],
+            index=link["index"],
+            kind=kind or "device",
+            state=link["operstate"],
+            admin_up=bool(link["flags"] & IFF_UP),
+            mtu=link["mtu"],
+            mac=link["address"],
+            addresses=tuple(addr_by_index.get(link["index"], ())),
+            master=d.by_index[master]["ifname"] if master in d.by_index else None,
+            peer=peers.get((d.name, link["index"])) if kind == "veth" else None,
+        ))
+    routes = tuple(Route(
+        dst=f"{r['dst']}/{r['dst_len']}" if r["dst"] else "default",
+        dev=d.by_index[r["oif"]]["ifname"] if r["oif"] in d.by_index else None,
+        gateway=r["gateway"], src=r["prefsrc"],
+        proto=_PROTO.get(r["proto"], str(r["proto"])),
+        scope=_SCOPE.get(r["scope"], str(r["scope"])),
+    ) for r in d.routes)
+    return Namespace(name=d.name, interfaces=tuple(interfaces), routes=routes)
+
+
+def _find_peers(dumps: list[_Dump]) -> dict[tuple[str, int], Peer]:
+    """(namespace, veth index) -> where its peer is, for every veth of the lab."""
+    veths = [(d, link) for d in dumps for link in d.links if link["kind"] == "veth" and link["link"]]
+    # index -> veths with that index, across namespaces: the candidates for being someone's peer
+    by_index: dict[int, list[tuple[_Dump, dict[str, Any]]]] = {}
+    for d, link in veths:
+        by_index.setdefault(link["index"], []).append((d, link))
+    peers: dict[tuple[str, int], Peer] = {}
+    for d, link in veths:
+        if link["link_netnsid"] is None:  # both ends in this namespace
+            other = d.by_index.get(link["link"])
+            peers[(d.name, link["index"])] = Peer(d.name, other["ifname"] if other else None)
+            continue
+        fits = [(o, ol) for o, ol in by_index.get(link["link"], ())
+                if o is not d and ol["link"] == link["index"] and ol["link_netnsid"] is not None]
+        if len(fits) > 1:  # ambiguous by indexes alone: ask which namespace has that id here
+            fits = [(o, ol) for o, ol in fits if d.sock.nsid(o.fd) == link["link_netnsid"]]
+        if len(fits) == 1:
+            o, ol = fits[0]
+            peers[(d.name, link["index"])] = Peer(o.name, ol["ifname"])
+        else:  # the peer is in a namespace outside the lab's names (deleted, or not ours)
+            peers[(d.name, link["index"])] = Peer(None, None)
+    return peers
+
+
+def _settled(sock: Rtnl, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Re-read the links whose operstate lags behind their flags.
 
     The kernel updates ``operstate`` lazily (its link watcher may run up to a second after
@@ -87,54 +125,11 @@ def _settled(ipr, links: list) -> list:
     """
     out = []
     for link in links:
-        up = bool(link["flags"] & _IFF_UP)
-        carrier = link.get("IFLA_CARRIER")
-        oper = link.get("operstate")
-        stale = (not up and oper not in ("DOWN", None)) or (
+        up = bool(link["flags"] & IFF_UP)
+        carrier, oper = link["carrier"], link["operstate"]
+        stale = (not up and oper not in ("DOWN", "UNKNOWN")) or (
             up and carrier is not None and bool(carrier) != (oper in ("UP", "UNKNOWN")))
         if stale:
-            fresh = ipr.get_links(link["index"])
-            link = fresh[0] if fresh else link
+            link = sock.link(index=link["index"]) or link
         out.append(link)
-    return out
-
-
-def _dump(worker: NetlinkWorker, name: str):
-    ipr = worker.ipr(name)
-    links = _settled(ipr, sorted(ipr.get_links(), key=lambda link: link["index"]))
-    addrs = list(ipr.get_addr())
-    routes = [r for r in ipr.get_routes(family=socket.AF_INET) if r.get("RTA_TABLE", r["table"]) == _MAIN_TABLE]
-    return links, addrs, routes
-
-
-def _nsid_map(worker: NetlinkWorker, owner: str, names: list[str]) -> dict[int, str]:
-    """nsid (as seen from ``owner``) -> lab namespace name."""
-    ipr = worker.ipr(owner)
-    found = {}
-    for other in names:
-        if other == owner:
-            continue
-        try:
-            nsid = ipr.get_netnsid(fd=worker.netns_fd(other)).get("nsid")
-        except Exception:
-            continue
-        if nsid is not None and nsid >= 0:
-            found[nsid] = other
-    return found
-
-
-def _routes(routes: list, by_index: dict[int, str]) -> list[Route]:
-    out = []
-    for r in routes:
-        dst = r.get("RTA_DST")
-        out.append(
-            Route(
-                dst=f"{dst}/{r['dst_len']}" if dst else "default",
-                dev=by_index.get(r.get("RTA_OIF")),
-                gateway=r.get("RTA_GATEWAY"),
-                src=r.get("RTA_PREFSRC"),
-                proto=_PROTO.get(r["proto"], str(r["proto"])),
-                scope=_SCOPE.get(r["scope"], str(r["scope"])),
-            )
-        )
     return out

@@ -136,3 +136,47 @@ t = threading.Thread(target=refresh); t.start(); t.join()
 print(seen[1].strip(), seen[0] == seen[2])
 """)
     assert r.stdout.strip() == "in ns5 True"
+
+
+def test_the_snapshot_reads_what_ip_reads(lab):
+    """The raw netlink reader against iproute2's own JSON, namespace by namespace, link by link."""
+    lab.ok("!ip netns add ns1; ip netns add ns2; ip netns add ns3")
+    lab.ok("!ip link add veth1 type veth peer name veth2 netns ns1; ip link add br0 type bridge")
+    lab.ok("!ip link add a type veth peer name b netns ns2; ip -n ns2 link add c type veth peer name d netns ns3")
+    lab.ok("!ip link set veth1 master br0; ip link set veth1 up; ip link set br0 up; ip addr add 10.0.0.10/24 dev br0")
+    lab.ok("!ip -n ns1 addr add 10.0.0.1/24 dev veth2; ip -n ns1 link set veth2 up; ip -n ns1 link set lo up")
+    lab.ok("!ip -n ns1 route add default via 10.0.0.10; ip -n ns2 link set c up; ip -n ns2 link add dummy0 type dummy")
+    snap = lab.value("[[n.name, [[i.name, i.index, i.kind, i.state, i.mtu, i.mac, list(i.addresses), i.master,"
+                     " i.peer and [i.peer.netns, i.peer.ifname]] for i in n.interfaces],"
+                     " [[r.dst, r.dev, r.gateway, r.proto, r.scope] for r in n.routes]]"
+                     " for n in __import__('netlab_magic').Lab.current().snapshot().namespaces]")
+    assert [n for n, _, _ in snap] == ["host", "ns1", "ns2", "ns3"]
+    peers = {("host", "veth1"): ["ns1", "veth2"], ("ns1", "veth2"): ["host", "veth1"], ("host", "a"): ["ns2", "b"],
+             ("ns2", "b"): ["host", "a"], ("ns2", "c"): ["ns3", "d"], ("ns3", "d"): ["ns2", "c"]}
+    for name, interfaces, routes in snap:
+        links = {link["ifname"]: link for link in ip_json(lab, name, "link show")}
+        addrs = {a["ifname"]: [f"{x['local']}/{x['prefixlen']}" for x in a["addr_info"]]
+                 for a in ip_json(lab, name, "addr show")}
+        assert sorted(links) == sorted(i[0] for i in interfaces), name
+        for ifname, index, kind, state, mtu, mac, addresses, master, peer in interfaces:
+            link = links[ifname]
+            assert (index, state, mtu, master) == (link["ifindex"], link["operstate"], link["mtu"],
+                                                    link.get("master")), (name, ifname)
+            assert mac == (link["address"] if link["link_type"] == "ether" else mac)
+            assert addresses == addrs[ifname], (name, ifname)
+            if kind == "veth":
+                assert peer == peers[(name, ifname)], (name, ifname, peer)
+        ip_routes = ip_json(lab, name, "route show")
+        assert [[r["dst"] if "/" in r["dst"] or r["dst"] == "default" else r["dst"] + "/32", r.get("dev"),
+                 r.get("gateway"), r.get("protocol", "boot"), r.get("scope", "universe")] for r in ip_routes] \
+            == routes, name
+
+
+def test_hairpin_and_link_exists(lab):
+    api(lab, "lab.host.add_bridge('br0'); lab.host.add_veth('v1', peer='v2'); lab.host.link_set_master('v1', 'br0')")
+    assert lab.value("Lab.current().host.link_exists('v1')") is True
+    assert lab.value("Lab.current().host.link_exists('v9')") is False
+    api(lab, "lab.host.bridge_port_hairpin('v1')")
+    assert "hairpin on" in lab.ok("!bridge -d link show dev v1").stdout
+    api(lab, "lab.host.bridge_port_hairpin('v1', False)")
+    assert "hairpin off" in lab.ok("!bridge -d link show dev v1").stdout
