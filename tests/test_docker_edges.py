@@ -1,5 +1,8 @@
 """``%docker`` edge cases, in a real kernel: what Docker does at the edges, done here too.
 
+- ``run --rm``: a container whose command ends is removed at once (namespace, veth, rules,
+  name), without waiting for the next ``%docker`` command; without ``--rm`` its network still
+  goes when it exits, and it stays listed as exited.
 - a host port published twice (in one ``run``, or by a second container) is refused with
   Docker's words, and nothing of the refused container is left;
 - a malformed ``inspect -f`` template is Go's parse error, as the Docker CLI prints it.
@@ -65,6 +68,106 @@ def eventually(check, timeout: float = 5.0, pause: float = 0.1):
             if time.monotonic() > deadline:
                 raise
             time.sleep(pause)
+
+
+# -- run --rm: removed as soon as it exits ---------------------------------------------------------
+
+
+def test_detached_rm_container_is_removed_when_its_command_exits(lab):
+    """``run -d --rm ... sleep 2``: while it runs it is there; once it exited, without any other
+    %docker command, its namespace, veth, rules and name are gone."""
+    lab.ok("%docker run -d --rm --name brief -p 8891:80 busybox sleep 2")
+    veth, ip = veth_of(lab, "brief"), ip_of(lab, "brief")
+    assert "brief" in lab.ok("!ip netns list").stdout
+    assert veth in lab.ok("!ip -o link show").stdout
+    assert any(ip in rule for rule in lab_save(lab))
+
+    def gone():
+        assert "brief" not in lab.ok("!ip netns list").stdout
+        assert veth not in lab.ok("!ip -o link show").stdout
+        save = lab.ok("!iptables-save").stdout
+        assert ip not in save and "8891" not in save and veth not in save, save
+        assert not any(j.startswith("docker-brief") for j in
+                       lab.value("[j.name for j in __import__('netlab_magic').Lab.current().jobs.all()]"))
+
+    # only shell commands and Python look: no %docker command may do the cleaning
+    eventually(gone, timeout=8)
+    assert "brief" not in names(lab)
+    assert lab_save(lab) == model_save(lab)
+    lab.ok("%docker run -d --rm --name brief busybox sleep 30")  # the name is free again
+    lab.ok("%docker rm -f brief")
+
+
+def test_detached_rm_container_whose_command_exits_at_once(lab):
+    """``run -d --rm ... true``: the next cell already sees nothing of it."""
+    lab.ok("%docker ps")  # dockerd started
+    before = lab_state(lab)
+    lab.ok("%docker run -d --rm --name once busybox true")
+
+    def gone():
+        assert lab_state(lab) == before
+
+    eventually(gone, timeout=5)
+    assert "once" not in names(lab)
+    assert lab_save(lab) == model_save(lab)
+
+
+def test_without_pidfds_a_thread_notices_the_exit(lab):
+    """On a system without pidfd_open, a small thread waits on the command and wakes the loop."""
+    lab.ok("import os as _os\n_pidfd_open = _os.pidfd_open\n"
+           "def _no_pidfd(pid, flags=0):\n    raise OSError(38, 'Function not implemented')\n"
+           "_os.pidfd_open = _no_pidfd")
+    try:
+        lab.ok("%docker run -d --rm --name nofd busybox sleep 0.5")
+
+        def gone():
+            assert "nofd" not in lab.ok("!ip netns list").stdout
+            assert "172.17.0.2" not in lab.ok("!iptables-save").stdout
+
+        eventually(gone, timeout=6)
+        assert "nofd" not in names(lab)
+    finally:
+        lab.ok("_os.pidfd_open = _pidfd_open")
+
+
+def test_detached_container_without_rm_keeps_its_record_but_loses_its_network(lab):
+    lab.ok("%docker run -d --name done -p 8892:80 busybox sh -c 'exit 3'")
+    veth = lab.value(f"{ENGINE}.boxes['done'].last.veth")  # kept for inspect after exit
+
+    def network_gone():
+        assert "done" not in lab.ok("!ip netns list").stdout
+        assert veth not in lab.ok("!ip -o link show").stdout
+        assert "8892" not in lab.ok("!iptables-save").stdout
+
+    eventually(network_gone, timeout=5)
+    assert re.search(r"Exited \(3\) .* done\n", lab.ok("%docker ps -a").stdout)
+    assert lab.ok("%docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' done").stdout == "exited 3\n"
+    lab.ok("%docker rm done")
+    assert lab_save(lab) == model_save(lab)
+
+
+def test_foreground_rm_leaves_nothing(lab):
+    lab.ok("%docker ps")  # dockerd started
+    before = lab_state(lab)
+    r = lab.ok("%docker run --rm --name fg -p 8893:80 busybox echo hi")
+    assert r.stdout == "hi\n"
+    assert lab_state(lab) == before
+    assert "fg" not in names(lab)
+
+
+def test_stop_and_reset_do_not_confuse_the_watcher(lab):
+    """A container stopped by hand, or a lab reset while containers run: nothing is removed
+    twice, nothing reappears in the fresh lab."""
+    lab.ok("%docker run -d --rm --name c1 busybox sleep 30")
+    lab.ok("%docker run -d --name c2 busybox sleep 30")
+    lab.ok("%docker stop c1 c2")
+    assert lab.ok("%docker ps -aq").stdout.count("\n") == 1  # c2, exited; c1 is gone
+    lab.ok("%docker run -d --rm --name c3 -p 8894:80 busybox sleep 30")
+    lab.ok("%netlab reset")
+    time.sleep(0.5)
+    assert lab.ok("!ip netns list").stdout == ""
+    assert "DOCKER" not in lab.ok("!iptables-save").stdout
+    assert lab.ok("%docker ps -a").stdout.count("\n") == 1
 
 
 # -- a host port is published once ------------------------------------------------------------------

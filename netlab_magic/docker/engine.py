@@ -26,23 +26,32 @@ lab job in the host. With it off (the default here: ``--userland-proxy=false``),
 rule, the hairpin MASQUERADE and ``route_localnet`` let ``curl localhost:8888`` reach the
 container through the kernel alone.
 
+When a container's command exits, its network goes at once, as with dockerd: namespace, veth,
+published ports' rules and proxies (``docker ps -a`` keeps it as exited); with ``--rm`` its name
+and record go too. The kernel's main thread does that between cells (the only thread that may
+change the lab's namespaces and firewall): its event loop watches each command's pidfd.
+
 Errors use Docker's words, on one line, and a step that fails undoes what it had built.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
+import logging
 import os
 import random
 import shlex
 import sys
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from .. import process
+from .. import process, syscalls
 from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
 from ..lab import Lab
 from ..model import HOST
@@ -161,6 +170,7 @@ class Box:
     sandbox_id: str = field(default_factory=random_id)
     last: Container | None = None  # the network attachment, kept for inspect after stop
     auto_remove: bool = False  # --rm: removed as soon as it exits
+    proc: Any = field(default=None, repr=False)  # a foreground command, while it streams
 
     @property
     def netns(self) -> str:
@@ -169,6 +179,16 @@ class Box:
     @property
     def running(self) -> bool:
         return self.exit_code is None
+
+
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """One engine operation at a time (cells of ipykernel subshells run on other threads, and
+    exited containers are reaped by the main thread's event loop between cells)."""
+    @functools.wraps(method)
+    def wrapper(self: "Engine", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class Engine:
@@ -184,6 +204,7 @@ class Engine:
         self._log: list[str] = []  # the dockerd commands that built it
         self._sysctls: dict[str, str] = {}
         self.generation = lab.generation  # %netlab reset makes a new lab incarnation
+        self._lock = threading.RLock()  # see _serialized
 
     # -- dockerd ------------------------------------------------------------------------------
 
@@ -191,9 +212,11 @@ class Engine:
     def started(self) -> bool:
         return self.daemon is not None
 
+    @_serialized
     def start(self) -> Daemon:
         """Start "dockerd" if it is not running yet: forwarding, chains, ``docker0``."""
         if self.daemon is not None:
+            self._reap()
             return self.daemon
         host = self.lab.host
         if DEFAULT_BRIDGE in host.links():
@@ -216,6 +239,7 @@ class Engine:
 
     # -- networks -----------------------------------------------------------------------------
 
+    @_serialized
     def network_create(self, name: str, *, subnet: str | None = None, internal: bool = False) -> Network:
         """``docker network create [--subnet CIDR] [--internal] NAME``."""
         daemon = self.start()
@@ -231,6 +255,7 @@ class Engine:
         self.created[name] = time.time()
         return net
 
+    @_serialized
     def network_rm(self, name: str) -> None:
         """``docker network rm NAME``."""
         daemon = self.start()
@@ -249,10 +274,12 @@ class Engine:
         if net.bridge in self.lab.host.links():
             self.lab.host.link_del(net.bridge)
 
+    @_serialized
     def network_ls(self) -> list[Network]:
         """``docker network ls`` (the bridge networks; this lab has no ``host`` or ``none``)."""
         return list(self.start().networks.values())
 
+    @_serialized
     def network_inspect(self, name: str) -> dict[str, Any]:
         """``docker network inspect NAME``, as Docker's JSON (one object)."""
         daemon = self.start()
@@ -296,8 +323,19 @@ class Engine:
         Detached, the command runs as a lab job and this returns at once. In the foreground
         its output streams here until it ends (Ctrl-C stops it), then the container has exited.
         """
+        with self._lock:
+            box = self._create(image, cmd, name=name, network=network, publish=publish, detach=detach,
+                               remove=remove)
+        if not detach:
+            self._foreground(box)
+        elif image_port(image) and not box.cmd:
+            self._wait_listening(box, image_port(image))
+        return box
+
+    def _create(self, image: str, cmd: Sequence[str], *, name: str | None, network: str,
+                publish: Sequence[str], detach: bool, remove: bool) -> Box:
+        """``run`` up to the container's command: checks, namespace, veth, rules, proxies, job."""
         daemon = self.start()
-        self._reap()
         name = name if name is not None else self._new_name()
         if name.startswith("/"):
             name = name[1:]
@@ -338,11 +376,15 @@ class Engine:
             raise
         self.boxes[name] = box
         if not detach:
-            self._foreground(box)
-        elif image_port(image) and not box.cmd:
-            self._wait_listening(box, image_port(image))
+            try:
+                proc = self.lab.popen(box.netns, process.shell_argv(box.command))
+            except BaseException:
+                self._teardown(box, stop_job=False, code=127)
+                raise
+            box.pid, box.started, box.proc = proc.pid, time.time(), proc
         return box
 
+    @_serialized
     def ps(self, all: bool = False) -> list[Box]:
         """``docker ps [-a]``: running containers (all with ``-a``), newest first."""
         self.start()
@@ -350,6 +392,7 @@ class Engine:
         boxes = sorted(self.boxes.values(), key=lambda b: b.created, reverse=True)
         return [b for b in boxes if all or b.running]
 
+    @_serialized
     def get(self, name: str) -> Box:
         """The container called ``name`` (or whose id starts with ``name``)."""
         self.start()
@@ -363,6 +406,7 @@ class Engine:
             raise NotFound(f"Error: No such container: {name}")
         return box
 
+    @_serialized
     def inspect(self, name: str) -> dict[str, Any]:
         """``docker inspect NAME``: the container as Docker's JSON (the fields that matter here)."""
         try:
@@ -419,6 +463,7 @@ class Engine:
             },
         }
 
+    @_serialized
     def logs(self, name: str) -> str:
         """``docker logs NAME``: what the container's command printed (detached containers)."""
         box = self.get(name)
@@ -431,12 +476,14 @@ class Engine:
 
     def exec(self, name: str, command: str, timeout: float | None = None) -> int:
         """``docker exec NAME CMD...``: run ``command`` (bash) inside the container, output streaming."""
-        box = self.get(name)
-        if not box.running:
-            raise NetlabError(f"Error response from daemon: Container {box.id} is not running")
-        proc = self.lab.popen(box.netns, process.shell_argv(command))
+        with self._lock:
+            box = self.get(name)
+            if not box.running:
+                raise NetlabError(f"Error response from daemon: Container {box.id} is not running")
+            proc = self.lab.popen(box.netns, process.shell_argv(command))
         return process.stream(proc, timeout=timeout)
 
+    @_serialized
     def stop(self, name: str) -> Box:
         """``docker stop NAME``: stop the command; the container's network goes away (exit 137 / 0)."""
         box = self.get(name)
@@ -444,6 +491,7 @@ class Engine:
             self._teardown(box, stop_job=True)
         return box
 
+    @_serialized
     def rm(self, name: str, force: bool = False) -> None:
         """``docker rm [-f] NAME``."""
         box = self.get(name)
@@ -504,16 +552,17 @@ class Engine:
         job = self.lab.start_job(box.netns, box.command, name=job_name)
         undo.append(lambda: (job.stop(), self._forget_job(job.name)))
         box.job, box.pid, box.started = job.name, job.proc.pid, time.time()
+        self._watch(job.proc)
 
     def _foreground(self, box: Box) -> None:
-        proc = self.lab.popen(box.netns, process.shell_argv(box.command))
-        box.pid, box.started = proc.pid, time.time()
+        """Stream the command started by :meth:`_create` (no lock held: other cells go on)."""
         code: int | None = None
         try:
-            code = process.stream(proc)
+            code = process.stream(box.proc)
         finally:
-            box.job = None
-            self._teardown(box, stop_job=False, code=code if code is not None else 130)
+            box.job, box.proc = None, None
+            with self._lock:
+                self._teardown(box, stop_job=False, code=code if code is not None else 130)
             sys.stdout.flush()
 
     def _start_proxies(self, box: Box, c: Container, undo: list[Callable[[], None]]) -> None:
@@ -608,6 +657,75 @@ class Engine:
                     job = None
                 if job is None or not job.running:
                     self._teardown(box, stop_job=False, code=job.proc.returncode if job else 0)
+
+    def _watch(self, proc: Any) -> None:
+        """Take the container down as soon as its command exits, as dockerd does (``--rm``: remove it).
+
+        The teardown changes namespaces, links and the firewall, which only the kernel's main
+        thread may do (it lives in the lab's host and the lab's mount namespace, and nothing else
+        runs iptables then). So the exit is noticed by the main thread's event loop, which the
+        kernel returns to between cells: it watches a pidfd of the command (or, without pidfds, a
+        small thread waits on the command and wakes the loop), then runs :meth:`_exited`.
+        Without an event loop (the engine used from plain Python), the next engine call reaps.
+        """
+        loop = _main_loop()
+        if loop is None:
+            return
+        if proc.poll() is not None:  # already gone (and reaped: its pid may be someone else's now)
+            loop.call_soon(self._exited)
+            return
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            def ready() -> None:
+                loop.remove_reader(fd)
+                os.close(fd)
+                self._exited()
+
+            try:
+                loop.add_reader(fd, ready)
+                return
+            except (NotImplementedError, RuntimeError, ValueError):
+                os.close(fd)
+
+        def wait() -> None:
+            try:
+                proc.wait()
+            finally:
+                try:
+                    loop.call_soon_threadsafe(self._exited)
+                except RuntimeError:  # the loop is closed: the kernel is going away
+                    pass
+
+        threading.Thread(target=wait, name="netlab-docker-watch", daemon=True).start()
+
+    def _exited(self) -> None:
+        """A container's command ended: on the main thread, between cells, reap what exited."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        lab = self.lab
+        if getattr(lab, "_closed", False) or self.generation != lab.generation or _ENGINES.get(lab) is not self:
+            return  # a reset or a closed lab: what this engine built is gone already
+        try:  # never touch a firewall unless this thread is in the lab's host (not after close())
+            host = os.stat(lab.sandbox.netns_path(HOST))
+            here = os.stat(syscalls.THREAD_NETNS)
+        except (OSError, NetlabError):
+            return
+        if (here.st_dev, here.st_ino) != (host.st_dev, host.st_ino):
+            # the main thread is inside another namespace (a cell awaiting in there): later
+            asyncio.get_running_loop().call_later(0.2, self._exited)
+            return
+        if not self._lock.acquire(blocking=False):  # a subshell's %docker command is at work: later
+            asyncio.get_running_loop().call_later(0.2, self._exited)
+            return
+        try:
+            self._reap()
+        except Exception:  # noqa: BLE001 - a cleanup between cells must never break the kernel
+            logging.getLogger(__name__).warning("netlab: removing an exited container failed", exc_info=True)
+        finally:
+            self._lock.release()
 
     def _forget_job(self, name: str | None) -> None:
         if name:
@@ -705,6 +823,22 @@ def engine(lab: Lab | None = None) -> Engine:
         current = Engine(lab)
         _ENGINES[lab] = current
     return current
+
+
+def _main_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the kernel's main thread (where cells run), or None outside a kernel."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        loop = getattr(getattr(kernel, "io_loop", None), "asyncio_loop", None)
+    except Exception:  # noqa: BLE001 - no IPython, or not a kernel
+        return None
+    if not isinstance(loop, asyncio.AbstractEventLoop) or loop.is_closed():
+        return None
+    return loop
 
 
 def configure(lab: Lab, *, userland_proxy: bool) -> Engine:
