@@ -93,7 +93,7 @@ def build_star(lab: Lab, n: int, *, bridge: str = "br0", prefix: str = "ns", sta
         raise InvalidName(f"host_ifname {host_ifname!r} gives the same name twice: put {{i}} in it")
     if bridge in {m.host_ifname for m in members}:
         raise InvalidName(f"the bridge and a veth would both be called {bridge!r}")
-    with lab.sandbox.entered(HOST):
+    with lab.entered(HOST):
         _build_star(members, bridge, ifname, ipv6, lo_up)
     return [NetNS(lab, m.netns) for m in members]
 

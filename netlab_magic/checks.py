@@ -109,7 +109,8 @@ def exercise(*checks: CheckResult | Iterable[CheckResult]) -> ExerciseResult:
 
 # -- reading the lab --------------------------------------------------------------------------
 
-def _lab(lab: Any) -> Any:
+def lab_or_current(lab: Any) -> Any:
+    """``lab``, or the kernel's lab when it is None (checks take ``lab=`` for tests and embedding)."""
     if lab is not None:
         return lab
     from .lab import Lab
@@ -117,33 +118,35 @@ def _lab(lab: Any) -> Any:
     return Lab.current()
 
 
-def _where(netns: str) -> str:
+def where(netns: str) -> str:
+    """How a check names a namespace in its sentence."""
     return "the lab's host" if netns == HOST else netns
 
 
-class _Missing(Exception):
+class Missing(Exception):
     """Something a check needs is not there; the message is the hint."""
 
 
 def _interface(snap: LabSnapshot, netns: str, ifname: str) -> Interface:
     if netns not in snap:
-        raise _Missing(f"namespace {netns!r} does not exist")
+        raise Missing(f"namespace {netns!r} does not exist")
     ns = snap[netns]
     try:
         return ns.interface(ifname)
     except KeyError:
         have = ", ".join(i.name for i in ns.interfaces) or "none"
-        raise _Missing(f"there is no interface {ifname} in {_where(netns)} (it has: {have})") from None
+        raise Missing(f"there is no interface {ifname} in {where(netns)} (it has: {have})") from None
 
 
 def _ipv4(iface: Interface) -> list[str]:
     return [a for a in iface.addresses if ":" not in a]
 
 
-def _run_check(what: str, body) -> CheckResult:  # noqa: ANN001 - a callable returning (ok, detail)
+def run_check(what: str, body) -> CheckResult:  # noqa: ANN001 - a callable returning (ok, detail)
+    """A :class:`CheckResult` for ``what`` from ``body()``; a :class:`Missing` becomes a failed check with its hint."""
     try:
         ok, detail = body()
-    except _Missing as err:
+    except Missing as err:
         return CheckResult(False, what, str(err))
     except NetlabError as err:
         return CheckResult(False, what, str(err))
@@ -155,11 +158,11 @@ def _run_check(what: str, body) -> CheckResult:  # noqa: ANN001 - a callable ret
 def check_netns(name: str, *, lab: Any = None) -> CheckResult:
     """Namespace ``name`` exists (``ip netns list`` shows it)."""
     def body():
-        have = _lab(lab).list_netns()
+        have = lab_or_current(lab).list_netns()
         if name == HOST or name in have:
             return True, ""
         return False, f"it does not (namespaces: {', '.join(have) or 'none'}); try: ip netns add {name}"
-    return _run_check(f"namespace {name} exists", body)
+    return run_check(f"namespace {name} exists", body)
 
 
 def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -> CheckResult:
@@ -170,11 +173,11 @@ def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -
     want = state.upper()
 
     def body():
-        iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        iface = _interface(lab_or_current(lab).snapshot(), netns, ifname)
         deadline = time.monotonic() + SETTLE
         while iface.state != want and iface.admin_up and iface.kind != "loopback" and time.monotonic() < deadline:
             time.sleep(0.1)  # the kernel reports a new state with up to a second's delay
-            iface = _interface(_lab(lab).snapshot(), netns, ifname)
+            iface = _interface(lab_or_current(lab).snapshot(), netns, ifname)
         if iface.kind == "loopback" and want == "UP":
             if iface.admin_up:
                 return True, ""
@@ -187,7 +190,7 @@ def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -
         elif want == "UP" and iface.state == "LOWERLAYERDOWN":
             hint += " (it is up, but its other end is not)"
         return False, hint
-    return _run_check(f"{ifname} in {_where(netns)} is {want}", body)
+    return run_check(f"{ifname} in {where(netns)} is {want}", body)
 
 
 def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
@@ -195,13 +198,13 @@ def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckR
     want = str(ipaddress.ip_interface(cidr))
 
     def body():
-        iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        iface = _interface(lab_or_current(lab).snapshot(), netns, ifname)
         if want in iface.addresses:
             return True, ""
         have = _ipv4(iface)
         seen = f"it has {', '.join(have)}" if have else "it has no IPv4 address"
         return False, f"{seen}; try: ip addr add {want} dev {ifname}"
-    return _run_check(f"{ifname} in {_where(netns)} has {want}", body)
+    return run_check(f"{ifname} in {where(netns)} has {want}", body)
 
 
 def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
@@ -209,37 +212,37 @@ def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> Che
     want = str(ipaddress.ip_interface(cidr))
 
     def body():
-        snap = _lab(lab).snapshot()
+        snap = lab_or_current(lab).snapshot()
         try:
             iface = _interface(snap, netns, ifname)
-        except _Missing:
+        except Missing:
             return True, ""
         if want in iface.addresses:
             return False, f"it still has it; try: ip addr del {want} dev {ifname}"
         return True, ""
-    return _run_check(f"{ifname} in {_where(netns)} does not have {want}", body)
+    return run_check(f"{ifname} in {where(netns)} does not have {want}", body)
 
 
 def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any = None) -> CheckResult:
     """``ifname`` in ``netns`` is a veth whose other end is ``peer`` in ``peer_netns``."""
     def body():
-        iface = _interface(_lab(lab).snapshot(), netns, ifname)
+        iface = _interface(lab_or_current(lab).snapshot(), netns, ifname)
         if iface.kind != "veth" or iface.peer is None:
             return False, f"{ifname} is a {iface.kind}, not a veth"
         if (iface.peer.netns, iface.peer.ifname) == (peer_netns, peer):
             return True, ""
-        where = iface.peer.netns or "outside the lab"
-        hint = f"its other end is {iface.peer.ifname or '?'} in {_where(where)}"
+        other = iface.peer.netns or "outside the lab"
+        hint = f"its other end is {iface.peer.ifname or '?'} in {where(other)}"
         if iface.peer.ifname == peer and iface.peer.netns != peer_netns:
             hint += f"; try: ip link set {peer} netns {peer_netns}"
         return False, hint
-    return _run_check(f"{ifname} in {_where(netns)} is a veth to {peer} in {_where(peer_netns)}", body)
+    return run_check(f"{ifname} in {where(netns)} is a veth to {peer} in {where(peer_netns)}", body)
 
 
 def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = None) -> CheckResult:
     """``ifname`` is a port of ``bridge`` (``ip link set IFNAME master BRIDGE``), both in ``netns``."""
     def body():
-        snap = _lab(lab).snapshot()
+        snap = lab_or_current(lab).snapshot()
         br = _interface(snap, netns, bridge)
         if br.kind != "bridge":
             return False, f"{bridge} is a {br.kind}, not a bridge"
@@ -249,20 +252,20 @@ def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = No
         if iface.master:
             return False, f"it is a port of {iface.master}"
         return False, f"it is not attached; try: ip link set {ifname} master {bridge}"
-    return _run_check(f"{ifname} is a port of {bridge} (in {_where(netns)})", body)
+    return run_check(f"{ifname} is a port of {bridge} (in {where(netns)})", body)
 
 
 def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None = None,
                 lab: Any = None) -> CheckResult:
     """``netns`` has a route to ``dst`` (a CIDR or ``default``), out of ``dev`` / via ``via`` if given."""
     want_dst = dst if dst == "default" else str(ipaddress.ip_network(dst, strict=False))
-    what = f"{_where(netns)} has a route to {want_dst}" + (f" via {via}" if via else "") + \
+    what = f"{where(netns)} has a route to {want_dst}" + (f" via {via}" if via else "") + \
         (f" dev {dev}" if dev else "")
 
     def body():
-        snap = _lab(lab).snapshot()
+        snap = lab_or_current(lab).snapshot()
         if netns not in snap:
-            raise _Missing(f"namespace {netns!r} does not exist")
+            raise Missing(f"namespace {netns!r} does not exist")
         routes = [r for r in snap[netns].routes if r.dst == want_dst]
         if not routes:
             return False, f"there is none (routes: {'; '.join(str(r) for r in snap[netns].routes) or 'none'})"
@@ -270,7 +273,7 @@ def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None
             if (dev is None or r.dev == dev) and (via is None or r.gateway == via):
                 return True, ""
         return False, f"it goes elsewhere: {'; '.join(str(r) for r in routes)}"
-    return _run_check(what, body)
+    return run_check(what, body)
 
 
 def check_ping(src_netns: str, dst_ip: str, expect: bool = True, *, lab: Any = None) -> CheckResult:
@@ -283,14 +286,14 @@ def check_ping(src_netns: str, dst_ip: str, expect: bool = True, *, lab: Any = N
     what = f"{src_netns} can ping {dst}" if expect else f"{src_netns} cannot reach {dst}"
 
     def body():
-        result = _lab(lab).run(src_netns, ["ping", "-c", "1", "-W", "1", dst], timeout=10)
+        result = lab_or_current(lab).run(src_netns, ["ping", "-c", "1", "-W", "1", dst], timeout=10)
         replied = result.returncode == 0
         if replied == expect:
             return True, ""
         if replied:
             return False, "it got a reply"
         return False, _why_no_reply(result.stdout + result.stderr)
-    return _run_check(what, body)
+    return run_check(what, body)
 
 
 def _why_no_reply(output: str) -> str:

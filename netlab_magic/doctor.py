@@ -6,12 +6,11 @@ advice when it fails. Used by the magic and by ``python -m netlab_magic doctor``
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 
+from . import kernel
 from .display import Table
-from .kernel import ERROR_ENV
 from .sandbox import ADVICE, privilege_mode
 
 
@@ -62,7 +61,7 @@ def tool(name: str, package: str) -> Check:
 def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazily
     """All checks. With a ``lab``, networking checks run inside the lab's host."""
     mode = lab.mode if lab is not None else privilege_mode()
-    problem = os.environ.get(ERROR_ENV)
+    problem = kernel.refusal()
     if problem:
         mode_check = Check("mode", False, "no lab: the kernel could not enter a user namespace", problem)
     elif lab is None and mode == "none":

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 
 from IPython.core.error import UsageError
 
 from .docker.magic import DockerMagics
 from .errors import NetlabError
-from .kernel import ERROR_ENV
 from .lab import Lab
 from .magics import NetlabMagics
 from .threads import keep_subshells_in_lab
@@ -21,9 +19,6 @@ def load(ipython) -> None:  # noqa: ANN001
     """
     ipython.register_magics(NetlabMagics)
     ipython.register_magics(DockerMagics)
-    reason = os.environ.get(ERROR_ENV)
-    if reason:
-        raise UsageError(reason)
     try:
         Lab.current()
     except NetlabError as err:
@@ -34,5 +29,6 @@ def load(ipython) -> None:  # noqa: ANN001
 
 
 def unload(ipython) -> None:  # noqa: ANN001
-    if Lab._current is not None:
-        Lab._current.close()
+    lab = Lab.existing()
+    if lab is not None:
+        lab.close()

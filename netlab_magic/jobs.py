@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, InvalidName, NotFound
-from .process import stop_group, stop_groups
+from .process import describe_exit, stop_group, stop_groups
 
 #: Output kept per job; older output is dropped first.
 OUTPUT_LIMIT = 1 << 20
@@ -76,7 +76,7 @@ class Job:
         code = self.proc.poll()
         if code is None:
             return "running"
-        return f"exited {code}" if code >= 0 else f"killed by signal {-code}"
+        return describe_exit(code)
 
     def output(self, wait: float = 0.05) -> str:
         """Everything the job printed so far (stdout and stderr, in order)."""

@@ -23,7 +23,7 @@ import threading
 from contextlib import contextmanager
 from typing import ClassVar, Iterator, Sequence
 
-from . import names, namespaces, process, syscalls
+from . import kernel, names, namespaces, process, syscalls
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
                      NotFound, PrivilegeError)
 from .jobs import Job, JobTable
@@ -56,11 +56,23 @@ class Lab:
 
     @classmethod
     def current(cls) -> "Lab":
-        """The lab of this process, made on first call."""
+        """The lab of this process, made on first call.
+
+        Raises :class:`PrivilegeError` (one line, saying what to do) where no lab can be made.
+        """
         if cls._current is None or cls._current._closed:
             cls._current = None
+            reason = kernel.refusal()
+            if reason:
+                raise PrivilegeError(reason)
             cls()
         return cls._current  # type: ignore[return-value]
+
+    @classmethod
+    def existing(cls) -> "Lab | None":
+        """The lab of this process if it has one (open), without making one."""
+        lab = cls._current
+        return lab if lab is not None and not lab._closed else None
 
     @classmethod
     def adopt_calling_thread(cls) -> None:
@@ -83,8 +95,19 @@ class Lab:
 
     def netns(self, name: str) -> "NetNS":
         """A handle on an existing namespace (``host`` for the lab's host)."""
-        self.sandbox.netns_path(name)
+        self.require(name)
         return NetNS(self, name)
+
+    def require(self, name: str) -> None:
+        """Raise :class:`NamespaceNotFound` (naming what the lab has) unless namespace ``name`` exists."""
+        self.sandbox.netns_path(name)
+
+    def entered(self, netns: str):  # noqa: ANN201 - a context manager
+        """Context manager: the calling thread inside ``netns`` for the body, then back where it was.
+
+        Processes and sockets made in the body are made inside ``netns``.
+        """
+        return self.sandbox.entered(netns)
 
     __getitem__ = netns
 
@@ -167,7 +190,8 @@ class Lab:
         result = subprocess.CompletedProcess(argv, proc.returncode, out.decode(errors="replace"),
                                              err.decode(errors="replace"))
         if check and result.returncode:
-            raise CommandFailed(f"command in {netns!r} exited {result.returncode}: {err.decode().strip()[:200]}",
+            raise CommandFailed(f"command in {netns!r} failed ({process.describe_exit(result.returncode)}): "
+                                f"{err.decode().strip()[:200]}",
                                 result.returncode)
         return result
 

@@ -8,7 +8,6 @@ the same help the parser uses, and a bad argument is a one-line ``UsageError``. 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from typing import Any, Callable
 
@@ -20,16 +19,15 @@ from . import doctor, process
 from .arguments import parse, split_netns_line
 from .display import Table, status_tables
 from .errors import NetlabError
-from .kernel import ERROR_ENV
 from .lab import Lab
 
 
 def kernel_lab() -> Lab:
     """The lab the magics work on; a one-line ``UsageError`` when this kernel cannot have one."""
-    reason = os.environ.get(ERROR_ENV)
-    if reason:
-        raise UsageError(reason)
-    return Lab.current()
+    try:
+        return Lab.current()
+    except NetlabError as err:
+        raise UsageError(str(err)) from None
 
 
 def one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,11 +84,11 @@ class NetlabMagics(Magics):
             return
         args = parse(self.netns, head, "%netns")
         lab = self.lab
-        lab.sandbox.netns_path(args.netns)  # a missing namespace is a one-line error
+        lab.require(args.netns)  # a missing namespace is a one-line error
         if args.python:
             if args.bg or args.timeout is not None:
                 raise UsageError("--python runs in the kernel itself: it takes neither --bg nor --timeout")
-            with lab.sandbox.entered(args.netns):
+            with lab.entered(args.netns):
                 self.shell.run_cell(command, store_history=False)
             return
         if args.bg:
@@ -113,7 +111,7 @@ class NetlabMagics(Magics):
                   f"%netlab output {job.name} shows what it prints, %netlab stop {job.name} ends it",
                   file=sys.stderr)
         if code:
-            message = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+            message = process.describe_exit(code)
             if args.check:
                 raise UsageError(f"%%netns {args.netns}: the command failed ({message})")
             print(f"({message})", file=sys.stderr)
@@ -171,8 +169,6 @@ class NetlabMagics(Magics):
 
 
 def _lab_or_none() -> Lab | None:
-    if os.environ.get(ERROR_ENV):
-        return None
     try:
         return Lab.current()
     except NetlabError:

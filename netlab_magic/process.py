@@ -82,6 +82,11 @@ def _killpg(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
+def describe_exit(code: int) -> str:
+    """How the lab words an exit status everywhere: ``exit status 1``, ``killed by signal 9``."""
+    return f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
+
+
 class Timeout(Exception):
     """The command ran longer than its ``--timeout``."""
 

@@ -14,13 +14,10 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 
-MS_RDONLY = 0x1
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 0x2
-
-PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -57,11 +54,6 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
 def umount(target: str, flags: int = MNT_DETACH) -> None:
     """``umount2(2)``, lazily by default."""
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
-
-
-def set_parent_death_signal(sig: int) -> None:
-    """``prctl(PR_SET_PDEATHSIG)``: get ``sig`` when the thread that forked us dies."""
-    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl")
 
 
 #: The namespace file of the *calling thread's* network namespace (not the process's).

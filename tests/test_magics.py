@@ -60,7 +60,7 @@ def test_nc_chat_with_background_jobs(lab):
     assert re.search(r"listener\s+host\s+running\s+nc -l 8080", jobs), jobs
     assert lab.ok("%netlab stop client").stdout.startswith("[client] stopped")
     lab.ok("%netlab wait listener --timeout 5")
-    assert "exited 0" in lab.ok("%netlab jobs").results[0].split("listener")[1].splitlines()[0]
+    assert "exit status 0" in lab.ok("%netlab jobs").results[0].split("listener")[1].splitlines()[0]
 
 
 def test_one_line_connects_to_a_listener(lab):

@@ -20,7 +20,7 @@ import shutil
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..checks import CheckResult, _lab, _Missing, _run_check, _where
+from ..checks import CheckResult, Missing, lab_or_current, run_check, where
 from ..model import HOST
 from . import rules
 
@@ -49,7 +49,7 @@ def _fetch_argv(url: str, timeout: float) -> list[str]:
 def _require_netns(lab: Any, netns: str) -> None:
     if netns != HOST and netns not in lab.list_netns():
         have = ", ".join(lab.list_netns()) or "none"
-        raise _Missing(f"namespace {netns!r} does not exist (the lab has: host, {have})")
+        raise Missing(f"namespace {netns!r} does not exist (the lab has: host, {have})")
 
 
 def check_http(netns: str, url: str, expect: bool = True, *, contains: str = NGINX_TITLE,
@@ -60,12 +60,12 @@ def check_http(netns: str, url: str, expect: bool = True, *, contains: str = NGI
     """
     if "://" not in url:
         url = "http://" + url
-    where = urlsplit(url).netloc
-    what = f"{_where(netns)} gets the web page at {where}" if expect else \
-        f"{_where(netns)} does not get the web page at {where}"
+    server = urlsplit(url).netloc
+    what = f"{where(netns)} gets the web page at {server}" if expect else \
+        f"{where(netns)} does not get the web page at {server}"
 
     def body():
-        the_lab = _lab(lab)
+        the_lab = lab_or_current(lab)
         _require_netns(the_lab, netns)
         result = the_lab.run(netns, _fetch_argv(url, timeout), timeout=timeout + 10)
         got = result.returncode == 0 and contains in result.stdout
@@ -77,28 +77,28 @@ def check_http(netns: str, url: str, expect: bool = True, *, contains: str = NGI
         if result.returncode == 0:
             reason = f"an answer came, but without {contains!r}"
         return False, f"no page: {reason}"
-    return _run_check(what, body)
+    return run_check(what, body)
 
 
 def check_no_listener(netns: str, port: int, *, lab: Any = None) -> CheckResult:
     """No process in ``netns`` listens on TCP ``port`` (so a forwarding there is the kernel's, not a proxy's)."""
-    what = f"nothing listens on TCP port {port} in {_where(netns)}"
+    what = f"nothing listens on TCP port {port} in {where(netns)}"
 
     def body():
-        the_lab = _lab(lab)
+        the_lab = lab_or_current(lab)
         _require_netns(the_lab, netns)
         out = the_lab.run(netns, ["ss", "-Hltn", f"sport = :{port}"], check=True).stdout
         if not out.strip():
             return True, ""
         return False, "something does (ss -ltn shows it): do it with iptables, without a proxy"
-    return _run_check(what, body)
+    return run_check(what, body)
 
 
 def _chain_rules(the_lab: Any, table: str, chain: str) -> list[str]:
     """The rules of ``chain`` as ``iptables -S`` prints them, without the ``-A CHAIN`` (or ``-N``)."""
     result = the_lab.run(HOST, ["iptables", "-t", table, "-S", chain])
     if result.returncode:
-        raise _Missing(f"there is no chain {chain} in the {table} table of the lab's host "
+        raise Missing(f"there is no chain {chain} in the {table} table of the lab's host "
                        "(has dockerd started? run a %docker command first)")
     prefix = f"-A {chain} "
     return [line[len(prefix):] for line in result.stdout.splitlines() if line.startswith(prefix)]
@@ -109,14 +109,14 @@ def check_docker_user_rule(*, lab: Any = None) -> CheckResult:
     what = f"{rules.DOCKER_USER} has a rule of yours"
 
     def body():
-        have = _chain_rules(_lab(lab), "filter", rules.DOCKER_USER)
+        have = _chain_rules(lab_or_current(lab), "filter", rules.DOCKER_USER)
         mine = [r for r in have if r != "-j RETURN"]
         if mine and have[-1] == "-j RETURN":
             return True, ""
         if mine:
             return False, "it has, but after the RETURN, where no packet gets to: use iptables -I DOCKER-USER ..."
         return False, f"it has only Docker's -j RETURN; try: iptables -I {rules.DOCKER_USER} ..."
-    return _run_check(what, body)
+    return run_check(what, body)
 
 
 def check_isolation_intact(*, lab: Any = None) -> CheckResult:
@@ -126,10 +126,10 @@ def check_isolation_intact(*, lab: Any = None) -> CheckResult:
     def body():
         from .engine import engine
 
-        the_lab = _lab(lab)
+        the_lab = lab_or_current(lab)
         daemon = engine(the_lab).daemon
         if daemon is None:
-            raise _Missing("dockerd has not started in this lab (run a %docker command first)")
+            raise Missing("dockerd has not started in this lab (run a %docker command first)")
         want = rules.build(daemon).chains["filter"]
         for chain in (rules.ISOLATION_1, rules.ISOLATION_2):
             have = _chain_rules(the_lab, "filter", chain)
@@ -137,4 +137,4 @@ def check_isolation_intact(*, lab: Any = None) -> CheckResult:
                 return False, (f"{chain} was changed: dockerd rewrites its own chains when it restarts; "
                                f"put your rule in {rules.DOCKER_USER}")
         return True, ""
-    return _run_check(what, body)
+    return run_check(what, body)
