@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# As root: run the test suite (and nbval) again as an unprivileged user, the rootless way.
+#
+# A system user (NETLAB_TEST_USER, default netlab-test: no password, no sudo) gets a copy of the
+# repo under /tmp with a virtualenv of its own, installs the "Python 3 (netlab)" kernel for
+# itself, and runs pytest and nbval with NETLAB_EXPECT_ROOTLESS=1 in a clean environment
+# (setpriv: no capabilities, no supplementary groups). The copy is removed afterwards.
+#
+# Usage (called by scripts/test.sh): scripts/test-rootless.sh [--no-notebooks] [PYTEST_ARGS...]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+USER_NAME="${NETLAB_TEST_USER:-netlab-test}"
+NOTEBOOKS=1 ARGS=()
+for a in "$@"; do
+    case "$a" in --no-notebooks) NOTEBOOKS=0 ;; *) ARGS+=("$a") ;; esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "test-rootless.sh: run it as root" >&2; exit 2; }
+
+getent passwd "$USER_NAME" >/dev/null || useradd --system --user-group --no-create-home \
+    --home-dir "/var/tmp/$USER_NAME" --shell /usr/sbin/nologin "$USER_NAME"
+uid="$(id -u "$USER_NAME")" gid="$(id -g "$USER_NAME")"
+
+TMP="$(mktemp -d /tmp/netlab-rootless.XXXXXX)"
+trap 'rm -rf -- "$TMP"' EXIT
+repo="$TMP/repo"
+mkdir -p "$repo" "$TMP/home" "$TMP/tmp"
+# the files git knows of (tracked, and new ones not ignored): what a fresh clone would hold
+git -C "$ROOT" -c safe.directory="$ROOT" ls-files -z --cached --others --exclude-standard \
+    | (cd "$ROOT" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _) \
+    | tar -C "$ROOT" --null -T - -cf - | tar -C "$repo" --no-same-owner -xf -
+# the venv is built by root (its pip cache), from /usr/bin/python3 so that the user can run it
+"$repo/scripts/setup.sh" --venv "$repo/.venv" --extras test --kernel none --skip-system
+chown -R "$uid:$gid" "$TMP"
+
+as_user=(setpriv --reuid="$uid" --regid="$gid" --init-groups --inh-caps=-all -- env -i
+         HOME="$TMP/home" USER="$USER_NAME" LOGNAME="$USER_NAME" TMPDIR="$TMP/tmp" LANG=C.UTF-8
+         PATH="$repo/.venv/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+         NETLAB_EXPECT_ROOTLESS=1 PYTHONUNBUFFERED=1 ${CI:+CI=$CI})
+cd "$repo"
+"${as_user[@]}" python -m netlab_magic install-kernel --user </dev/null
+
+failed=0
+timeout -k 30 1800 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs tests/ \
+    ${ARGS[@]+"${ARGS[@]}"} </dev/null || failed=1
+if [ "$NOTEBOOKS" = 1 ]; then
+    timeout -k 30 900 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --nbval notebooks/ \
+        --nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name netlab \
+        --nbval-cell-timeout="${NETLAB_CELL_TIMEOUT:-120}" </dev/null || failed=1
+fi
+exit "$failed"
