@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from .. import process, syscalls
+from .. import process
 from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
 from ..lab import Lab
 from ..model import HOST
@@ -601,7 +601,7 @@ class Engine:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with self.lab.sandbox.entered(box.netns):
+                with self.lab.entered(box.netns):
                     with open("/proc/thread-self/net/tcp") as f:
                         lines = f.read().splitlines()[1:]
             except OSError:
@@ -706,17 +706,8 @@ class Engine:
         if threading.current_thread() is not threading.main_thread():
             return
         lab = self.lab
-        if getattr(lab, "_closed", False) or self.generation != lab.generation or _ENGINES.get(lab) is not self:
-            return  # a reset or a closed lab: what this engine built is gone already
-        try:  # never touch a firewall unless this thread is in the lab's host (not after close())
-            host = os.stat(lab.sandbox.netns_path(HOST))
-            here = os.stat(syscalls.THREAD_NETNS)
-        except (OSError, NetlabError):
-            return
-        if (here.st_dev, here.st_ino) != (host.st_dev, host.st_ino):
-            # the main thread is inside another namespace (a cell awaiting in there): later
-            asyncio.get_running_loop().call_later(0.2, self._exited)
-            return
+        if Lab.existing() is not lab or self.generation != lab.generation or _ENGINES.get(lab) is not self:
+            return  # a closed lab, or a reset: what this engine built is gone already
         if not self._lock.acquire(blocking=False):  # a subshell's %docker command is at work: later
             asyncio.get_running_loop().call_later(0.2, self._exited)
             return
