@@ -1,4 +1,4 @@
-"""Command line: ``python -m netlab_magic install-kernel | doctor``."""
+"""Command line: ``netlab install-kernel | workbook DIR | doctor`` (also ``python -m netlab_magic ...``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m netlab_magic", description=__doc__)
+    parser = argparse.ArgumentParser(prog="netlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install-kernel", help="install the 'Python 3 (netlab)' Jupyter kernel")
     where = inst.add_mutually_exclusive_group()
@@ -15,8 +15,22 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--sys-prefix", action="store_true", help="into this Python's prefix (the default)")
     where.add_argument("--prefix", help="into this prefix")
     inst.add_argument("--name", default="netlab", help="kernel name (default: netlab)")
+    book = sub.add_parser("workbook", help="copy the workbook's notebooks into DIR, to open them in Jupyter")
+    book.add_argument("dir", help="where to put them (made if missing)")
+    book.add_argument("--force", action="store_true", help="overwrite notebooks already there")
     sub.add_parser("doctor", help="check what the lab needs on this machine")
     args = parser.parse_args(argv)
+
+    if args.command == "workbook":
+        from .workbook import WorkbookError, copy_workbook
+
+        try:
+            copied = copy_workbook(args.dir, force=args.force)
+        except WorkbookError as err:
+            print(f"netlab workbook: {err}", file=sys.stderr)
+            return 1
+        print(f"copied {len(copied)} notebooks to {args.dir}: open {copied[0]} first")
+        return 0
 
     if args.command == "install-kernel":
         from .kernelspec import install

@@ -9,9 +9,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from . import kernel
 from .display import Table
-from .sandbox import ADVICE, privilege_mode
+from .sandbox import ADVICE, privilege_mode, refusal
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def tool(name: str, package: str) -> Check:
 def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazily
     """All checks. With a ``lab``, networking checks run inside the lab's host."""
     mode = lab.mode if lab is not None else privilege_mode()
-    problem = kernel.refusal()
+    problem = refusal()
     if problem:
         mode_check = Check("mode", False, "no lab: the kernel could not enter a user namespace", problem)
     elif lab is None and mode == "none":

@@ -15,17 +15,8 @@ import os
 import sys
 
 from . import syscalls
+from .sandbox import ERROR_ENV
 
-#: Set by the launcher when the user namespace could not be made; see :func:`refusal`.
-ERROR_ENV = "NETLAB_KERNEL_ERROR"
-
-
-def refusal() -> str | None:
-    """Why this kernel cannot have a lab (its launcher could not enter a user namespace), or None.
-
-    The one place that reads the launcher's verdict: the lab, the magics and the doctor ask here.
-    """
-    return os.environ.get(ERROR_ENV) or None
 
 
 def enter_user_namespace() -> None:

@@ -23,13 +23,13 @@ import threading
 from contextlib import contextmanager
 from typing import ClassVar, Iterator, Sequence
 
-from . import kernel, names, namespaces, process, syscalls
+from . import names, namespaces, process, syscalls
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
                      NotFound, PrivilegeError)
 from .jobs import Job, JobTable
 from .model import HOST, LabSnapshot, Namespace
 from .rtnl import NetlinkError, Rtnl
-from .sandbox import NETNS_DIR, Sandbox
+from .sandbox import NETNS_DIR, Sandbox, refusal
 from .snapshot import read_lab
 
 
@@ -62,7 +62,7 @@ class Lab:
         """
         if cls._current is None or cls._current._closed:
             cls._current = None
-            reason = kernel.refusal()
+            reason = refusal()
             if reason:
                 raise PrivilegeError(reason)
             cls()

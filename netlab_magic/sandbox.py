@@ -51,6 +51,18 @@ ADVICE = (
 )
 
 
+#: Set by the kernel launcher (:mod:`netlab_magic.kernel`) when it could not enter a user namespace.
+ERROR_ENV = "NETLAB_KERNEL_ERROR"
+
+
+def refusal() -> str | None:
+    """Why this kernel cannot have a lab (its launcher could not enter a user namespace), or None.
+
+    The one place that reads the launcher's verdict: the lab, the magics and the doctor ask here.
+    """
+    return os.environ.get(ERROR_ENV) or None
+
+
 def privilege_mode() -> str:
     """``"root"`` (real root), ``"rootless"`` (root in a user namespace) or ``"none"``."""
     try:
