@@ -126,9 +126,15 @@ class Job:
             except OSError:
                 pass
 
-    def _join(self) -> None:
+    def _join(self, deadline: float | None = None) -> None:
+        """Let the readers take in what the job printed last (until ``deadline``, default 1 s from now).
+
+        A reader whose pipe is still held by something outside the job's process group (a
+        ``setsid`` child) stays behind; it ends when the lab's sweep kills what holds the pipe.
+        """
+        deadline = time.monotonic() + 1.0 if deadline is None else deadline
         for reader in self._readers:
-            reader.join(1)
+            reader.join(max(0.0, deadline - time.monotonic()))
 
 
 class JobTable:
@@ -186,5 +192,6 @@ class JobTable:
         for job in jobs:
             job._close_stdin()
         stop_groups([job.proc for job in jobs], GRACE_OF_STOP)
+        deadline = time.monotonic() + 1.0
         for job in jobs:
-            job._join()
+            job._join(deadline)

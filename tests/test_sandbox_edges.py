@@ -96,6 +96,9 @@ def test_reset_stops_forty_stubborn_jobs_at_once(lab):
     """Jobs that ignore SIGINT are stopped together, not one grace period after another (20 s)."""
     for i in range(40):
         lab.ok(f"%%netns host --bg --name stubborn{i}\ntrap '' INT; exec sleep 1000")
+    for i in range(10):  # cells whose setsid'd child holds their output: background jobs out of any group
+        lab.ok("%%netns host\n(setsid sleep 1000 &)\necho started")
+    assert lab.ok("%netlab jobs").results[0].count("running in the background") == 10
     time.sleep(0.5)
     t0 = time.monotonic()
     lab.ok("%netlab reset")
