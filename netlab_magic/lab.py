@@ -10,6 +10,9 @@ same namespaces, and the API holds none of them alive.
     >>> ns1 = lab.add_netns("ns1")
     >>> lab.host.add_veth("veth2", peer="veth1", peer_netns="ns1")
     >>> ns1.addr_add("veth1", "10.0.0.1/24"); ns1.link_up("veth1"); ns1.link_up("lo")
+
+Longer than most modules on purpose: it is the whole public API, one method per ``ip``
+command, so that a reader finds every operation of the lab in one place.
 """
 
 from __future__ import annotations

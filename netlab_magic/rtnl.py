@@ -9,7 +9,10 @@ Why not pyroute2's ``IPRoute`` here: its synchronous API cannot run on the kerne
 thread (an asyncio loop runs there), costs about 1 ms per request and 0.35 ms to decode one
 link, where the kernel's own work is tens of microseconds. The message layouts are those of
 ``linux/rtnetlink.h``, ``linux/if_link.h`` and ``linux/if_addr.h`` (pyroute2 documents them
-too, and the tests cross-check this reader against pyroute2's).
+too, and the tests cross-check this reader against ``ip -j``).
+
+Longer than most modules on purpose: one reader and one writer for the three kinds of object
+the lab uses (links, addresses, routes), kept together because they share the wire format.
 """
 
 from __future__ import annotations
