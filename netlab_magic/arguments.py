@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 from typing import Callable
 
 from IPython.core.error import UsageError
@@ -56,3 +57,56 @@ def parse(magic: Callable, line: str, name: str) -> argparse.Namespace:
         return parse_argstring(magic, line)
     except ValueError as err:  # shlex: "No closing quotation", "No escaped character"
         raise UsageError(f"{name}: {err} in: {line.strip()}") from None
+
+
+def parse_words(magic: Callable, line: str, name: str, value_options: set[str] = frozenset()) -> argparse.Namespace:
+    """Like :func:`parse`, with the shell's quoting: ``--match '-p tcp'`` gives ``-p tcp``, no quotes.
+
+    The value of an option in ``value_options`` is taken as it is, even when it starts with a
+    dash (``--match -x`` is the match ``-x``, not an option ``-x``).
+    """
+    try:
+        words = shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"{name}: {err} in: {line.strip()}") from None
+    glued: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] in value_options and i + 1 < len(words):
+            glued.append(f"{words[i]}={words[i + 1]}" if words[i].startswith("--") else words[i] + words[i + 1])
+            i += 2
+            continue
+        glued.append(words[i])
+        i += 1
+    return magic.parser.parse_args(glued)
+
+
+#: One shell word: unquoted text, '...' or "..." (with backslash escapes), glued together.
+_WORD = re.compile(r"""(?:[^\s'"\\]+|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""")
+
+
+def split_command(line: str, value_options: set[str]) -> tuple[str, str]:
+    """Split ``"[options] NAME [options] [--] COMMAND ..."`` into (options and NAME, command).
+
+    Like :func:`split_netns_line`, for the ``%netlab`` actions that run a command (``trace``):
+    quote-aware, so an option's value may hold spaces and dashes (``--match "-p tcp --dport 80"``).
+    The command keeps its original spacing and quoting.
+    """
+    expect_value = False
+    seen_name = False
+    for match in _WORD.finditer(line):
+        token = match.group()
+        if expect_value:
+            expect_value = False
+            continue
+        if token == "--":
+            return line[:match.start()].rstrip(), line[match.end():].strip()
+        if token.startswith("-"):  # an option (the parser refuses what it does not know)
+            if token in value_options:
+                expect_value = True
+            continue
+        if not seen_name:
+            seen_name = True
+            continue
+        return line[:match.start()].rstrip(), line[match.start():].strip()
+    return line, ""

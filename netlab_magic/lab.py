@@ -24,7 +24,7 @@ import re
 import subprocess
 import threading
 from contextlib import contextmanager
-from typing import ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
 
 from . import names, namespaces, process, syscalls
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
@@ -34,6 +34,9 @@ from .model import HOST, LabSnapshot, Namespace
 from .rtnl import NetlinkError, Rtnl
 from .sandbox import NETNS_DIR, Sandbox, refusal
 from .snapshot import read_lab
+
+if TYPE_CHECKING:
+    from .trace import Trace
 
 
 class Lab:
@@ -197,6 +200,18 @@ class Lab:
                                 f"{err.decode().strip()[:200]}",
                                 result.returncode)
         return result
+
+    def trace(self, netns: str, command: str, match: str | None = None, *,
+              timeout: float | None = None) -> "Trace":
+        """Run ``command`` (bash) in ``netns`` and follow its packets through every namespace of the lab.
+
+        Returns a :class:`~netlab_magic.trace.Trace`: each packet's hops (namespace, hook,
+        table:chain, rule, verdict) as the kernel's netfilter trace reported them. ``match``
+        (iptables syntax, e.g. ``"-p tcp --dport 8888"``) picks packets and their connections.
+        """
+        from .trace import run_trace
+
+        return run_trace(self, netns, command, match, timeout=timeout)
 
     def start_job(self, netns: str, command: str, name: str | None = None) -> Job:
         """Start ``command`` (bash) inside ``netns`` in the background, as job ``name``."""

@@ -13,13 +13,14 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
 from . import doctor, process
-from .arguments import parse, split_netns_line
+from .arguments import parse, parse_words, split_command, split_netns_line
 from .display import Table, status_tables
 from .errors import NetlabError
 from .lab import Lab
+from .trace import run_trace
 
 
 def kernel_lab() -> Lab:
@@ -117,10 +118,14 @@ class NetlabMagics(Magics):
             print(f"({message})", file=sys.stderr)
 
     @magic_arguments()
-    @argument("action", choices=["status", "reset", "doctor", "jobs", "output", "stop", "send", "wait"],
+    @argument("action", choices=["status", "reset", "doctor", "jobs", "output", "stop", "send", "wait",
+                                 "trace", "capture", "conntrack"],
               help="status: the lab at a glance; reset: destroy everything, start fresh; "
                    "doctor: mode and capabilities; jobs: background jobs; output JOB: what a job printed; "
-                   "stop JOB: stop a job; send JOB TEXT: type a line into a job; wait JOB: wait for a job to end")
+                   "stop JOB: stop a job; send JOB TEXT: type a line into a job; wait JOB: wait for a job to end; "
+                   "trace NETNS -- COMMAND: follow the command's packets through every namespace; "
+                   "capture IFACE: the packets on an interface; conntrack NETNS: the connection-tracking "
+                   "table (each has --help)")
     @argument("job", nargs="?", help="the job's name (for output, stop, send, wait)")
     @argument("text", nargs="*", help="for send: the text to type")
     @argument("-t", "--timeout", type=float, default=10.0, help="for wait: give up after this many seconds")
@@ -128,7 +133,11 @@ class NetlabMagics(Magics):
     @line_magic
     @one_line_errors
     def netlab(self, line: str) -> Any:
-        """Manage the lab: ``%netlab status | reset | doctor | jobs | output J | stop J | send J TEXT | wait J``."""
+        """Manage the lab: ``%netlab status | reset | doctor | jobs | output J | stop J | send J TEXT | wait J``;
+        follow packets: ``%netlab trace NETNS -- COMMAND | capture IFACE | conntrack NETNS``."""
+        action, _, rest = line.strip().partition(" ")
+        if action in _PACKET_ACTIONS:
+            return _PACKET_ACTIONS[action](self, rest)
         if _wants_help(line):
             print(self.netlab.__doc__)
             return None
@@ -166,6 +175,64 @@ class NetlabMagics(Magics):
                 raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s")
             print(f"[{job.name}] {job.status}")
         return None
+
+
+# -- following packets: %netlab trace | capture | conntrack ----------------------------------------
+
+_TRACE_VALUE_OPTIONS = {"--match", "-m", "--timeout", "-t"}
+
+
+@magic_arguments(name="netlab trace")
+@kwds(usage="%(prog)s [-m MATCH] [-t TIMEOUT] [--draw] [--widget] NETNS -- COMMAND")
+@argument("netns", help="the namespace to run the command in; 'host' is the lab's host")
+@argument("-m", "--match", help='show only these packets (and their connections), in iptables words: '
+                                '"-p tcp --dport 8888", "-s 10.0.0.1", "-o bridge0" ...')
+@argument("-t", "--timeout", type=float, help="stop the command after this many seconds (what was traced is shown)")
+@argument("--draw", action="store_true", help="also draw each packet's path on the packet-flow picture")
+@argument("--widget", action="store_true", help="show the path as a live widget to step through")
+def _trace_arguments(line: str) -> None:
+    """Run a command in a namespace and follow its packets through every namespace of the lab.
+
+    %netlab trace ns1 -- ping -c 1 10.0.0.3
+    %netlab trace host --match "-p tcp --dport 8888" -- curl -s localhost:8888
+
+    One table per packet: a line per netfilter hook, chain and rule it met (namespace, hook,
+    table:chain, the rule as iptables -S prints it or the policy, verdict), as the kernel's
+    netfilter trace reported them. A dropped packet ends at the rule or policy that dropped it.
+    `t = %netlab trace ...` keeps the Trace: t.hops, t.packets, t.draw(), t.widget().
+    """
+
+
+def _trace(magics: "NetlabMagics", rest: str) -> Any:
+    if _wants_help(rest.split(" -- ")[0]):
+        print(_trace_arguments.__doc__)
+        return None
+    head, command = split_command(rest, _TRACE_VALUE_OPTIONS)
+    args = parse_words(_trace_arguments, head, "%netlab trace", _TRACE_VALUE_OPTIONS)
+    if not command:
+        raise UsageError("%netlab trace needs a command: %netlab trace NETNS -- COMMAND (e.g. -- ping -c 1 10.0.0.3)")
+    lab = magics.lab
+    try:
+        trace = run_trace(lab, args.netns, command, args.match, timeout=args.timeout, stream=True)
+    except process.Interrupted:
+        raise process.Interrupted(f"stopped the command in {args.netns}; the trace is off") from None
+    sys.stdout.flush()
+    if trace.timed_out:
+        print(f"(stopped after the {args.timeout:g} s timeout; what was traced until then:)", file=sys.stderr)
+    elif trace.returncode:
+        print(f"({process.describe_exit(trace.returncode)})", file=sys.stderr)
+    sys.stderr.flush()
+    if args.widget:
+        return trace.widget()
+    if args.draw:
+        from IPython.display import display
+
+        display(trace)
+        return trace.draw()
+    return trace
+
+
+_PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace)}
 
 
 def _lab_or_none() -> Lab | None:
