@@ -4,6 +4,7 @@
 #   2. a virtualenv (.venv in the repo root) made from Debian's /usr/bin/python3
 #   3. the project, installed editable with the chosen extras
 #   4. the "netlab" Jupyter kernelspec
+#   5. with the test extra: configurable-http-proxy (npm) in the venv, for the JupyterHub test
 #
 # Usage: scripts/setup.sh [--extras test|lab|widgets|none] [--browser]
 #                         [--venv DIR] [--kernel sys-prefix|user|none]
@@ -46,11 +47,16 @@ done
 case "$KERNEL" in sys-prefix|user|none) ;; *) die "--kernel must be sys-prefix, user or none" ;; esac
 case "$EXTRAS" in none|"") SPEC="." ;; *) SPEC=".[$EXTRAS]" ;; esac
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
+HUB=0  # the test extra brings JupyterHub, whose proxy comes from npm (step 5)
+case ",$EXTRAS," in *,test,*) HUB=1 ;; esac
+CHP_VERSION="4.6.3"  # configurable-http-proxy: 4.6 runs on Debian 12's nodejs 18 and on 20+
 
 # ---------------------------------------------------------------- 1. system packages
 install_system_packages() {
     local pkgs=("${SYSTEM_PACKAGES[@]}")
     [ "$BROWSER" = 1 ] && pkgs+=(chromium)
+    # npm for the hub's proxy; a nodejs that already brings npm (NodeSource's) is kept as it is
+    [ "$HUB" = 1 ] && ! command -v npm >/dev/null 2>&1 && pkgs+=(nodejs npm)
     if ! command -v dpkg-query >/dev/null 2>&1; then
         step "system packages: no dpkg here, not checking (${pkgs[*]})"
         return 0
@@ -134,7 +140,7 @@ STAMP="$VENV/.netlab-setup-${EXTRAS:-none}"
 want="$({ cat pyproject.toml; "$VENV/bin/python" -c 'import sys; print(sys.version)'; printf '%s\n' "$ROOT"; } \
         | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-   && "$VENV/bin/python" -c 'import netlab_magic' >/dev/null 2>&1; then
+   && (cd / && "$VENV/bin/python" -c 'import netlab_magic') >/dev/null 2>&1; then
     step "install: $SPEC already installed (pyproject.toml unchanged)"
 else
     step "install: pip install -e '$SPEC' (quiet; may take a minute the first time)"
@@ -158,6 +164,27 @@ elif [ -f "$ROOT/netlab_magic/__main__.py" ]; then
     fi
 else
     step "kernelspec: NOT installed: netlab_magic/__main__.py does not exist yet"
+fi
+
+# ---------------------------------------------------------------- 5. the hub's proxy
+# JupyterHub's configurable-http-proxy, from npm, into $VENV/chp and linked into $VENV/bin
+# (on the PATH of whoever uses the venv); tests/test_hub.py skips without it.
+if [ "$HUB" = 1 ]; then
+    CHP="$VENV/bin/configurable-http-proxy"
+    if [ -x "$CHP" ] && [ "$("$CHP" --version 2>/dev/null)" = "$CHP_VERSION" ]; then
+        step "configurable-http-proxy: $CHP_VERSION already installed"
+    elif ! command -v npm >/dev/null 2>&1; then
+        step "configurable-http-proxy: NOT installed (no npm; the JupyterHub test will skip)"
+    else
+        step "configurable-http-proxy: npm install configurable-http-proxy@$CHP_VERSION"
+        log="$VENV/setup-npm.log"
+        if ! npm install --no-audit --no-fund --loglevel=error --prefix "$VENV/chp" \
+                "configurable-http-proxy@$CHP_VERSION" >"$log" 2>&1 </dev/null; then
+            tail -n 30 "$log" >&2
+            die "npm install configurable-http-proxy@$CHP_VERSION failed (full log: $log)"
+        fi
+        ln -sfn ../chp/node_modules/.bin/configurable-http-proxy "$CHP"
+    fi
 fi
 
 step "done ($VENV)"
