@@ -1,4 +1,5 @@
-"""Widgets (issue 5): layout, drawing, iptables parsing, refresh loops, a real sandbox lab."""
+"""Widgets: layout and legibility, static pictures and text, iptables parsing, the shared poller,
+views and cells, a real sandbox lab."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from netlab_magic.widgets import (  # noqa: E402
     parse_iptables_save,
     plot_counters,
 )
+from netlab_magic.widgets import _poll  # noqa: E402
+from netlab_magic.widgets.draw import LabFigure  # noqa: E402
 from netlab_magic.widgets.iptables import counter_deltas, flatten  # noqa: E402
-from netlab_magic.widgets.layout import NS_R, STATE_COLORS, state_color  # noqa: E402
+from netlab_magic.widgets.layout import (BOX, DENSE_PORTS, MAX_PX, MIN_PX, NS_R, STATE_COLORS,  # noqa: E402
+                                         state_color)
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
 from sandboxlab import SandboxLab, can_sandbox  # noqa: E402
@@ -181,7 +185,12 @@ def test_thousand_rules_parse_and_payload_fast():
 # ------------------------------------------------------------------ layout
 
 
-@pytest.mark.parametrize("n", [2, 3, 8, 30, 100])
+def _shown_text(lay):
+    """Every text block drawn: namespace and bridge names, interface labels."""
+    return [n["text"] for n in lay["nodes"]] + [p["text"] for p in lay["ports"] if p["text"]]
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 13, 14, 30, 100])
 def test_layout_legible_from_2_to_100_namespaces(n):
     snap = star(n)
     lay = compute_layout(snap)
@@ -208,10 +217,67 @@ def test_layout_legible_from_2_to_100_namespaces(n):
                 d = seg_point_dist(x["x"], x["y"], lk["x1"], lk["y1"], lk["x2"], lk["y2"])
                 assert d > x["r"], (lk["id"], x["netns"])
     x0, y0, x1, y1 = lay["bounds"]
-    assert all(x0 <= x["x"] - x["r"] and x["x"] + x["r"] <= x1 for x in lay["nodes"])
-    assert all(y0 <= x["y"] - x["r"] and x["y"] + x["r"] <= y1 for x in lay["nodes"])
-    # the picture grows slowly: 100 namespaces fit in ~30 units across
-    assert x1 - x0 < 32
+    for x in lay["nodes"]:
+        hw, hh = x.get("w", x["r"]), x.get("h", x["r"])
+        assert x0 <= x["x"] - hw and x["x"] + hw <= x1 and y0 <= x["y"] - hh and x["y"] + hh <= y1
+    texts = _shown_text(lay)
+    for t in texts:
+        assert x0 <= t["box"][0] and t["box"][2] <= x1 and y0 <= t["box"][1] and t["box"][3] <= y1
+    # dense by the number of interfaces: 13 namespaces = 24 veth ends, 14 = 26
+    assert lay["dense"] == ((n - 1) * 2 > DENSE_PORTS)
+    assert lay["counts"]["ports"] == (n - 1) * 2
+    if not lay["dense"]:
+        assert lay["counts"]["labels"] >= 0.9 * len(lay["ports"])  # (almost) every interface named
+    # fitted to the default box, both ways, with every text at least 12 px high: no scrolling
+    w, h = x1 - x0, y1 - y0
+    fit = min(BOX[0] / w, BOX[1] / h)
+    assert lay["scale"]["min"] <= fit * 1.03, (n, fit, lay["scale"])
+    s = lay["scale"]["fit"]
+    assert w * s <= BOX[0] * 1.03 and h * s <= BOX[1] * 1.03
+    assert min(t["size"] for t in texts) * s >= MIN_PX * 0.97
+    assert max(t["size"] for t in texts) * lay["scale"]["max"] <= MAX_PX * 1.5
+    # and a small lab is enlarged: it fills the box one way or the other
+    assert w * s >= BOX[0] * 0.6 or h * s >= BOX[1] * 0.95, (n, w * s, h * s)
+    # no text over other text, over a namespace, or across a link
+    boxes = [t["box"] for t in texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] - 1e-6 and b[0] < a[2] - 1e-6 and a[1] < b[3] - 1e-6 and b[1] < a[3] - 1e-6), (a, b)
+    for p in lay["ports"]:
+        if p["text"]:
+            for x in ns_nodes:
+                if not x["host"]:
+                    bx = p["text"]["box"]
+                    qx, qy = min(max(x["x"], bx[0]), bx[2]), min(max(x["y"], bx[1]), bx[3])
+                    assert math.hypot(qx - x["x"], qy - x["y"]) >= x["r"] - 1e-6, (p["id"], x["netns"])
+
+
+def test_layout_landscape_lo_up_and_bridge_addresses():
+    lay = compute_layout(star(3))
+    x0, y0, x1, y1 = lay["bounds"]
+    assert x1 - x0 > y1 - y0  # two namespaces left and right of the host, not above and below
+    lo = {(p["netns"], p["ifname"]): p for p in lay["ports"]}[("c1", "lo")]
+    assert (lo["state"], lo["operstate"], lo["admin_up"]) == ("UP", "UNKNOWN", True)  # lo works: UP
+    assert "operstate UNKNOWN" in lo["title"]
+    br = next(x for x in lay["nodes"] if x["kind"] == "bridge")
+    assert br["text"]["lines"] == ["br0", "10.0.0.1/24"]  # drawn, not only in the tooltip
+    assert br["addresses"] == ["10.0.0.1/24"]
+    down = LabSnapshot((Namespace("host", (iface("lo", 1, "loopback", "DOWN"),)),))
+    assert compute_layout(down)["ports"][0]["state"] == "DOWN"
+    dummy = Interface("d0", 2, "dummy", "UNKNOWN", False, 1500, None)
+    assert compute_layout(LabSnapshot((Namespace("host", (dummy,)),)))["ports"][0]["state"] == "DOWN"
+
+
+def test_layout_of_a_small_box_and_of_a_lab_with_long_names():
+    small = compute_layout(star(30), box=(400, 300))
+    assert small["dense"] and small["fonts"]["ns"] > compute_layout(star(30))["fonts"]["ns"]
+    names = LabSnapshot((Namespace("host", (iface("br-0123456789ab", 2, "bridge", addrs=["172.18.0.1/16"]),)),
+                         *(Namespace(f"container-{k}", (iface("eth0", 2, peer=("host", f"veth{k}")),))
+                           for k in range(6))))
+    lay = compute_layout(names)
+    br = next(x for x in lay["nodes"] if x["kind"] == "bridge")
+    bw, _ = br["text"]["box"][2] - br["text"]["box"][0], None
+    assert bw <= 2 * br["w"]  # the bridge is as wide as its name
 
 
 def test_layout_bridge_ports_and_half_up_veth():
@@ -266,16 +332,44 @@ def test_draw_one_artist_per_namespace():
     f2 = Figure()
     ax2 = f2.add_subplot()
     assert draw(snap, ax=ax2) is f2
+    assert [p.get_gid() for p in ax2.patches if (p.get_gid() or "").startswith("netns:")] == gids
 
 
-# ------------------------------------------------------------------ refresh loops
+def test_draw_shows_itself_without_matplotlib_inline():
+    """``draw(snap)`` in a fresh kernel: a PNG, not ``<Figure size ...>`` (no %matplotlib inline)."""
+    import re
+
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
+
+    fig = draw(star(4))
+    assert isinstance(fig, LabFigure) and isinstance(fig, Figure)
+    fmt = DisplayFormatter()
+    with pytest.raises(KeyError):
+        fmt.formatters["image/png"].lookup_by_type(Figure)  # nothing registered for Figure
+    data, _ = fmt.format(fig)
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    # the text stays what notebooks/sanitize.cfg expects of a figure
+    assert re.fullmatch(r"<Figure size [0-9.]+x[0-9.]+ with [0-9]+ Axes>", data["text/plain"])
+    # 900 px wide at most, text 12 px or more (the live widget's picture)
+    assert fig.get_figwidth() * fig.dpi <= 905
+    sizes = [t.get_fontsize() * fig.dpi / 72 for t in fig.axes[0].texts]
+    assert min(sizes) >= MIN_PX * 0.97
+    big = draw(star(100))
+    assert big.get_figwidth() * big.dpi <= 905 and big.get_figheight() * big.dpi <= 700
+    assert min(t.get_fontsize() * big.dpi / 72 for t in big.axes[0].texts) >= MIN_PX * 0.97
+
+
+# ------------------------------------------------------------------ the poller, views, cells
 
 
 class ChangingSource:
-    def __init__(self):
+    def __init__(self, n=3):
+        self.n = n
         self.calls = 0
         self.down = False
         self.fail = False
+        self.delay = 0.0
         self.lock = threading.Lock()
 
     def __call__(self) -> LabSnapshot:
@@ -283,19 +377,45 @@ class ChangingSource:
             self.calls += 1
             if self.fail:
                 raise OSError("netlink went away")
-            return star(3, {1: ("DOWN", "LOWERLAYERDOWN")} if self.down else None)
+        if self.delay:
+            time.sleep(self.delay)
+        return star(self.n, {1: ("DOWN", "LOWERLAYERDOWN")} if self.down else None)
+
+
+def view(w, vid="v1", alive=True):
+    """What a view in the browser says to the kernel (topology.js / counters.js ``announce``)."""
+    w._handle_custom_msg({"netlab": "view", "id": vid, "alive": alive}, [])
+
+
+def pollers():
+    return [t for t in threading.enumerate() if t.name == "netlab-poller"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_poller(monkeypatch):
+    """Every test starts with an idle poller and no cell running; widgets left open are closed."""
+    monkeypatch.setattr(_poll.POLLER, "executing", False)
+    yield
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()
 
 
 def test_topology_refresh_loop_reacts_and_stops_on_close():
     src = ChangingSource()
     w = TopologyWidget(src, interval=0.05)
     try:
-        assert w.polling and w.pushes == 1
+        assert w.pushes == 1 and src.calls == 1  # read once, for the first picture
+        time.sleep(0.3)
+        assert not w.polling and src.calls == 1  # nobody looks: nothing is read
+        view(w)
+        assert w.polling and w.views == 1
         assert wait_for(lambda: src.calls >= 4)
         assert w.pushes == 1  # nothing changed: nothing sent
+        _poll.POLLER.executing = True  # a cell runs: read every interval
         src.down = True
         assert wait_for(lambda: w.pushes == 2)
-        states = {(p["netns"], p["ifname"]): p["state"] for p in w.layout["ports"]}
+        states = {(p["netns"], p["ifname"]): p["state"] for p in w.diagram["ports"]}
         assert states[("c1", "eth0")] == "LOWERLAYERDOWN"
         assert w.snapshot == star(3, {1: ("DOWN", "LOWERLAYERDOWN")}).to_dict()
         src.fail = True
@@ -311,17 +431,157 @@ def test_topology_refresh_loop_reacts_and_stops_on_close():
     assert src.calls == calls
 
 
+def test_layout_trait_is_ipywidgets_own():
+    """The picture travels as ``diagram``: ``.layout`` is ipywidgets' Layout, as for any widget."""
+    import ipywidgets
+
+    w = TopologyWidget(ChangingSource(), interval=None)
+    assert isinstance(w.layout, ipywidgets.Layout)
+    w.layout.height = "300px"
+    assert w.layout.height == "300px"
+    assert "diagram" in w.keys and w.diagram["nodes"]
+    assert "snapshot" not in w.keys  # the raw snapshot stays in the kernel: half the payload
+
+
+def test_one_poller_thread_and_one_read_per_source():
+    src, other = ChangingSource(), ChangingSource(5)
+    ws = [TopologyWidget(src, interval=0.05) for _ in range(10)]
+    ws.append(TopologyWidget(other, interval=0.05))
+    for k, w in enumerate(ws):
+        view(w, f"v{k}")
+    _poll.POLLER.executing = True
+    calls0 = src.calls
+    time.sleep(0.6)
+    assert len(pollers()) == 1
+    # ten widgets of one source: one read per interval for all of them (~12 in 0.6 s, not ~120)
+    assert 3 <= src.calls - calls0 <= 20, src.calls - calls0
+    assert other.calls >= 3
+    src.down = True
+    assert wait_for(lambda: all(w.pushes == 2 for w in ws[:10]))
+    assert ws[0].diagram is ws[9].diagram  # computed once, shared
+    for w in ws:
+        w.close()
+    assert not _poll.POLLER.feeds
+    assert len(pollers()) == 1  # the thread waits for the next widget, idle
+
+
+def test_idle_polling_slows_down_and_a_cell_wakes_it(monkeypatch):
+    monkeypatch.setattr(_poll, "IDLE_MAX", 0.4)
+    monkeypatch.setattr(_poll, "AFTER_CELL", 0.0)
+    src = ChangingSource()
+    w = TopologyWidget(src, interval=0.02)
+    view(w)
+    time.sleep(1.5)
+    c0 = src.calls
+    time.sleep(1.2)
+    assert src.calls - c0 <= 5, src.calls - c0  # idle and unchanged: every 0.4 s, not every 0.02 s
+    c1 = src.calls
+    _poll.POLLER.cell_ended()  # a cell just ran: read at once
+    assert wait_for(lambda: src.calls > c1, timeout=0.3)
+    w.close()
+
+
+def test_a_slow_source_is_read_less_often():
+    src = ChangingSource()
+    src.delay = 0.05
+    w = TopologyWidget(src, interval=0.01)
+    view(w)
+    _poll.POLLER.executing = True  # busy: reads may take 10 % of the time, no more
+    time.sleep(0.3)
+    c0 = src.calls
+    time.sleep(1.5)
+    assert src.calls - c0 <= 5, src.calls - c0  # every 0.5 s, not every 0.06 s
+    w.close()
+
+
+def test_views_come_and_go(monkeypatch):
+    monkeypatch.setattr(_poll, "GRACE", 0.3)
+    src = ChangingSource()
+    w = TopologyWidget(src, interval=0.05)
+    view(w, "a")
+    view(w, "b")  # a second view of the same widget
+    assert w.views == 2 and w.polling
+    view(w, "a", alive=False)
+    assert w.polling  # one view left
+    view(w, "b", alive=False)
+    assert not w.polling
+    calls = src.calls
+    time.sleep(0.1)
+    view(w, "c")  # shown again within the grace: it lives on, and reads at once
+    assert wait_for(lambda: src.calls > calls, timeout=0.5)
+    time.sleep(0.5)
+    assert w.comm is not None
+    view(w, "c", alive=False)  # its output cleared: closed after the grace
+    assert wait_for(lambda: w.comm is None, timeout=3)
+    assert not w.polling
+
+
+def test_closing_waits_for_the_running_cell(monkeypatch):
+    """A view re-displayed by a long cell reports after it: no widget closes while a cell runs."""
+    monkeypatch.setattr(_poll, "GRACE", 0.2)
+    w = TopologyWidget(ChangingSource(), interval=0.05)
+    view(w)
+    view(w, alive=False)
+    _poll.POLLER.cell_started()
+    time.sleep(0.6)
+    assert w.comm is not None
+    view(w, "again")  # the view's message, handled once the cell ended
+    _poll.POLLER.cell_ended()
+    time.sleep(0.6)
+    assert w.comm is not None and w.polling
+    w.close()
+
+
+def test_a_silent_view_expires(monkeypatch):
+    """A page closed without a word (browser gone): its views stop counting after VIEW_TTL idle."""
+    monkeypatch.setattr(_poll, "VIEW_TTL", 0.3)
+    w = TopologyWidget(ChangingSource(), interval=0.05)
+    view(w)
+    _poll.POLLER.last_cell_end = time.monotonic()
+    assert w.polling
+    time.sleep(0.5)
+    assert not w.polling and w.comm is not None  # not read any more, but not closed: it may be back
+    view(w)
+    assert w.polling
+    w.close()
+
+
+class Info:
+    def __init__(self, cell_id):
+        self.cell_id = cell_id
+
+
+def test_re_running_a_cell_closes_what_it_made():
+    src = ChangingSource()
+    made = []
+    for _ in range(10):
+        _poll._pre_run_cell(Info("cell-a"))
+        w = TopologyWidget(src, interval=0.05)
+        view(w)
+        made.append(w)
+        _poll._post_run_cell()
+    _poll._pre_run_cell(Info("cell-b"))
+    other = TopologyWidget(src, interval=0.05)  # another cell's widget stays
+    _poll._post_run_cell()
+    assert [w.comm is None for w in made] == [True] * 9 + [False]
+    assert other.comm is not None and made[-1].polling
+    assert len(pollers()) == 1
+    assert len(_poll.POLLER.feeds) == 1 and len(_poll.POLLER.feeds[("topology", src)].subscribers) == 2
+
+
 def test_close_all_stops_polling():
     import ipywidgets
 
     src = ChangingSource()
     w = TopologyWidget(src, interval=0.02)
     c = CountersWidget(lambda: CAPTURED, interval=0.02)
+    view(w), view(c)
+    assert w.polling and c.polling
     ipywidgets.Widget.close_all()
     assert not w.polling and not c.polling
 
 
-def test_counters_widget_highlights_moves_and_stops_on_close():
+def test_counters_moved_since_the_last_cell():
     state = {"hits": {}, "reads": 0}
 
     def read() -> str:
@@ -345,14 +605,49 @@ def test_counters_widget_highlights_moves_and_stops_on_close():
         state["hits"] = {2: 10}
         w.refresh()
         assert [p[1] for p in w.series[key]["points"]] == [0, 3, 10]
-        w.refresh()  # nothing moved: the highlight goes
-        assert not any(r["dpackets"] for c in w.chains for r in c["rules"])
-        assert len(w.history) == 4
+        w.refresh()  # nothing moved since, but the cell did not end: the highlight stays
+        rule = lambda: next(c for c in w.chains if c["name"] == "FORWARD")["rules"][2]  # noqa: E731
+        assert (rule()["dpackets"], rule()["dbytes"]) == (10, 840)  # since the last cell
+        assert "1 moved since the last cell ran" in w.summary()
+        assert "[+10 pkts, +840 B]" in w.summary()
+        w.mark()  # a new cell starts: it has moved nothing yet
+        assert rule()["dpackets"] == 0 and "0 moved" in w.summary()
+        assert len(w.history) >= 4
         fig = w.plot()
         assert [ln.get_gid() for ln in fig.axes[0].lines] == [key]
         assert plot_counters(w.history).axes[0].lines[0].get_gid() == key
     finally:
         w.close()
+
+
+def test_counters_policies_count_as_moved():
+    text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [{n}:{b}]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    hits = {"n": 0}
+    w = CountersWidget(lambda: text.format(n=hits["n"], b=84 * hits["n"]), interval=None)
+    hits["n"] = 1
+    w.refresh()
+    fwd = next(c for c in w.chains if c["name"] == "FORWARD")
+    assert (fwd["dpackets"], fwd["dbytes"]) == (1, 84)
+    summary = w.summary()
+    assert "1 moved since the last cell ran" in summary  # the policy counts
+    assert "Chain FORWARD (policy DROP 1 packets, 84 bytes)  +1 pkt, +84 B" in summary
+    js = (WIDGETS / "counters.js").read_text()
+    assert "if (c.dpackets || c.dbytes) moved += 1;" in js  # the header counts it too
+
+
+def test_counters_share_one_read_per_namespace_and_table():
+    reads = []
+    def read():
+        reads.append(1)
+        return CAPTURED
+    a = CountersWidget(read, key=("counters", "lab", "host", "filter"), interval=0.05)
+    b = CountersWidget(read, key=("counters", "lab", "host", "filter"), interval=0.05)
+    view(a), view(b)
+    _poll.POLLER.executing = True
+    time.sleep(0.5)
+    assert len(reads) <= 16  # ~10 reads for both, not ~20
+    assert a.chains == b.chains
+    a.close(), b.close()
 
 
 def test_counters_loop_stops_on_close_and_reports_errors():
@@ -365,6 +660,8 @@ def test_counters_loop_stops_on_close_and_reports_errors():
         return CAPTURED
 
     w = CountersWidget(read, table="nat", interval=0.05)
+    view(w)
+    _poll.POLLER.executing = True
     assert wait_for(lambda: len(reads) >= 5)
     assert [c["name"] for c in w.chains][-1] == "POSTROUTING"
     w.close()
@@ -374,10 +671,43 @@ def test_counters_loop_stops_on_close_and_reports_errors():
     # a table iptables-save does not print (never used) shows empty, without error
     w2 = CountersWidget(lambda: CAPTURED, table="mangle", interval=None)
     assert (w2.chains, w2.error) == ([], "")
+    assert "empty (no rules yet)" in w2.summary()
     w2.close()
     w3 = CountersWidget(lambda: "garbage\n", interval=None)
     assert "line 1" in w3.error
     w3.close()
+
+
+# ------------------------------------------------------------------ static views
+
+
+def test_outputs_carry_a_picture_and_text():
+    """GitHub, nbviewer, nbconvert, an untrusted notebook: the lab, not ``<... object at 0x...>``."""
+    from IPython.core.formatters import DisplayFormatter
+
+    t = TopologyWidget(lambda: star(4, {2: ("DOWN", "LOWERLAYERDOWN")}), interval=None)
+    c = CountersWidget(lambda: CAPTURED, interval=None, where="host")
+    fmt = DisplayFormatter()
+    for w in (t, c):
+        data, _ = fmt.format(w)
+        assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"} <= set(data)
+        import base64
+
+        assert base64.b64decode(data["image/png"])[:4] == b"\x89PNG"
+        assert "object at 0x" not in data["text/plain"]
+    text = fmt.format(t)[0]["text/plain"]
+    assert text.splitlines()[0] == "netlab topology: 4 namespaces, 3 veth pairs, 1 bridge"
+    assert "br0 (bridge) UP 10.0.0.1/24 ports: veth1" in text
+    assert "veth2 DOWN (admin down) port of br0 <-> c2/eth0" in text and "lo UP 127.0.0.1/8" in text
+    text = fmt.format(c)[0]["text/plain"]
+    assert text.splitlines()[0].startswith("iptables table filter in host: 4 chains, 6 rules")
+    assert '    1        4        336  -m comment --comment "two  spaces" -j ACCEPT' in text
+    # a closed widget (ipywidgets drops its view) still shows its last picture and text
+    t.close()
+    data, _ = fmt.format(t)
+    assert "image/png" in data and "application/vnd.jupyter.widget-view+json" not in data
+    assert data["text/plain"].startswith("<TopologyWidget: 4 namespaces")
+    c.close()
 
 
 def test_flatten_keys_cover_policies_and_rules():
@@ -386,12 +716,15 @@ def test_flatten_keys_cover_policies_and_rules():
     assert len(flat) == 3 + 6
 
 
-def test_esm_modules_listen_and_clean_up():
+def test_esm_modules_listen_announce_and_clean_up():
     for name in ("topology.js", "counters.js"):
         src = (WIDGETS / name).read_text()
         assert "export default" in src and "model.off(" in src
         assert "http://" not in src.replace("http://www.w3.org/2000/svg", "")  # no CDN
-    assert 'model.on("change:layout"' in (WIDGETS / "topology.js").read_text()
+        # each view says it is there, and when it goes (render's cleanup)
+        assert 'model.send({ netlab: "view", id, alive })' in src and "say(false)" in src
+    topo = (WIDGETS / "topology.js").read_text()
+    assert '"change:diagram"' in topo and 'get("layout")' not in topo
 
 
 # ------------------------------------------------------------------ a real lab
@@ -412,17 +745,19 @@ def test_real_lab_topology_follows_link_state(lab):
     assert snap["host"].interface("veth-c1").master == "br0"
     assert snap["c1"].interface("eth0").peer == Peer("host", "veth-c1")
     w = TopologyWidget(lab.snapshot, interval=0.2)
+    view(w)
+    _poll.POLLER.executing = True
     try:
-        lay = w.layout
+        lay = w.diagram
         assert len([lk for lk in lay["links"] if lk["kind"] == "veth"]) == 4
-        port = lambda ns, ifn: next(p for p in w.layout["ports"] if (p["netns"], p["ifname"]) == (ns, ifn))  # noqa: E731
+        port = lambda ns, ifn: next(p for p in w.diagram["ports"] if (p["netns"], p["ifname"]) == (ns, ifn))  # noqa: E731
         assert port("host", "veth-c1")["node"] == "br:host/br0"
         assert port("c1", "eth0")["state"] == "UP"
         lab.sh("ip link set veth-c1 down")
         assert wait_for(lambda: port("host", "veth-c1")["state"] == "DOWN", timeout=10)
         # the far end loses its carrier: LOWERLAYERDOWN (or DOWN if ifindexes collide)
         assert wait_for(lambda: port("c1", "eth0")["state"] in ("LOWERLAYERDOWN", "DOWN"))
-        link = next(lk for lk in w.layout["links"] if "veth-c1" in (lk["a"] + str(lk["b"])))
+        link = next(lk for lk in w.diagram["links"] if "veth-c1" in (lk["a"] + str(lk["b"])))
         assert link["state"] != "UP"
         # the half-up veth of "solo": one end admin up, the other down
         assert not port("host", "v-solo")["admin_up"] and port("solo", "eth0")["admin_up"]
@@ -476,13 +811,14 @@ except PrivilegeError as err:
 ns1 = lab.add_netns("ns1")
 lab.host.add_veth("veth2", peer="veth1", peer_netns="ns1")
 ns1.link_up("veth1")
-w = TopologyWidget(lab.snapshot, interval=0.1)   # polled from the widget's own thread
-first = [lk["state"] for lk in w.layout["links"]]
+w = TopologyWidget(lab.snapshot, interval=0.1)   # polled from the poller's thread...
+w._handle_custom_msg({"netlab": "view", "id": "v", "alive": True}, [])  # ... while a view shows it
+first = [lk["state"] for lk in w.diagram["links"]]
 lab.host.link_up("veth2")
 end = time.monotonic() + 10
-while time.monotonic() < end and [lk["state"] for lk in w.layout["links"]] != ["UP"]:
+while time.monotonic() < end and [lk["state"] for lk in w.diagram["links"]] != ["UP"]:
     time.sleep(0.05)
-out = {"first": first, "then": [lk["state"] for lk in w.layout["links"]], "error": w.error,
+out = {"first": first, "then": [lk["state"] for lk in w.diagram["links"]], "error": w.error,
        "names": w.snapshot and [n["name"] for n in w.snapshot["namespaces"]]}
 w.close()
 out["polling"] = w.polling
@@ -517,3 +853,4 @@ def test_small_and_hostless_snapshots(snap):
     lay = compute_layout(snap)
     assert len([n for n in lay["nodes"] if n["kind"] == "netns"]) == len(snap.namespaces)
     assert draw(snap).axes
+    assert draw(snap)._repr_png_()[:4] == b"\x89PNG"

@@ -1,4 +1,6 @@
 // netlab_magic counters widget: draws the chains Python sends; clicking a rule selects it for the plot.
+// A row's delta is what moved since the last cell ran (Python keeps the baseline); it stays
+// highlighted until the next cell runs. Each view tells the kernel it is there, and when it goes.
 const SVGNS = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
@@ -18,7 +20,31 @@ function human(n) {
 }
 
 function deltaText(r) {
-  return r.dpackets || r.dbytes ? `+${human(r.dpackets)} pkts, +${human(r.dbytes)} B` : "";
+  if (!(r.dpackets || r.dbytes)) return "";
+  return `+${human(r.dpackets)} pkt${r.dpackets === 1 ? "" : "s"}, +${human(r.dbytes)} B`;
+}
+
+// Tell the kernel this view exists (now, every 10 s, when the page is shown again) and when it goes.
+function announce(model) {
+  const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const say = (alive) => {
+    try {
+      model.send({ netlab: "view", id, alive });
+    } catch (e) {
+      // no kernel (a saved notebook's widget state): nothing to tell
+    }
+  };
+  const seen = () => {
+    if (document.visibilityState !== "hidden") say(true);
+  };
+  say(true);
+  const beat = setInterval(seen, 10000);
+  document.addEventListener("visibilitychange", seen);
+  return () => {
+    clearInterval(beat);
+    document.removeEventListener("visibilitychange", seen);
+    say(false);
+  };
 }
 
 function structure(chains) {
@@ -138,7 +164,7 @@ function render({ model, el }) {
       table.appendChild(cols);
       const thead = h("thead");
       const htr = h("tr");
-      for (const s of ["#", "pkts", "bytes", "moved", "rule"]) htr.appendChild(h("th", "", s));
+      for (const s of ["#", "pkts", "bytes", "since the last cell", "rule"]) htr.appendChild(h("th", "", s));
       thead.appendChild(htr);
       const tbody = h("tbody");
       table.append(thead, tbody);
@@ -161,18 +187,25 @@ function render({ model, el }) {
       build(chains);
       shape = s;
     }
+    // "moved" counts every row: a chain's policy moves as its rules do
     let n = 0, moved = 0;
     for (const c of chains) {
-      if (c.policy) fill(rows.get(c.key), c, selected);
+      if (c.policy) {
+        fill(rows.get(c.key), c, selected);
+        if (c.dpackets || c.dbytes) moved += 1;
+      }
       for (const r of c.rules) {
         fill(rows.get(r.key), r, selected);
         n += 1;
         if (r.dpackets || r.dbytes) moved += 1;
       }
     }
+    const where = model.get("where") ? ` in ${model.get("where")}` : "";
+    const many = (k, one) => `${k} ${one}${k === 1 ? "" : "s"}`;
     info.textContent = chains.length
-      ? `table ${model.get("table")}: ${chains.length} chains, ${n} rules, ${moved} moved`
-      : `table ${model.get("table")}: empty (no rules yet)`;
+      ? `table ${model.get("table")}${where}: ${many(chains.length, "chain")}, ${many(n, "rule")} · ` +
+        `${moved} moved since the last cell ran`
+      : `table ${model.get("table")}${where}: empty (no rules yet)`;
     info.dataset.rules = n;
     info.dataset.moved = moved;
     chartBox.replaceChildren(chart(model.get("series") || {}));
@@ -186,8 +219,10 @@ function render({ model, el }) {
   const events = ["change:chains", "change:selected", "change:series", "change:error", "change:height"];
   for (const e of events) model.on(e, schedule);
   draw();
+  const bye = announce(model);
   return () => {
     for (const e of events) model.off(e, schedule);
+    bye();
   };
 }
 

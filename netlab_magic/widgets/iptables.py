@@ -163,7 +163,7 @@ def counter_deltas(
     return out
 
 
-def _label(key: str) -> str:
+def counter_label(key: str) -> str:
     table, chain, spec = key.split("/", 2)
     return f"{chain} policy" if spec == "policy" else f"{chain}: {spec}"
 
@@ -192,7 +192,7 @@ def plot_counters(
     t0 = samples[0][0] if samples else 0.0
     for key in keys:
         pts = [(t - t0, c[key][col]) for t, c in samples if key in c]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=_label(key), gid=key)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=counter_label(key), gid=key)
     ax.set_xlabel("seconds")
     ax.set_ylabel(field)
     if keys:

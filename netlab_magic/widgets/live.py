@@ -3,6 +3,9 @@
     >>> from netlab_magic.widgets import topology, counters
     >>> topology()                        # the whole lab, following every change
     >>> counters("host", table="filter")  # the host's filter rules, counters live
+
+However many of them a notebook shows, one thread reads the lab for all (and only while one
+is on screen); the widgets of one lab, or of one namespace's table, share their reads.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from .topology_widget import TopologyWidget
 def topology(lab: Lab | None = None, interval: float = 0.5) -> TopologyWidget:
     """A live :class:`TopologyWidget` of ``lab`` (default: the kernel's lab)."""
     lab = lab or Lab.current()
-    return TopologyWidget(lab.snapshot, interval=interval)
+    return TopologyWidget(lab.snapshot, interval=interval, key=("topology", id(lab)))
 
 
 def counters(netns: str = "host", table: str = "filter", lab: Lab | None = None,
@@ -33,4 +36,6 @@ def counters(netns: str = "host", table: str = "filter", lab: Lab | None = None,
             raise RuntimeError(result.stderr.strip() or f"iptables-save exited {result.returncode}")
         return result.stdout
 
-    return CountersWidget(read, table=table, interval=interval)
+    where = "the lab's host" if netns == "host" else netns
+    return CountersWidget(read, table=table, interval=interval, key=("counters", id(lab), netns, table),
+                          where=where)

@@ -1,36 +1,43 @@
-"""The live topology widget: Python polls the lab, the browser draws an SVG."""
+"""The live topology widget: Python reads the lab, the browser draws an SVG."""
 
 from __future__ import annotations
 
+import base64
 import pathlib
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import anywidget
 import traitlets
 
 from ..model import LabSnapshot
-from ._poll import Polled, Poller
+from ._poll import Feed, Polled
 from .layout import compute_layout
+from .summary import topology_head, topology_text
 
 _HERE = pathlib.Path(__file__).parent
+
+
+def _as_dict(snap: Any) -> dict[str, Any]:
+    return snap.to_dict() if isinstance(snap, LabSnapshot) else dict(snap)
 
 
 class TopologyWidget(Polled, anywidget.AnyWidget):
     """The lab as a live diagram: namespaces, bridges, veth pairs, state colours.
 
-    ``source`` is called every ``interval`` seconds on a background thread (``None``
-    or ``0``: only on :meth:`refresh`); the browser gets a new picture only when the
-    snapshot changed. ``close()`` stops the loop.
+    ``source()`` (anything returning a :class:`LabSnapshot` or its ``to_dict()``) is read by
+    the kernel's one poller while a view of the widget is shown: every ``interval`` seconds
+    while cells run, less often when nothing changes (``None`` or ``0``: only on
+    :meth:`refresh`). The browser gets a new picture only when the snapshot changed. Widgets
+    with the same ``source`` (or ``key``) share their reads. ``.layout`` is ipywidgets' own
+    (``w.layout.height = "300px"``: the picture fits that box); ``height`` is the largest
+    height (px) the view takes otherwise.
     """
 
     _esm = _HERE / "topology.js"
     _css = _HERE / "topology.css"
 
-    snapshot = traitlets.Dict().tag(sync=True)  # LabSnapshot.to_dict()
-    layout = traitlets.Dict().tag(sync=True)  # compute_layout(snapshot)
+    diagram = traitlets.Dict().tag(sync=True)  # compute_layout(snapshot)
     error = traitlets.Unicode("").tag(sync=True)  # last failure of source(), "" if none
     height = traitlets.Int(520).tag(sync=True)  # max height of the view, in pixels
 
@@ -38,36 +45,65 @@ class TopologyWidget(Polled, anywidget.AnyWidget):
         self,
         source: Callable[[], LabSnapshot | dict[str, Any]],
         interval: float | None = 0.5,
+        *,
+        key: Hashable | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.source = source
-        self.refreshes = 0  # how many times source() was called
-        self.pushes = 0  # how many times a changed snapshot was sent
-        self.last_refresh = 0.0
-        self._lock = threading.Lock()
-        self._poller: Poller | None = None
-        self.refresh()
-        if interval:
-            self._poller = Poller(self, TopologyWidget.refresh, interval, "netlab-topology")
+        self.snapshot: dict[str, Any] = {}  # LabSnapshot.to_dict() of what is drawn
+        self.pushes = 0  # how many times a changed picture was sent
+        self._changed = False
+        self._start_feed(("topology", source) if key is None else key, source, interval)
 
-    def refresh(self) -> bool:
-        """Read the source once; send the new picture if it changed. True if it did."""
-        with self._lock:
-            self.refreshes += 1
-            self.last_refresh = time.time()
-            try:
-                snap = self.source()
-                data = snap.to_dict() if isinstance(snap, LabSnapshot) else dict(snap)
-            except Exception as err:  # shown in the widget, the loop goes on
-                self.error = f"{type(err).__name__}: {err}"
-                return False
-            if self.error:
-                self.error = ""
-            if data == self.snapshot:
-                return False
-            with self.hold_sync():
-                self.layout = compute_layout(data)
-                self.snapshot = data
-            self.pushes += 1
-            return True
+    def feed_update(self, feed: Feed, changed: bool) -> None:
+        if feed.error:
+            self.error = feed.error
+            return
+        if self.error:
+            self.error = ""
+        if not changed and self.diagram:
+            return
+        data = feed.memo("dict", lambda: _as_dict(feed.value))
+        if data == self.snapshot and self.diagram:
+            return
+        lay = feed.memo("layout", lambda: compute_layout(data))
+        self.snapshot = data
+        self.diagram = lay
+        self.pushes += 1
+        self._changed = True
+
+    # -- static views -------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """The lab as text (what the widget shows where no JavaScript runs)."""
+        if self.error and not self.snapshot:
+            return f"netlab topology: {self.error}"
+        return topology_text(self.snapshot)
+
+    def figure(self) -> Any:
+        """The picture the widget shows, as a matplotlib figure (see :func:`draw`)."""
+        from .draw import draw
+
+        return draw(self.snapshot, layout=self.diagram or None)
+
+    def _repr_png_(self) -> bytes | None:
+        try:
+            from .draw import png
+
+            return png(self.figure())
+        except Exception:  # a picture that cannot be drawn leaves the text
+            return None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data = dict(data)
+        pic = self._repr_png_()
+        if pic:
+            data["image/png"] = base64.b64encode(pic).decode("ascii")
+        data["text/plain"] = self.summary()
+        return data, meta
+
+    def __repr__(self) -> str:
+        return f"<TopologyWidget: {topology_head(self.snapshot)}>"
