@@ -148,12 +148,16 @@ def shutdown_kernels(url: str) -> None:
             pass
 
 
-def open_notebook(browser, url: str, notebook: str):
-    """A new page with ``notebook`` open in a workspace of its own, its kernel idle."""
+def open_notebook(browser, url: str, notebook: str, kernel: bool = True):
+    """A new page with ``notebook`` open in a workspace of its own, its kernel idle (its console
+    watched: ``page.console``)."""
     pg = browser.new_page(viewport={"width": 1400, "height": 1000})
     pg.set_default_timeout(60_000)
+    pg.console = watch_console(pg)
     pg.goto(f"{url}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?reset&token={TOKEN}")
     pg.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    if not kernel:
+        return pg
     pg.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     pg.wait_for_function("() => /\\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.parentElement"
                          "?.textContent ?? '')", timeout=90_000)
@@ -186,6 +190,38 @@ def run_cell(page, k: int, timeout: float = 120) -> str:
     if "Traceback" in out or "Error" in out.split("\n")[0]:
         pytest.fail(f"cell {k} failed: {out[-2000:]}")
     return out
+
+
+#: Console errors that are JupyterLab's own, not the project's (each with its reason).
+KNOWN_CONSOLE_NOISE: list[str] = []
+
+
+class Console:
+    """Every error the page logs (``console.error`` and uncaught exceptions), from now on."""
+
+    def __init__(self, page) -> None:
+        self.messages: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.messages.append(f"uncaught: {err}"))
+
+    def _console(self, msg) -> None:
+        if msg.type == "error":
+            loc = msg.location or {}
+            self.messages.append(f"{msg.text} ({loc.get('url', '')}:{loc.get('lineNumber', '')})")
+
+    def errors(self) -> list[str]:
+        """The errors that are not known JupyterLab noise."""
+        return [m for m in self.messages if not any(n in m for n in KNOWN_CONSOLE_NOISE)]
+
+    def check(self) -> None:
+        """Fail on any project error in the console (widgets, anywidget, the kernel's messages)."""
+        errors = self.errors()
+        if errors:
+            pytest.fail("errors in the browser console:\n" + "\n".join(errors[:20]))
+
+
+def watch_console(page) -> Console:
+    return Console(page)
 
 
 def shot(locator, name: str) -> Path:

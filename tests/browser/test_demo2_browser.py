@@ -201,6 +201,7 @@ def test_demo2_topology_grows_and_forward_counters_climb(browser, demo2):
                 ARTIFACTS / "demo2-widgets.png")
         if os.environ.get("NETLAB_DOCS_SCREENSHOT"):
             shutil.copy(ARTIFACTS / "demo2-widgets.png", REPO / "docs" / "widgets.png")
+        page.console.check()
     finally:
         page.close()
 

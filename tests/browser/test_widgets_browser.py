@@ -1,14 +1,20 @@
-"""The widgets in a real JupyterLab, driven by headless Chromium (issue 5).
+"""The widgets in a real JupyterLab, driven by headless Chromium.
 
 Starts ``jupyter lab`` on 127.0.0.1 with a notebook that builds a small sandbox lab
 (``sandboxlab.SandboxLab``: its own user+network namespaces) and shows both widgets,
 then asserts on the rendered SVG/DOM: nodes and links are there, a link's colour changes
-after ``ip link set ... down``, a counter moves after a ping. Screenshots go to
-``artifacts/`` (``docs/widgets.png`` is made by ``test_demo2_browser.py``, from Demo 2).
+after ``ip link set ... down``, a counter moves after a ping and stays highlighted until the
+next cell, a 100-namespace lab is fitted to its box with legible text, re-running a widget's
+cell ten times leaves one widget and one poller, ``w.layout.height`` is obeyed; and a saved
+notebook opened untrusted, without widget state, shows every widget as a picture. Every test
+fails on an error in the browser console. Screenshots go to ``artifacts/`` (``docs/widgets.png``
+is made by ``test_demo2_browser.py``, from Demo 2).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -54,7 +60,22 @@ def many_rules():  # 1,000 rules; rule 8 moves by 2 packets per read
     return big_ruleset(1000, {7: 2 * next(tick), 900: 5})
 many = CountersWidget(many_rules, interval=0.5)
 many""",
-    "for w in (topo, counters, big, many): w.close()\nlab.close()",
+    # 7: a cell that moves nothing: what moved in the previous cells is no longer highlighted
+    "quiet = True",
+    # 8: re-run ten times (test_rerun_leaves_one_widget_and_one_poller)
+    "rerun = TopologyWidget(lab.snapshot, interval=0.3)\nrerun",
+    # 9: what the kernel holds
+    """import json, threading, ipywidgets.widgets.widget as _w
+print(json.dumps({
+    "pollers": sum(1 for t in threading.enumerate() if t.name == "netlab-poller"),
+    "topology_widgets": sum(1 for x in list(_w._instances.values()) if isinstance(x, TopologyWidget)),
+    "rerun_views": rerun.views, "rerun_polling": rerun.polling,
+    "threads": len(threading.enumerate()),
+}))""",
+    # 10: ipywidgets' own layout: the picture fits 300 px
+    'topo.layout.height = "300px"',
+    # 11
+    "for w in (topo, counters, big, many, rerun): w.close()\nlab.close()",
 ]
 
 
@@ -87,6 +108,30 @@ lab.snapshot().names""",
 ]
 
 
+# Saved with their outputs, run by nbclient (a real kernel), then stripped of the widget state:
+# what GitHub, nbviewer, nbconvert or an untrusted notebook get.
+STATIC_CELLS = [
+    f"""import sys
+sys.path[:0] = [{str(HERE.parent)!r}, {str(REPO)!r}]
+from test_widgets import star, big_ruleset
+from netlab_magic.widgets import TopologyWidget, CountersWidget""",
+    "TopologyWidget(lambda: star(4, {2: ('DOWN', 'LOWERLAYERDOWN')}), interval=None)",
+    "TopologyWidget(lambda: star(100), interval=None)",
+    "CountersWidget(lambda: big_ruleset(12, {3: 7}), interval=None, where='host')",
+]
+
+
+def _saved_without_widget_state(path: Path) -> None:
+    import nbclient
+    import nbformat
+
+    write_notebook(path, STATIC_CELLS)
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=180).execute()
+    nb.metadata.pop("widgets", None)  # no widget state: the live view cannot be restored
+    nbformat.write(nb, path)
+
+
 def _extension_missing() -> str | None:
     try:
         import netlab_magic.extension  # noqa: F401
@@ -102,6 +147,7 @@ def server(tmp_path_factory):
     write_notebook(root / "widgets.ipynb", CELLS)
     # the netlab kernel: as root it only loads the extension, otherwise the lab runs rootless
     write_notebook(root / "widgets_netlab.ipynb", NETLAB_CELLS, kernel="netlab", display_name="Python 3 (netlab)")
+    _saved_without_widget_state(root / "saved.ipynb")
     with jupyter_lab(root, netlab_kernelspec(tmp_path_factory.mktemp("kernels"))) as url:
         try:
             yield url, root
@@ -120,6 +166,24 @@ def page(browser, server):
     pg.close()
 
 
+def _font_px(page, selector: str) -> float:
+    """The smallest on-screen font size (px) of the texts matched by ``selector``."""
+    return page.eval_on_selector_all(
+        selector, "els => Math.min(...els.map(t => parseFloat(t.getAttribute('font-size')) * "
+                  "t.ownerSVGElement.getScreenCTM().a))")
+
+
+def _fit(page, nth: int) -> dict:
+    """The ``nth`` topology view: its picture's size, its box, how it was fitted."""
+    return page.evaluate(
+        """(i) => { const v = document.querySelectorAll('.netlab-topology')[i];
+                    const s = v.querySelector('svg.nl-svg'), b = v.querySelector('.nl-scroll');
+                    return {w: s.getBoundingClientRect().width, h: s.getBoundingClientRect().height,
+                            bw: b.clientWidth, bh: b.clientHeight, fit: s.dataset.fit,
+                            scroll: [b.scrollWidth > b.clientWidth + 1, b.scrollHeight > b.clientHeight + 1]}; }""",
+        nth)
+
+
 def test_widgets_render_and_follow_the_lab(page):
     from netlab_magic.widgets.layout import STATE_COLORS
 
@@ -127,6 +191,14 @@ def test_widgets_render_and_follow_the_lab(page):
         _run_cell(page, k)
     topo = page.locator(".netlab-topology").first
     topo.locator("svg.nl-svg").wait_for()
+    # fitted to its box, text 12 px or more, the bridge's address drawn, lo UP
+    f = _fit(page, 0)
+    assert f["fit"] in ("box", "readable") and f["scroll"] == [False, False], f
+    assert f["w"] >= 0.6 * f["bw"] or f["h"] >= 0.9 * 520, f  # enlarged to the box, not 320x540 in 930
+    assert _font_px(page, ".netlab-topology svg.nl-svg text") >= 11.9
+    assert "10.77.0.1/24" in topo.locator("g.nl-bridge text").text_content()
+    assert _attr(page, "g.nl-port[data-netns='c1'][data-ifname='lo']", "data-state") == "UP"
+    assert _attr(page, "g.nl-port[data-netns='c1'][data-ifname='lo']", "data-operstate") == "UNKNOWN"
     # nodes and links
     assert topo.locator("g.nl-node[data-kind='netns']").count() == 4
     assert topo.locator("g.nl-node[data-host='true']").count() == 1
@@ -184,9 +256,16 @@ def test_widgets_render_and_follow_the_lab(page):
     _shot(counters, "browser-counters.png")
     _compose(ARTIFACTS / "browser-topology-down.png", ARTIFACTS / "browser-counters.png",
              ARTIFACTS / "widgets.png")
-    # the highlight goes once nothing moves any more
+    info = counters.locator(".nl-info").inner_text()
+    assert "moved since the last cell ran" in info and " 0 moved" not in info, info
+    # the highlight stays while no other cell runs...
+    time.sleep(1.5)
+    assert page.eval_on_selector(row, "el => el.dataset.moved") == "true"
+    # ... and goes when the next cell runs (and moves nothing)
+    _run_cell(page, 7)
     page.wait_for_function(f"() => document.querySelector(\"{row}\")?.dataset.moved === 'false'",
                            timeout=15_000)
+    page.console.check()
 
 
 def test_big_pictures_render(page):
@@ -195,25 +274,69 @@ def test_big_pictures_render(page):
     big.locator("svg.nl-svg").wait_for()
     assert big.locator("g.nl-node[data-kind='netns']").count() == 100
     assert big.locator("g.nl-link[data-kind='veth']").count() == 99
-    big.locator("button[data-zoom='fit']").click()
+    # fitted to the box both ways, no scrolling, names legible
+    f = _fit(page, 1)
+    assert f["fit"] == "box" and f["scroll"] == [False, False], f
+    assert f["w"] <= f["bw"] + 1 and f["h"] <= f["bh"] + 1 and f["h"] >= 0.9 * f["bh"], f
+    assert _font_px(page, ".netlab-topology:nth-of-type(1) svg.nl-svg text") >= 11.9
+    assert page.eval_on_selector_all(
+        ".netlab-topology svg[data-namespaces='100'] text.nl-ns-name",
+        "els => Math.min(...els.map(t => parseFloat(t.getAttribute('font-size')) * t.ownerSVGElement.getScreenCTM().a))"
+    ) >= 12.9
     _shot(big, "browser-topology-100.png")
+    big.locator("button[data-zoom='+']").click()  # the user zooms in: it scrolls
+    assert _fit(page, 1)["fit"] == "user" and _fit(page, 1)["scroll"] == [True, True]
+    big.locator("button[data-zoom='fit']").click()
+    assert _fit(page, 1)["fit"] == "box"
     t0 = time.monotonic()
     _run_cell(page, 6)
     many = page.locator(".netlab-counters").nth(1)
     many.locator("tr.nl-rule").first.wait_for()
     assert many.locator("tr.nl-rule:not(.nl-policy)").count() == 1000
     assert time.monotonic() - t0 < 30
-    # live updates at that size: only rule 8 is highlighted, with its delta
+    # live updates at that size: only rule 8 is highlighted, with what it moved since the cell ran
     row = ".netlab-counters tr[data-key='filter/FORWARD/-s 10.0.7.0/24 -j ACCEPT']"
     page.wait_for_function(f"() => document.querySelector(\"{row}\")?.dataset.moved === 'true'",
                            timeout=15_000)
-    assert page.eval_on_selector(f"{row} td.nl-delta", "el => el.textContent") == "+2 pkts, +168 B"
+    delta = page.eval_on_selector(f"{row} td.nl-delta", "el => el.textContent")
+    dp = int(re.fullmatch(r"\+(\d+) pkts, \+(\d+) B", delta).group(1))
+    assert dp % 2 == 0 and dp > 0 and delta.endswith(f"+{dp * 84} B"), delta
     assert many.locator("tr.nl-moved").count() == 1
     assert page.eval_on_selector(
         ".netlab-counters tr[data-key='filter/FORWARD/-s 10.3.150.0/24 -j ACCEPT']",
         "el => el.dataset.packets") == "5"
     _shot(many, "browser-counters-1000.png")
-    _run_cell(page, 7)
+    page.console.check()
+
+
+def test_rerun_leaves_one_widget_and_one_poller(page):
+    """Re-running a widget's cell ten times: one widget, one view, one poller thread."""
+    for _ in range(10):
+        _run_cell(page, 8)
+        page.locator(".jp-CodeCell").nth(8).locator(".netlab-topology svg.nl-svg").wait_for()
+    assert page.locator(".jp-CodeCell").nth(8).locator(".netlab-topology").count() == 1
+    time.sleep(1.0)  # the view's message arrives
+    out = json.loads(_run_cell(page, 9).strip().splitlines()[-1])
+    # topo, big, rerun: the nine earlier reruns were closed
+    assert out["pollers"] == 1 and out["topology_widgets"] == 3, out
+    assert out["rerun_views"] == 1 and out["rerun_polling"] is True, out
+    page.console.check()
+
+
+def test_layout_height_is_obeyed(page):
+    """``w.layout`` is ipywidgets' Layout: a height set there is the box the picture fits."""
+    _run_cell(page, 10)
+    page.wait_for_function("() => document.querySelector('.netlab-topology').getBoundingClientRect().height <= 301")
+    page.wait_for_function("() => document.querySelector('.netlab-topology svg.nl-svg').dataset.fit !== undefined")
+    time.sleep(0.5)
+    f = _fit(page, 0)
+    assert page.evaluate("() => document.querySelector('.netlab-topology').getBoundingClientRect().height") <= 301
+    # fitted to what is left of 300 px; only text that would fall under 12 px makes it scroll
+    assert f["fit"] == "box" and f["scroll"] == [False, False] or f["fit"] == "readable", f
+    assert f["fit"] == "readable" or f["h"] <= f["bh"] + 1, f
+    _shot(page.locator(".netlab-topology").first, "browser-topology-300px.png")
+    _run_cell(page, 11)
+    page.console.check()
 
 
 def test_widgets_with_the_netlab_extension(browser, server):
@@ -246,5 +369,34 @@ def test_widgets_with_the_netlab_extension(browser, server):
             f"() => Number(document.querySelector(\"{row}\")?.dataset.packets) >= {before + 3}", timeout=15_000)
         _shot(page.locator(".jp-Notebook"), "browser-netlab-extension.png")
         _run_cell(page, 5)
+        page.console.check()
+    finally:
+        page.close()
+
+
+def test_saved_notebook_shows_pictures_without_widgets(browser, server):
+    """An untrusted notebook, saved without widget state: every widget is shown as its picture."""
+    import nbformat
+
+    nb = nbformat.read(server[1] / "saved.ipynb", as_version=4)
+    outs = [c.outputs[0] for c in nb.cells[1:]]
+    for out in outs:
+        assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"} <= set(out.data)
+        assert "object at 0x" not in out.data["text/plain"]
+    assert outs[0].data["text/plain"].startswith("netlab topology: 4 namespaces, 3 veth pairs, 1 bridge")
+    assert outs[2].data["text/plain"].startswith("iptables table filter in host: 3 chains, 12 rules")
+    page = open_notebook(browser, server[0], "saved.ipynb", kernel=False)
+    try:
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        for k in (1, 2, 3):
+            img = cells.nth(k).locator(".jp-OutputArea-output img")
+            img.wait_for(timeout=30_000)
+            assert img.evaluate("el => el.naturalWidth") > 300
+            assert cells.nth(k).locator(".netlab-topology, .netlab-counters").count() == 0
+            assert "Error displaying widget" not in cells.nth(k).locator(".jp-OutputArea").inner_text()
+        # the 100-namespace lab's picture is as wide as the live view, no wider
+        assert 600 <= cells.nth(2).locator("img").evaluate("el => el.naturalWidth") <= 905
+        _shot(page.locator(".jp-Notebook"), "browser-static-fallback.png")
+        page.console.check()
     finally:
         page.close()
