@@ -164,7 +164,11 @@ function render({ model, el }) {
       table.appendChild(cols);
       const thead = h("thead");
       const htr = h("tr");
-      for (const s of ["#", "pkts", "bytes", "since the last cell", "rule"]) htr.appendChild(h("th", "", s));
+      for (const s of ["#", "pkts", "bytes", "moved", "rule"]) {
+        const th = h("th", "", s);
+        if (s === "moved") th.title = "since the last cell ran (until the next one runs)";
+        htr.appendChild(th);
+      }
       thead.appendChild(htr);
       const tbody = h("tbody");
       table.append(thead, tbody);

@@ -181,7 +181,7 @@ def draw_counters(chains: Sequence[Mapping[str, Any]], table: str = "filter", wh
     y = head
     if chains:
         for x, ha, label in ((40, "right", "#"), (130, "right", "pkts"), (230, "right", "bytes"),
-                             (245, "left", "since the last cell"), (420, "left", "rule")):
+                             (245, "left", "moved"), (420, "left", "rule")):
             ax.text(x, y + line - 5, label, ha=ha, color="#666", fontsize=_pt(12))
         y += line
     for kind, item in rows:
