@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator
 
-from .rtnl import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkError, attr, attrs
+from .rtnl import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkError, attr, attrs
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -36,7 +36,7 @@ SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NETLINK_LISTEN_ALL_NSID = 270, 1, 8
 NFPROTO_INET, NFPROTO_IPV4, NFPROTO_BRIDGE = 1, 2, 7
 
 # nf_tables.h: messages
-NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE = 0, 2
+NFT_MSG_NEWTABLE, NFT_MSG_GETTABLE, NFT_MSG_DELTABLE = 0, 1, 2
 NFT_MSG_NEWCHAIN = 3
 NFT_MSG_NEWRULE, NFT_MSG_GETRULE = 6, 7
 NFT_MSG_TRACE = 17
@@ -175,7 +175,7 @@ class Nft:
     def add_trace_table(self, family: int, table: str, chains: list[BaseChain]) -> None:
         """``nft add table FAMILY TABLE { flags owner; }``, its base chains (``type filter hook H
         priority P; policy accept;``) and, where asked, the rule ``meta nftrace set 1``."""
-        requests = [(NFT_MSG_NEWTABLE, NLM_F_CREATE,
+        requests = [(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL,
                      _nfgen(family) + attr(NFTA_TABLE_NAME, _name(table))
                      + attr(NFTA_TABLE_FLAGS, _BE32.pack(NFT_TABLE_F_OWNER)))]
         for chain in chains:
@@ -196,25 +196,35 @@ class Nft:
         self.transaction([(NFT_MSG_DELTABLE, 0, _nfgen(family) + attr(NFTA_TABLE_NAME, _name(table)))],
                          f"nft delete table {table}")
 
-    def rule_handles(self, family: int = NFPROTO_IPV4) -> dict[tuple[str, str], list[int]]:
-        """``nft -a list ruleset``'s rule handles: ``{(table, chain): [handle, ...]}`` in chain order."""
-        seq, data = self._header(_msg_type(NFT_MSG_GETRULE), NLM_F_DUMP, _nfgen(family))
+    def _dump(self, msg: int, family: int, what: str) -> Iterator[bytes]:
+        seq, data = self._header(_msg_type(msg), NLM_F_DUMP, _nfgen(family))
         self.sock.send(data)
-        found: dict[tuple[str, str], list[int]] = {}
         while True:
             for kind, mseq, body in _messages(self.sock.recv(1 << 17)):
                 if mseq != seq:
                     continue
                 if kind == NLMSG_DONE:
-                    return found
+                    return
                 if kind == NLMSG_ERROR:
                     code = -struct.unpack_from("=i", body)[0]
                     if code:
-                        raise NetlinkError(code, f"nft list ruleset: {os.strerror(code)}")
+                        raise NetlinkError(code, f"{what}: {os.strerror(code)}")
                     continue
-                a = attrs(body, _NFGEN.size, _RULE_ATTRS)
-                key = (_str(a.get(NFTA_RULE_TABLE)), _str(a.get(NFTA_RULE_CHAIN)))
-                found.setdefault(key, []).append(_BE64.unpack(a[NFTA_RULE_HANDLE][:8])[0])
+                yield body
+
+    def tables(self, family: int = NFPROTO_IPV4) -> list[str]:
+        """``nft list tables FAMILY``: the names of the family's tables."""
+        return [_str(attrs(body, _NFGEN.size).get(NFTA_TABLE_NAME))
+                for body in self._dump(NFT_MSG_GETTABLE, family, "nft list tables")]
+
+    def rule_handles(self, family: int = NFPROTO_IPV4) -> dict[tuple[str, str], list[int]]:
+        """``nft -a list ruleset``'s rule handles: ``{(table, chain): [handle, ...]}`` in chain order."""
+        found: dict[tuple[str, str], list[int]] = {}
+        for body in self._dump(NFT_MSG_GETRULE, family, "nft list ruleset"):
+            a = attrs(body, _NFGEN.size, _RULE_ATTRS)
+            key = (_str(a.get(NFTA_RULE_TABLE)), _str(a.get(NFTA_RULE_CHAIN)))
+            found.setdefault(key, []).append(_BE64.unpack(a[NFTA_RULE_HANDLE][:8])[0])
+        return found
 
 
 _RULE_ATTRS = frozenset({NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE})

@@ -56,8 +56,12 @@ LINGER = 0.25
 HOOKS = nft.HOOKS
 FAMILIES = {nft.NFPROTO_IPV4: "ip", nft.NFPROTO_BRIDGE: "bridge", nft.NFPROTO_INET: "inet", 10: "ip6"}
 
+#: Where NAT happens last in a hook (INPUT, POSTROUTING: source NAT at priority 100), a second,
+#: empty chain after it shows what the packet became: ``INPUT-late``, ``POSTROUTING-late``.
+LATE = "-late"
 _IP_CHAINS = [nft.BaseChain(hook, number, PRIORITY, nft.NFTRACE_SET if hook in ("PREROUTING", "OUTPUT") else b"")
-              for number, hook in enumerate(HOOKS)]
+              for number, hook in enumerate(HOOKS)] + \
+             [nft.BaseChain(hook + LATE, HOOKS.index(hook), -PRIORITY) for hook in ("INPUT", "POSTROUTING")]
 _BRIDGE_CHAINS = [nft.BaseChain(hook, number, PRIORITY,
                                 nft.PROTOCOL_IP + nft.NFTRACE_SET if hook == "PREROUTING" else b"")
                   for number, hook in enumerate(HOOKS)]
@@ -99,6 +103,8 @@ class Hop:
     bridged: bool = False
     packet: int = 0
     header: IPv4 | None = field(default=None, compare=False)
+    #: What connection tracking did to the packet at the end of the hook (its NAT), in words.
+    note: str | None = None
 
     @property
     def decision(self) -> str:
@@ -117,6 +123,8 @@ class Hop:
         """The rule, ``policy DROP``, ``(end of chain)`` or ``(no iptables chain)``."""
         if self.rule:
             return self.rule
+        if self.note:
+            return self.note
         if self.table is None:
             return _BRIDGE_DOES.get(self.hook, "") if self.family == "bridge" else "(no iptables chain)"
         if self.chain in HOOKS and self.verdict in ("ACCEPT", "DROP"):
@@ -226,7 +234,7 @@ class Trace:
         """The trace as JSON-ready data (what the widget draws)."""
         return {
             "netns": self.netns, "command": self.command, "match": self.match, "returncode": self.returncode,
-            "lost": self.lost, "timed_out": self.timed_out,
+            "output": self.output, "lost": self.lost, "timed_out": self.timed_out,
             "packets": [{"index": p.index, "header": str(p.header) if p.header else "", "fate": p.fate,
                          "hops": [_hop_dict(h) for h in p.hops]} for p in self.packets],
         }
@@ -239,7 +247,7 @@ class Trace:
 
 
 def _hop_dict(h: Hop) -> dict[str, Any]:
-    return {"netns": h.netns, "hook": h.hook, "table": h.table, "chain": h.chain, "rule": h.rule,
+    return {"netns": h.netns, "hook": h.hook, "table": h.table, "chain": h.chain, "rule": h.rule, "note": h.note,
             "verdict": h.verdict, "target": h.target, "iif": h.iif, "oif": h.oif, "family": h.family,
             "bridge": h.bridge, "bridged": h.bridged, "where": h.where, "reason": h.reason,
             "decision": h.decision, "hook_label": h.hook_label,
@@ -434,6 +442,19 @@ class Tracing:
         self._stop_r = self._stop_w = -1
 
 
+def trace_tables(lab: "Lab") -> list[tuple[str, str]]:
+    """``(netns, family)`` of every trace table still in the lab: none once every trace has ended."""
+    found = []
+    for netns in [HOST, *lab.list_netns()]:
+        with lab.entered(netns):
+            sock = nft.Nft()
+        with sock:
+            for number, family in ((nft.NFPROTO_IPV4, "ip"), (nft.NFPROTO_BRIDGE, "bridge")):
+                if TABLE in sock.tables(number):
+                    found.append((netns, family))
+    return found
+
+
 def parse_rules(saved: str) -> dict[tuple[str, str], list[str]]:
     """``iptables-save`` text: ``{(table, chain): ["-A CHAIN ...", ...]}`` in order."""
     found: dict[tuple[str, str], list[str]] = {}
@@ -515,6 +536,16 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
         seg = open_segments.get(key)
         header = parse_ipv4(ev.network, ev.transport)
 
+        if ev.table == TABLE and ev.chain.endswith(LATE):  # the end of a hook: did NAT change the packet?
+            if seg is not None and header is not None and seg.header is not None \
+                    and (header.source, header.destination) != (seg.header.source, seg.header.destination):
+                hook = ev.chain[:-len(LATE)]
+                seg.packet.hops.append({
+                    "netns": netns, "hook": hook, "table": None, "chain": None, "rule": None, "verdict": "ACCEPT",
+                    "iif": link(netns, ev.iif)[0], "oif": link(netns, ev.oif)[0], "family": family, "bridge": None,
+                    "bridged": seg.bridged, "header": header, "seq": seq, "note": nat_note(seg.header, header)})
+                seg.header = seg.packet.header = header
+            continue
         if ev.table == TABLE:  # the trace's own chain: the packet entered a hook
             if seg is not None and seg.in_marker:
                 if ev.iif or ev.oif:
@@ -576,6 +607,16 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
         if verdict == "DROP":
             seg.packet.finished = True
     return [p.hops for p in packets if p.hops]
+
+
+def nat_note(before: IPv4, after: IPv4) -> str:
+    """``(conntrack NAT: source 172.17.0.2:80 -> 127.0.0.1:8888)``: what changed between two headers."""
+    changes = []
+    if before.source != after.source:
+        changes.append(f"source {before.source} -> {after.source}")
+    if before.destination != after.destination:
+        changes.append(f"destination {before.destination} -> {after.destination}")
+    return f"(conntrack NAT: {', '.join(changes) or 'rewritten'})"
 
 
 def fate(hops: Sequence[Hop]) -> str:
