@@ -33,6 +33,9 @@ def install(user: bool = False, prefix: str | None = None, name: str = KERNEL_NA
     if not user and prefix is None:
         prefix = sys.prefix
     with tempfile.TemporaryDirectory() as tmp:
+        # The spec is copied with its directory's mode: a temporary directory's 0700 would hide
+        # the kernel from every other user (a JupyterHub's learners) of a root-installed prefix.
+        os.chmod(tmp, 0o755)
         with open(os.path.join(tmp, "kernel.json"), "w") as f:
             json.dump(kernel_json(), f, indent=1)
         return KernelSpecManager().install_kernel_spec(tmp, kernel_name=name, user=user, prefix=prefix)
