@@ -6,7 +6,10 @@ advice when it fails. Used by the magic and by ``python -m netlab_magic doctor``
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import sys
 from dataclasses import dataclass
 
 from .display import Table
@@ -31,22 +34,119 @@ def _read(path: str) -> str | None:
         return None
 
 
+# -- what blocks user namespaces, and the exact change that allows them ------------------------
+
+MAX_USERNS = "/proc/sys/user/max_user_namespaces"
+USERNS_CLONE = "/proc/sys/kernel/unprivileged_userns_clone"
+APPARMOR_USERNS = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+SECCOMP_PROFILE_DOC = "docs/deploy.md"
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A setting of the platform that refuses user namespaces, and the exact change that allows them."""
+
+    setting: str
+    change: str
+
+
+def _status_field(name: str, read=_read) -> str | None:
+    text = read("/proc/self/status") or ""
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def container_kind(environ=os.environ, exists=os.path.exists) -> str | None:
+    """``"kubernetes"``, ``"podman"``, ``"docker"`` or None: where this process seems to run."""
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return "kubernetes"
+    if exists("/run/.containerenv"):
+        return "podman"
+    if exists("/.dockerenv"):
+        return "docker"
+    return None
+
+
+def seccomp_change(kind: str | None) -> str:
+    """How to run the container without the default seccomp profile's refusal of user namespaces."""
+    docker = "`--security-opt seccomp=unconfined` on `docker run` or `podman run`"
+    k8s = ("the pod's `securityContext: {seccompProfile: {type: Unconfined}}` (or `type: Localhost` with a "
+           f"profile that also allows unshare, clone, setns, mount and umount2: {SECCOMP_PROFILE_DOC})")
+    first, second = (k8s, docker) if kind == "kubernetes" else (docker, "on Kubernetes, " + k8s)
+    return (f"start the container with {first}; {second}. No privileged mode and no added capability is "
+            "needed: the kernel is root only inside its own user namespace")
+
+
+def apparmor_change(python: str | None = None) -> str:
+    python = python or os.path.realpath(sys.executable)
+    profile = (f"abi <abi/4.0>,\\ninclude <tunables/global>\\nprofile netlab-kernel {python} "
+               "flags=(unconfined) {\\n  userns,\\n}\\n")
+    return ("as root, an AppArmor profile that lets this Python make user namespaces: "
+            f"`printf '{profile}' > /etc/apparmor.d/netlab-kernel && "
+            "apparmor_parser -r /etc/apparmor.d/netlab-kernel`; or, for the whole machine, "
+            "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`")
+
+
+def userns_blockers(failed_errno: int | None = None, call: str = "unshare", read=_read,
+                    environ=os.environ, exists=os.path.exists) -> list[Blocker]:
+    """What refuses user namespaces here, the first to fix first.
+
+    ``failed_errno`` and ``call`` describe the launcher's failure when there was one (a seccomp
+    filter answers ``unshare`` with EPERM before the kernel looks at any sysctl).
+    """
+    kind = container_kind(environ, exists)
+    where = {"kubernetes": " (on a Kubernetes node: on the node itself)",
+             "docker": " (in a container: on its host)", "podman": " (in a container: on its host)"}.get(kind, "")
+    found = []
+    seccomp = _status_field("Seccomp", read) == "2"
+    if seccomp and failed_errno == errno.EPERM and call.startswith("unshare"):
+        found.append(Blocker(
+            "a seccomp filter refuses unshare(CLONE_NEWUSER) (in a container: its platform's default "
+            "seccomp profile, Docker's, Podman's or Kubernetes' RuntimeDefault)", seccomp_change(kind)))
+    if read(MAX_USERNS) == "0":
+        found.append(Blocker("user.max_user_namespaces is 0",
+                             f"as root on the machine{where}: `sysctl -w user.max_user_namespaces=15000`, "
+                             "kept in /etc/sysctl.d/99-netlab.conf"))
+    if read(USERNS_CLONE) == "0":
+        found.append(Blocker("kernel.unprivileged_userns_clone is 0",
+                             f"as root on the machine{where}: `sysctl -w kernel.unprivileged_userns_clone=1`, "
+                             "kept in /etc/sysctl.d/99-netlab.conf"))
+    if read(APPARMOR_USERNS) == "1":
+        found.append(Blocker("AppArmor restricts unprivileged user namespaces "
+                             "(kernel.apparmor_restrict_unprivileged_userns = 1, as on Ubuntu 23.10 and later)",
+                             apparmor_change()))
+    if seccomp and not found and failed_errno == errno.EPERM:
+        found.append(Blocker("a seccomp filter refuses it (the container's or service's seccomp profile)",
+                             seccomp_change(kind)))
+    return found
+
+
+def refusal_text(call: str, err: OSError, read=_read, environ=os.environ, exists=os.path.exists) -> str:
+    """The launcher's one paragraph when it cannot enter a user namespace: what blocks it, what to change."""
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    head = (f"netlab: this machine refuses user namespaces ({call}: {reason}); "
+            "the lab needs them to run without root.")
+    blockers = userns_blockers(err.errno, call, read, environ, exists)
+    if not blockers:
+        body = (" No sysctl or seccomp filter here explains it: a security module (SELinux, AppArmor) may. "
+                "Fix: allow unprivileged user namespaces for this Python, e.g. as root `sysctl -w "
+                "kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000`.")
+    else:
+        body = f" What blocks them: {blockers[0].setting}. Fix: {blockers[0].change}."
+        for b in blockers[1:]:
+            body += f" Then also: {b.setting}; fix: {b.change}."
+    return head + body + " Then restart the kernel (or run Jupyter as root, where the lab needs no user namespace)."
+
+
 def user_namespaces() -> Check:
-    """Can an unprivileged user make a user namespace here?"""
-    max_ns = _read("/proc/sys/user/max_user_namespaces")
-    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
-    apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    problems = []
-    if max_ns is not None and max_ns == "0":
-        problems.append("user.max_user_namespaces is 0")
-    if clone == "0":
-        problems.append("kernel.unprivileged_userns_clone is 0")
-    if apparmor == "1":
-        problems.append("AppArmor restricts unprivileged user namespaces")
-    if problems:
-        return Check("user namespaces", False, "; ".join(problems),
-                     "as root: sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=10000 "
-                     "kernel.apparmor_restrict_unprivileged_userns=0, or run the lab as root")
+    """Can an unprivileged user make a user namespace here? If not, what blocks it."""
+    max_ns = _read(MAX_USERNS)
+    blockers = userns_blockers()
+    if blockers:
+        return Check("user namespaces", False, "; ".join(b.setting for b in blockers),
+                     " ".join(f"{b.change}." for b in blockers))
     return Check("user namespaces", True, f"allowed (max {max_ns or '?'})")
 
 

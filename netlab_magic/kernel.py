@@ -19,16 +19,27 @@ from .sandbox import ERROR_ENV
 
 
 
+class UsernsError(OSError):
+    """Entering the user namespace failed; ``call`` says which step (``unshare(CLONE_NEWUSER)``, a map write)."""
+
+    def __init__(self, call: str, err: OSError) -> None:
+        super().__init__(err.errno, err.strerror)
+        self.call = call
+
+
 def enter_user_namespace() -> None:
     """Become root inside a new user namespace (mapped to the calling user), with a private mount namespace."""
     uid, gid = os.getuid(), os.getgid()
-    syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"0 {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"0 {gid} 1")
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS)
+    except OSError as err:
+        raise UsernsError("unshare(CLONE_NEWUSER)", err) from err
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+        except OSError as err:
+            raise UsernsError(f"writing /proc/self/{name}", err) from err
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,10 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             enter_user_namespace()
         except OSError as err:
-            message = (f"netlab: this machine refuses user namespaces ({err.strerror}); the lab needs them "
-                       "to run without root. Fix: as root, `sysctl -w kernel.unprivileged_userns_clone=1 "
-                       "user.max_user_namespaces=10000` (and on Ubuntu "
-                       "`kernel.apparmor_restrict_unprivileged_userns=0`), or run Jupyter as root")
+            from .doctor import refusal_text  # only on this path: the launcher stays small
+
+            message = refusal_text(getattr(err, "call", "unshare(CLONE_NEWUSER)"), err)
             print(message, file=sys.stderr)
             os.environ[ERROR_ENV] = message
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "--ext=netlab_magic", *argv])

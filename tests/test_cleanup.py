@@ -180,7 +180,7 @@ def test_a_host_that_forbids_user_namespaces_is_explained_in_one_line(jupyter_pa
         r = k.run("%netns host true")
         assert r.usage_error is not None and r.usage_error.startswith(
             "netlab: this machine refuses user namespaces"), r
-        assert "sysctl -w kernel.unprivileged_userns_clone=1" in r.usage_error
+        assert "sysctl -w user.max_user_namespaces=" in r.usage_error  # the setting that blocks, and its fix
         text = k.ok("%netlab doctor").results[0]
         assert re.search(r"^\s*mode\s+NO\s+no lab: the kernel could not enter a user namespace", text, re.M), text
         assert re.search(r"^\s*user namespaces\s+NO\s+user.max_user_namespaces is 0", text, re.M), text
