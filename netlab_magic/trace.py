@@ -288,6 +288,7 @@ class Tracing:
         self.lab = lab
         self.namespaces = list(namespaces)
         self.sockets: dict[str, nft.Nft] = {}
+        self.tables: dict[str, list[tuple[int, str]]] = {}
         self.sources: list[_Source] = []
         self.bridges = True
         self.events: list[tuple[str, bytes]] = []
@@ -342,6 +343,7 @@ class Tracing:
         self.sockets[netns] = sock
         try:
             sock.add_trace_table(nft.NFPROTO_IPV4, TABLE, _IP_CHAINS)
+            self.tables[netns] = [(nft.NFPROTO_IPV4, TABLE)]
         except NetlinkError as err:
             if err.code == errno.EEXIST:
                 raise AlreadyExists(f"another trace is running in namespace {netns!r}; wait for it to end") from err
@@ -350,6 +352,7 @@ class Tracing:
         if self.bridges:
             try:
                 sock.add_trace_table(nft.NFPROTO_BRIDGE, TABLE, _BRIDGE_CHAINS)
+                self.tables[netns].append((nft.NFPROTO_BRIDGE, TABLE))
             except NetlinkError:  # no nf_tables for bridges in this kernel: iptables hooks only
                 self.bridges = False
 
@@ -425,8 +428,19 @@ class Tracing:
         return {link["index"]: (link["ifname"], names.get(link["master"])) for link in links}
 
     def close(self) -> None:
-        """Switch the trace off: close every socket (the kernel drops the owner tables with them)."""
+        """Switch the trace off: delete the trace tables, close every socket.
+
+        Were a deletion to fail (or this process die first), closing the socket drops its owner
+        tables all the same.
+        """
         self._stop_reader()
+        for netns, sock in self.sockets.items():
+            try:
+                if self.tables.get(netns):
+                    sock.del_tables(self.tables[netns])
+            except OSError:
+                pass
+        self.tables.clear()
         for sock in self.sockets.values():
             try:
                 sock.close()
