@@ -16,7 +16,7 @@ from matplotlib.patheffects import withStroke
 
 from ..model import LabSnapshot
 from .layout import BOX, compute_layout, fit_scale, state_color
-from .summary import counters_head, moved_text
+from .summary import counters_head, moved_text, plural
 
 #: The box a static picture is fitted to (px): as wide as the live view, taller (pages scroll).
 STATIC_BOX = (BOX[0], 640)
@@ -24,6 +24,7 @@ DPI = 100
 LINK_PX = 3.0
 _DASH = {"DOWN": (7 / LINK_PX, 4 / LINK_PX), "LOWERLAYERDOWN": (2 / LINK_PX, 3.5 / LINK_PX)}
 _LEGEND_PX = 30
+_MIN_WIDTH_PX = 660  # the legend and the counts above the picture
 
 
 class LabFigure(Figure):
@@ -66,7 +67,7 @@ def draw(snapshot: LabSnapshot | Mapping[str, Any], ax: Axes | None = None,
     w, h = x1 - x0, y1 - y0
     if ax is None:
         s = fit_scale(lay["bounds"], STATIC_BOX, lay["scale"]["min"], lay["scale"]["max"])
-        wpx, hpx = w * s, h * s
+        wpx, hpx = max(w * s, _MIN_WIDTH_PX), h * s  # room for the legend (the picture is centred)
         fig = LabFigure(figsize=(wpx / DPI, (hpx + _LEGEND_PX) / DPI), dpi=DPI)
         ax = fig.add_axes((0, 0, 1, hpx / (hpx + _LEGEND_PX)))
         legend = True
@@ -88,8 +89,8 @@ def draw(snapshot: LabSnapshot | Mapping[str, Any], ax: Axes | None = None,
         c = lay.get("counts") or {}
         fig.legend(handles=handles, loc="upper left", fontsize=_pt(12), frameon=False, ncols=4,
                    borderaxespad=0.2, handlelength=1.8, columnspacing=1.2)
-        fig.text(0.995, 1 - 6 / fig.bbox.height, f"{c.get('namespaces', 0)} namespaces, "
-                 f"{c.get('veth', 0)} veth pairs", ha="right", va="top", fontsize=_pt(12), color="#444")
+        fig.text(0.995, 1 - 6 / fig.bbox.height, f"{plural(c.get('namespaces', 0), 'namespace')}, "
+                 f"{plural(c.get('veth', 0), 'veth pair')}", ha="right", va="top", fontsize=_pt(12), color="#444")
     return fig
 
 

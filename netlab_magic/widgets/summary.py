@@ -13,7 +13,7 @@ from typing import Any
 from .layout import display_state
 
 
-def _plural(n: int, one: str, many: str | None = None) -> str:
+def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
@@ -24,8 +24,8 @@ def topology_head(snapshot: Mapping[str, Any]) -> str:
     pairs = {frozenset({(ns, i["name"]), (i["peer"]["netns"], i["peer"]["ifname"])})
              for ns, i in ifs if i.get("kind") == "veth" and i.get("peer")}
     bridges = sum(1 for _, i in ifs if i.get("kind") == "bridge")
-    return (f"{_plural(len(namespaces), 'namespace')}, {_plural(len(pairs), 'veth pair')}, "
-            f"{_plural(bridges, 'bridge')}")
+    return (f"{plural(len(namespaces), 'namespace')}, {plural(len(pairs), 'veth pair')}, "
+            f"{plural(bridges, 'bridge')}")
 
 
 def topology_text(snapshot: Mapping[str, Any]) -> str:
@@ -92,7 +92,7 @@ def counters_text(chains: Sequence[Mapping[str, Any]], table: str, where: str | 
     place = f" in {where}" if where else ""
     if not chains:
         return f"iptables table {table}{place}: empty (no rules yet)"
-    lines = [f"iptables table {table}{place}: {_plural(len(chains), 'chain')}, {_plural(rules, 'rule')}; "
+    lines = [f"iptables table {table}{place}: {plural(len(chains), 'chain')}, {plural(rules, 'rule')}; "
              f"{moved} moved since the last cell ran"]
     shown = 0
     for c in chains:
