@@ -1,10 +1,11 @@
 """Widgets: the live lab topology, iptables counters, and a static matplotlib drawing.
 
-Needs the ``widgets`` extra. The static parts (:func:`draw`, :func:`compute_layout`,
-:func:`parse_iptables_save`) need only matplotlib; the live widgets need anywidget and
-ipywidgets, imported when first used. The widget classes take plain callables, so they work
-with :meth:`Lab.snapshot` or anything returning the same data; :func:`topology` and
-:func:`counters` wire them to the kernel's lab.
+The static parts (:func:`draw`, :func:`compute_layout`, :func:`parse_iptables_save`) need only
+matplotlib; the live widgets need anywidget and ipywidgets, imported when first used. The
+widget classes take plain callables, so they work with :meth:`Lab.snapshot` or anything
+returning the same data; :func:`topology` and :func:`counters` wire them to the kernel's lab.
+One thread reads for all of them, only while one is on screen (:mod:`._poll`); each output
+also carries a PNG and a text summary, for wherever no widget can be drawn. See docs/widgets.md.
 """
 
 from __future__ import annotations
