@@ -132,7 +132,7 @@ def test_without_pidfds_a_thread_notices_the_exit(lab):
 
 def test_detached_container_without_rm_keeps_its_record_but_loses_its_network(lab):
     lab.ok("%docker run -d --name done -p 8892:80 busybox sh -c 'exit 3'")
-    veth = lab.value(f"{ENGINE}.boxes['done'].last.veth")  # kept for inspect after exit
+    veth = lab.value(f"{ENGINE}.daemon.containers['done'].veth")  # the record stays, for inspect after exit
 
     def network_gone():
         assert "done" not in lab.ok("!ip netns list").stdout

@@ -170,7 +170,8 @@ def test_demo4_published_port(kernel, on):
     assert "Welcome to nginx!" in curl(kernel, "host", f"{ip}:80")
     assert "Welcome to nginx!" in curl(kernel, "host", "172.17.0.1:8888")
     jobs = kernel.ok("%netlab jobs").results[0]
-    assert ("docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 8888 -container-ip 172.17.0.2 "
+    # our docker-proxy (python -m netlab_magic.docker.proxy), with the arguments of Docker's own
+    assert ("docker.proxy -proto tcp -host-ip 0.0.0.0 -host-port 8888 -container-ip 172.17.0.2 "
             "-container-port 80" in jobs) == on
     route_localnet = kernel.ok("!sysctl -n net.ipv4.conf.docker0.route_localnet").stdout.strip()
     assert route_localnet == ("0" if on else "1")

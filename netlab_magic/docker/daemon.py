@@ -1,8 +1,9 @@
 """What dockerd keeps for the bridge driver: networks, containers and published ports, as data.
 
 :class:`Daemon` plays ``docker network create``, ``docker run --network NET -p HOST:CONTAINER``,
-``docker rm -f`` and ``docker network rm`` on plain data and derives the values Docker derives,
-the way Docker Engine 20.10.24 (Debian bookworm's ``docker.io``) does:
+a container's exit, ``docker rm`` and ``docker network rm`` on plain data and derives the values
+Docker derives, the way the Docker Engine release it models does (:mod:`.versions`; Docker Engine
+20.10.24, Debian bookworm's ``docker.io``, unless told otherwise):
 
 - address pools: ``172.17.0.0/16`` for the default ``bridge`` network (device ``docker0``), then
   ``172.18.0.0/16``, ``172.19.0.0/16`` ... ``172.31.0.0/16``, then ``192.168.0.0/20``,
@@ -13,9 +14,14 @@ the way Docker Engine 20.10.24 (Debian bookworm's ``docker.io``) does:
 - network ids: 64 random hex digits; bridge ``br-`` + the first 12 (``drivers/bridge/bridge.go``).
 - the host end of a container's veth: ``veth`` + 7 random hex digits; the container end is
   renamed ``eth0`` (``netutils.GenerateIfaceName(nlh, "veth", 7)``, ``osl`` renames it).
-- the container's MAC: ``02:42`` + the four bytes of its IPv4 address
-  (``libnetwork/netutils/utils.go``, ``GenerateMACFromIP``). Later engines stopped deriving the
-  MAC from the address; that is not reproduced here.
+- the container's MAC: ``02:42`` + the four bytes of its IPv4 address in 20.10
+  (``netutils.GenerateMACFromIP``); later engines draw the four bytes at random
+  (``netutils.GenerateRandomMAC``).
+- a container without ``--name``: ``adjective_surname`` (``pkg/namesgenerator``, a few of its words).
+
+A :class:`Container` is one record from ``docker run`` to ``docker rm``: what it was told, its
+endpoint (kept after it exited, for ``inspect``), its state, and the handles of the engine that
+runs it. Only running containers hold an endpoint that rules are made for (:attr:`Daemon.history`).
 
 Nothing here needs privileges or touches the system; :mod:`netlab_magic.docker.rules` turns a
 :class:`Daemon` into the iptables rules dockerd would install. Errors use Docker's own words.
@@ -23,12 +29,17 @@ Nothing here needs privileges or touches the system; :mod:`netlab_magic.docker.r
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any, Callable
 
 from ..errors import AlreadyExists, InvalidAddress, InvalidName, NetlabError, NotFound
+from . import versions
+from .ports import PortAllocated, PortBinding
 
 #: The network every ``docker run`` without ``--network`` joins, and its bridge device.
 DEFAULT_NETWORK = "bridge"
@@ -41,8 +52,27 @@ _POOL_BASES = (
     ("192.168.0.0/16", 20),
 )
 
-class PortAllocated(AlreadyExists):
-    """``Bind for IP:PORT failed: port is already allocated`` (libnetwork's port allocator)."""
+#: A few words of ``pkg/namesgenerator``, for containers run without ``--name``.
+_ADJECTIVES = ("admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly",
+               "keen", "loving", "modest", "nifty", "quirky", "relaxed", "sharp", "zealous")
+_SURNAMES = ("babbage", "curie", "dijkstra", "einstein", "hopper", "kare", "lovelace", "mccarthy",
+             "noether", "pike", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak")
+
+
+def connectivity_error(name: str, endpoint: str, detail: str) -> str:
+    """libnetwork's error when an endpoint's ports cannot be set up; the CLI ends it with a period."""
+    return (f"driver failed programming external connectivity on endpoint {name} "
+            f"({endpoint}): {detail.rstrip('.')}.")
+
+
+def daemon_call(fn: Callable[[], Any], prefix: str = "") -> Any:
+    """Call the model as the CLI calls dockerd: its errors get ``Error response from daemon:`` in
+    front (and, from ``docker run``, the CLI's ``docker: ...`` around them, ending with a period)."""
+    try:
+        return fn()
+    except NetlabError as err:
+        text = f"{prefix}Error response from daemon: {err}"
+        raise type(err)(text if not prefix or text.endswith(".") else text + ".") from err
 
 
 #: daemon/names: ``validContainerNamePattern``.
@@ -80,41 +110,9 @@ def mac_from_ip(ip: IPv4Address | str) -> str:
     return ":".join(f"{b:02x}" for b in (0x02, 0x42, *packed))
 
 
-@dataclass(frozen=True)
-class PortBinding:
-    """One ``-p [IP:]HOST:CONTAINER[/PROTO]``: host side (address, port) to the container's port."""
-
-    host_port: int
-    container_port: int
-    proto: str = "tcp"
-    host_ip: IPv4Address = IPv4Address("0.0.0.0")
-
-    @classmethod
-    def parse(cls, spec: str) -> PortBinding:
-        """Parse what follows ``-p``: ``8888:80``, ``8888:80/udp``, ``127.0.0.1:8888:80``."""
-        rest, _, proto = spec.partition("/")
-        proto = proto or "tcp"
-        if proto not in ("tcp", "udp"):
-            raise NetlabError(f"invalid proto: {proto}")
-        parts = rest.rsplit(":", 2)
-        if len(parts) < 2:
-            raise NetlabError(f"invalid publish spec {spec!r}: this lab needs HOST:CONTAINER "
-                              "(Docker would pick a random host port)")
-        host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
-        try:
-            ip = IPv4Address(host_ip)
-        except ValueError as err:
-            raise InvalidAddress(f"invalid IP address: {host_ip}") from err
-        return cls(_port(parts[-2], "hostPort"), _port(parts[-1], "containerPort"), proto, ip)
-
-    def __str__(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
-
-
-def _port(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise NetlabError(f"invalid {what}: {text}")
-    return int(text)
+def random_mac() -> str:
+    """The MAC later engines give a container: ``02:42`` then four random bytes."""
+    return ":".join(f"{b:02x}" for b in (0x02, 0x42, *secrets.token_bytes(4)))
 
 
 @dataclass(frozen=True)
@@ -129,11 +127,22 @@ class Network:
     internal: bool = False  # --internal: no way out, no published ports
     icc: bool = True  # com.docker.network.bridge.enable_icc
     masquerade: bool = True  # com.docker.network.bridge.enable_ip_masquerade
+    created: float = field(default_factory=time.time, compare=False)
+
+    @property
+    def default(self) -> bool:
+        return self.name == DEFAULT_NETWORK
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Container:
-    """A running container with one interface, ``eth0``, on one bridge network."""
+    """One container, from ``docker run`` to ``docker rm``: running, or exited and kept.
+
+    The endpoint (``ip``, ``mac``, ``veth``, ``ports``) is dockerd's allocation; it stays on the
+    record after the container exited, for ``docker inspect``, but only a running container
+    holds it (addresses, host ports and rules). ``job``, ``pid``, ``proxies`` and ``proc`` are
+    the handles of the engine that runs the container's command in the lab.
+    """
 
     name: str
     id: str
@@ -142,6 +151,30 @@ class Container:
     mac: str
     veth: str  # the host end, a port of the network's bridge
     ports: tuple[PortBinding, ...] = ()
+    image: str = ""
+    cmd: tuple[str, ...] = ()  # what the user gave after IMAGE (empty: the image's default)
+    command: str = ""  # the bash command really run inside the namespace
+    auto_remove: bool = False  # --rm: removed as soon as it exits
+    endpoint_id: str = field(default_factory=random_id)
+    sandbox_id: str = field(default_factory=random_id)
+    created: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    exit_code: int | None = None  # None while it runs
+    # the engine's handles on what runs
+    job: str | None = None  # the lab job running the command (detached containers)
+    pid: int = 0
+    proxies: list[str] = field(default_factory=list)  # lab jobs of our docker-proxy
+    proc: Any = field(default=None, repr=False)  # a foreground command, while it streams
+
+    @property
+    def running(self) -> bool:
+        return self.exit_code is None
+
+    @property
+    def netns(self) -> str:
+        """The lab namespace that is this container's network (named after it)."""
+        return self.name
 
 
 @dataclass
@@ -149,18 +182,21 @@ class Daemon:
     """A dockerd and what it was told, in order. ``userland_proxy`` is ``--userland-proxy``.
 
     ``ip_forward`` is whether the host already forwarded before dockerd started: Docker sets the
-    FORWARD policy to DROP only when it is the one turning forwarding on.
+    FORWARD policy to DROP only when it is the one turning forwarding on. ``version`` is the
+    Docker Engine release modelled (:data:`netlab_magic.docker.versions.RELEASES`).
     """
 
     userland_proxy: bool = True
     ip_forward: bool = False
     default_bridge_id: str | None = None
+    version: str = versions.DEFAULT
     networks: dict[str, Network] = field(default_factory=dict)
     containers: dict[str, Container] = field(default_factory=dict)
-    history: list[Network | Container] = field(default_factory=list)  # creation order
+    history: list[Network | Container] = field(default_factory=list)  # what holds rules, in creation order
     _last_host: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self.release = versions.release(self.version)
         if DEFAULT_NETWORK not in self.networks:
             self._add_network(Network(DEFAULT_NETWORK, self.default_bridge_id or random_id(),
                                       IPv4Network("172.17.0.0/16"), IPv4Address("172.17.0.1"),
@@ -187,7 +223,7 @@ class Daemon:
         net = self.network(name)
         if name == DEFAULT_NETWORK:
             raise NetlabError(f"{name} is a pre-defined network and cannot be removed")
-        if any(c.network == name for c in self.containers.values()):
+        if any(c.network == name and c.running for c in self.containers.values()):
             raise NetlabError(f"error while removing network: network {name} id {net.id} "
                               "has active endpoints")
         del self.networks[name]
@@ -201,37 +237,78 @@ class Daemon:
         except KeyError:
             raise NotFound(f"network {name} not found") from None
 
-    # -- docker run / rm -----------------------------------------------------------------
+    # -- docker run / a container's exit / rm --------------------------------------------
 
     def run(self, name: str, *, network: str = DEFAULT_NETWORK, publish: tuple[str, ...] = (),
-            id: str | None = None, veth: str | None = None) -> Container:
-        """``docker run -d --name NAME [--network NET] [-p HOST:CONTAINER ...] IMAGE``."""
-        if not _CONTAINER_NAME.match(name):
-            raise InvalidName(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-                              "are allowed")
+            id: str | None = None, veth: str | None = None, **record: Any) -> Container:
+        """``docker run -d --name NAME [--network NET] [-p HOST:CONTAINER ...] IMAGE``.
+
+        ``record`` fills the rest of the :class:`Container` (``image``, ``cmd``, ``command``,
+        ``auto_remove``).
+        """
+        name = name.removeprefix("/")
         if name in self.containers:
             other = self.containers[name]
             raise AlreadyExists(f'Conflict. The container name "/{name}" is already in use by '
                                 f'container "{other.id}". You have to remove (or rename) that '
                                 "container to be able to reuse that name.")
         net = self.network(network)
+        if not _CONTAINER_NAME.match(name):
+            raise InvalidName(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                              "are allowed")
         ports = tuple(PortBinding.parse(p) for p in publish)
         for i, port in enumerate(ports):  # the bridge driver allocates them one by one
             self._check_port_free(port, ports[:i])
         ip = self._next_address(net)
-        container = Container(name, id or random_id(), network, ip, mac_from_ip(ip),
-                              veth or veth_name(), ports)
+        mac = mac_from_ip(ip) if self.release.mac_from_ip else random_mac()
+        container = Container(name, id or random_id(), network, ip, mac, veth or veth_name(), ports,
+                              **record)
         self.containers[name] = container
         self.history.append(container)
         return container
 
+    def exited(self, name: str, code: int) -> Container:
+        """The container's command ended: its endpoint goes (``--rm``: and its record)."""
+        container = self.container(name)
+        if container.running:
+            self.history.remove(container)
+            container.exit_code, container.finished = code, time.time()
+        if container.auto_remove:
+            del self.containers[name]
+        return container
+
     def rm(self, name: str) -> None:
         """``docker rm -f NAME``."""
+        container = self.container(name)
+        if container.running:
+            self.history.remove(container)
+        del self.containers[name]
+
+    def container(self, name: str) -> Container:
+        """The container called ``name``, or Docker's "No such container"."""
         try:
-            container = self.containers.pop(name)
+            return self.containers[name]
         except KeyError:
             raise NotFound(f"No such container: {name}") from None
-        self.history.remove(container)
+
+    def new_name(self, taken: Callable[[str], bool] = lambda name: False) -> str:
+        """A free ``adjective_surname`` for a container run without ``--name``."""
+        while True:
+            name = f"{random.choice(_ADJECTIVES)}_{random.choice(_SURNAMES)}"
+            if name not in self.containers and not taken(name):
+                return name
+
+    # -- a step that fails gives the model back ------------------------------------------
+
+    def checkpoint(self) -> Callable[[], None]:
+        """Remember the model now; calling the result puts it back (records are not copied)."""
+        networks, containers = dict(self.networks), dict(self.containers)
+        history, last_host = list(self.history), dict(self._last_host)
+
+        def restore() -> None:
+            self.networks, self.containers = networks, containers
+            self.history, self._last_host = history, last_host
+        return restore
 
     # -- internals -----------------------------------------------------------------------
 
@@ -257,7 +334,7 @@ class Daemon:
                           "among the defaults to assign to the network")
 
     def _next_address(self, net: Network) -> IPv4Address:
-        taken = {c.ip for c in self.containers.values() if c.network == net.name}
+        taken = {c.ip for c in self.containers.values() if c.network == net.name and c.running}
         taken.add(net.gateway)
         first = int(net.subnet.network_address) + 1
         last = int(net.subnet.broadcast_address) - 1
@@ -272,9 +349,9 @@ class Daemon:
                           f"{net.name} ({net.id})")
 
     def _check_port_free(self, want: PortBinding, also: tuple[PortBinding, ...] = ()) -> None:
-        """Refuse a host port that another container, or an earlier ``-p`` of the same ``run``
-        (``also``), already holds: Docker's port allocator does the same."""
-        taken = [have for c in self.containers.values() for have in c.ports] + list(also)
+        """Refuse a host port that another running container, or an earlier ``-p`` of the same
+        ``run`` (``also``), already holds: Docker's port allocator does the same."""
+        taken = [have for c in self.containers.values() if c.running for have in c.ports] + list(also)
         for have in taken:
             same_ip = have.host_ip == want.host_ip or IPv4Address("0.0.0.0") in (have.host_ip, want.host_ip)
             if same_ip and (have.host_port, have.proto) == (want.host_port, want.proto):
@@ -284,5 +361,5 @@ class Daemon:
 
 __all__ = [
     "DEFAULT_NETWORK", "DEFAULT_BRIDGE", "Daemon", "Network", "Container", "PortBinding", "PortAllocated",
-    "default_address_pools", "random_id", "bridge_name", "veth_name", "mac_from_ip",
+    "connectivity_error", "daemon_call", "default_address_pools", "random_id", "bridge_name", "veth_name", "mac_from_ip", "random_mac",
 ]

@@ -13,6 +13,12 @@ variables (``{{$v := ...}}``, ``{{range $k, $v := ...}}``), pipelines (``|``), p
 literals, ``if``/``else if``/``else``, ``range`` (``break``/``continue``), ``with``, Go's
 functions and Docker's (``json``, ``split``, ``join``, ``title``, ``lower``, ``upper``,
 ``pad``, ``truncate``). ``define``/``template``/``block`` are refused in one line.
+
+Why one module of ~1,300 lines: it is one grammar, ported from Go's own files and read in their
+order (``lex.go``, then ``node.go``/``parse.go``, then ``exec.go`` and ``funcs.go``, each a
+section below). The three stages share their private token, node and error types, and nothing
+outside needs more than :func:`parse`, :class:`Template` and :class:`TemplateError`; split into
+files, each part would import the others' privates or make them public for no caller.
 """
 
 from __future__ import annotations

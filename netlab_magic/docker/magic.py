@@ -10,18 +10,15 @@ Type what the talk types::
 
 Each container is a network namespace of the lab named after it (so ``%%netns nginx`` works
 too), wired to its network's bridge as Docker wires it, and the host's iptables rules are
-exactly dockerd 20.10's (see :mod:`netlab_magic.docker.engine`). **Images are not pulled**:
-there are no images. A container runs its command with the kernel's own files and programs;
-only its network is its own. ``nginx`` (and ``httpd``) stand for a web server on port 80
-(Python's ``http.server``); any other image, with no command given, runs ``sleep infinity``.
+exactly dockerd's (see :mod:`netlab_magic.docker.engine`). **Images are not pulled**: there are
+no images. A container runs its command with the kernel's own files and programs; only its
+network is its own. ``nginx`` (and ``httpd``) stand for a web server on port 80 (Python's
+``http.server``); any other image, with no command given, runs ``sleep infinity``.
 
-Supported: ``network create [--subnet CIDR] [--internal] NAME``, ``network ls``,
-``network rm NAME...``, ``network inspect [-f FORMAT] NAME...``,
-``run [-d] [--rm] [--name NAME] [--network NET] [-p [IP:]HOST:CONTAINER[/PROTO]]... IMAGE [CMD...]``,
-``ps [-a] [-q]`` (also ``ls`` and ``container ls``), ``inspect [-f FORMAT] NAME...``,
-``exec NAME CMD...``, ``logs NAME``, ``stop NAME...``, ``rm [-f] NAME...``, and, this lab's own,
-``dockerd --userland-proxy=true|false`` (before the first other ``%docker`` command; the default
-here is ``false``, Docker's is ``true``). Any other flag is refused in one line.
+What each subcommand takes is in :data:`COMMANDS`, the one registry parsing, ``--help`` and the
+usage text come from (:mod:`.cli`); ``dockerd --userland-proxy=true|false`` is this lab's own
+(before the first other ``%docker`` command; the default here is ``false``, Docker's is ``true``).
+Any other flag is refused in one line.
 """
 
 from __future__ import annotations
@@ -29,8 +26,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import time
-from typing import Any
+from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
@@ -38,122 +34,12 @@ from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from ..errors import NetlabError
 from ..lab import Lab
 from ..magics import kernel_lab, one_line_errors
+from ..process import describe_exit
 from . import engine as engine_mod
 from . import gotemplate
+from .cli import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
 from .daemon import DEFAULT_NETWORK
-
-# -- flags -------------------------------------------------------------------------------------
-
-BOOL, VALUE, MULTI = "bool", "value", "multi"
-
-#: subcommand -> {flag: (dest, kind)}; what is not here is refused.
-FLAGS: dict[str, dict[str, tuple[str, str]]] = {
-    "run": {"-d": ("detach", BOOL), "--detach": ("detach", BOOL), "--name": ("name", VALUE),
-            "--network": ("network", VALUE), "--net": ("network", VALUE),
-            "-p": ("publish", MULTI), "--publish": ("publish", MULTI), "--rm": ("rm", BOOL),
-            "-i": ("interactive", BOOL), "--interactive": ("interactive", BOOL),
-            "-t": ("tty", BOOL), "--tty": ("tty", BOOL)},
-    "exec": {"-i": ("interactive", BOOL), "--interactive": ("interactive", BOOL),
-             "-t": ("tty", BOOL), "--tty": ("tty", BOOL)},
-    "ps": {"-a": ("all", BOOL), "--all": ("all", BOOL), "-q": ("quiet", BOOL), "--quiet": ("quiet", BOOL)},
-    "inspect": {"-f": ("format", VALUE), "--format": ("format", VALUE)},
-    "logs": {},
-    "stop": {},
-    "rm": {"-f": ("force", BOOL), "--force": ("force", BOOL)},
-    "network create": {"-d": ("driver", VALUE), "--driver": ("driver", VALUE),
-                       "--subnet": ("subnet", VALUE), "--internal": ("internal", BOOL)},
-    "network ls": {"-q": ("quiet", BOOL), "--quiet": ("quiet", BOOL)},
-    "network rm": {},
-    "network inspect": {"-f": ("format", VALUE), "--format": ("format", VALUE)},
-    "dockerd": {"--userland-proxy": ("userland_proxy", VALUE)},
-}
-
-#: Commands whose first positional ends the flags (what follows is the container's command).
-STOP_AT_FIRST = {"run": 1, "exec": 1}
-
-ALIASES = {"ls": "ps", "container ls": "ps", "container ps": "ps", "container list": "ps",
-           "container run": "run", "container exec": "exec", "container inspect": "inspect",
-           "container stop": "stop", "container rm": "rm", "container logs": "logs",
-           "network list": "network ls", "network remove": "network rm"}
-
-
-class Parsed(dict):
-    """Flags by dest, plus ``args``: the positionals (and, for run/exec, the command after them)."""
-
-    def __getattr__(self, key: str) -> Any:
-        return self.get(key)
-
-
-def parse(command: str, tokens: list[str]) -> Parsed:
-    """Parse Docker-style flags: ``--name=x``, ``--name x``, ``-p 8888:80``, ``-p8888:80``, ``-dit``."""
-    spec = FLAGS[command]
-    out = Parsed(args=[])
-    stop_after = STOP_AT_FIRST.get(command)
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "--":
-            out["args"] += tokens[i + 1:]
-            break
-        if not tok.startswith("-") or tok == "-":
-            out["args"].append(tok)
-            if stop_after is not None and len(out["args"]) >= stop_after:
-                out["args"] += tokens[i + 1:]
-                break
-            i += 1
-            continue
-        if tok.startswith("--"):
-            flag, eq, value = tok.partition("=")
-            if flag not in spec:
-                raise UsageError(_unsupported(command, flag))
-            dest, kind = spec[flag]
-            if kind == BOOL:
-                out[dest] = value.lower() not in ("false", "0") if eq else True
-            else:
-                if not eq:
-                    i += 1
-                    if i >= len(tokens):
-                        raise UsageError(f"flag needs an argument: {flag}")
-                    value = tokens[i]
-                _store(out, dest, kind, value)
-            i += 1
-            continue
-        # short flags: -d, -dit, -p 8888:80, -p8888:80, -f=FORMAT
-        j = 1
-        while j < len(tok):
-            flag = "-" + tok[j]
-            if flag not in spec:
-                raise UsageError(_unsupported(command, flag if j > 1 or len(tok) == 2 else tok))
-            dest, kind = spec[flag]
-            if kind == BOOL:
-                out[dest] = True
-                j += 1
-                continue
-            value = tok[j + 1:]
-            if value.startswith("="):
-                value = value[1:]
-            if not value:
-                i += 1
-                if i >= len(tokens):
-                    raise UsageError(f"flag needs an argument: '{tok[j]}' in {flag}")
-                value = tokens[i]
-            _store(out, dest, kind, value)
-            break
-        i += 1
-    return out
-
-
-def _store(out: Parsed, dest: str, kind: str, value: str) -> None:
-    if kind == MULTI:
-        out.setdefault(dest, []).append(value)
-    else:
-        out[dest] = value
-
-
-def _unsupported(command: str, flag: str) -> str:
-    have = ", ".join(sorted(FLAGS[command])) or "no flags"
-    return f"%docker {command}: unsupported flag {flag} (this lab's docker {command} takes: {have})"
-
+from .output import ps_table, table
 
 # -- Go templates, the part `docker inspect -f` needs ------------------------------------------------
 
@@ -176,56 +62,126 @@ def render(text: str, data: Any) -> str:
         raise NetlabError(f"template parsing error: {err}") from None
 
 
-# -- output ---------------------------------------------------------------------------------------
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Docker's tables: columns padded, three spaces apart."""
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    lines = ["   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
-    return "\n".join(lines)
+# -- the subcommands ---------------------------------------------------------------------------------
 
 
-def _ago(t: float) -> str:
-    return engine_mod.human_duration(time.time() - t) + " ago"
+def _network_create(lab: Lab, args: Parsed) -> None:
+    _count("network create", args, 1, 1)
+    if args.driver not in (None, "bridge"):
+        raise UsageError(f"%docker network create: only the bridge driver is in this lab (not {args.driver})")
+    e = engine_mod.engine(lab)
+    print(e.network_create(args["args"][0], subnet=args.subnet, internal=bool(args.internal)).id)
 
 
-def _ports(box: engine_mod.Box) -> str:
-    if not box.running or box.last is None:
-        return ""
-    return ", ".join(f"{p.host_ip}:{p.host_port}->{p.container_port}/{p.proto}" for p in box.last.ports)
+def _network_ls(lab: Lab, args: Parsed) -> None:
+    _count("network ls", args, 0, 0)
+    nets = sorted(engine_mod.engine(lab).network_ls(), key=lambda n: n.name)
+    if args.quiet:
+        print("\n".join(n.id[:12] for n in nets))
+        return
+    print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[n.id[:12], n.name, "bridge", "local"] for n in nets]))
 
 
-def _command_column(box: engine_mod.Box) -> str:
-    text = box.command if not box.cmd else shlex.join(box.cmd)
-    text = text.replace(sys.executable, "python3")
-    if len(text) > 20:
-        text = text[:19] + "…"
-    return f'"{text}"'
+def _run(lab: Lab, args: Parsed) -> None:
+    _count("run", args, 1)
+    image, *cmd = args["args"]
+    c = engine_mod.engine(lab).run(image, cmd, name=args.name, network=args.network or DEFAULT_NETWORK,
+                                   publish=args.publish or [], detach=bool(args.detach), remove=bool(args.rm))
+    if args.detach:
+        print(c.id)
 
 
-# -- the magic -------------------------------------------------------------------------------------
+def _ps(lab: Lab, args: Parsed) -> None:
+    _count("ps", args, 0, 0)
+    containers = engine_mod.engine(lab).ps(all=bool(args.all))
+    print("\n".join(c.id[:12] for c in containers) if args.quiet else ps_table(containers))
 
-USAGE = """Usage:  %docker COMMAND
 
-Docker's bridge networking, built for real inside this lab (images are not pulled).
+def _exec(lab: Lab, args: Parsed) -> None:
+    _count("exec", args, 2)
+    name, *cmd = args["args"]
+    code = engine_mod.engine(lab).exec(name, shlex.join(cmd))
+    sys.stdout.flush()
+    if code:
+        print(f"({describe_exit(code)})", file=sys.stderr)
 
-Commands:
-  network create [--subnet CIDR] [--internal] NAME
-  network ls | network rm NAME... | network inspect [-f FORMAT] NAME...
-  run [-d] [--rm] [--name NAME] [--network NET] [-p [IP:]HOST:CONTAINER[/PROTO]]... IMAGE [CMD...]
-  ps [-a] [-q]          (also: ls, container ls)
-  inspect [-f FORMAT] NAME...
-  exec NAME CMD...      logs NAME      stop NAME...      rm [-f] NAME...
-  dockerd --userland-proxy=true|false   (before anything else; default here: false)"""
+
+def _dockerd(lab: Lab, args: Parsed) -> None:
+    value = (args.userland_proxy or "").lower()
+    if value not in ("true", "false", "1", "0") or args["args"]:
+        raise UsageError("%docker dockerd takes --userland-proxy=true or --userland-proxy=false")
+    e = engine_mod.configure(lab, userland_proxy=value in ("true", "1"))
+    e.start()
+    print(f"dockerd running in the lab's host (--userland-proxy={str(e.userland_proxy).lower()})")
+
+
+def _each_name(command: str, act: Callable[[engine_mod.Engine, str, Parsed], Any]) -> Callable:
+    """A handler doing ``act`` for every NAME given, printing it as the CLI does."""
+    def handler(lab: Lab, args: Parsed) -> None:
+        _count(command, args, 1)
+        e = engine_mod.engine(lab)
+        _each(args["args"], lambda name: (act(e, name, args), print(name)))
+    return handler
+
+
+def _inspector(command: str, get: Callable[[engine_mod.Engine], Callable[[str], Any]]) -> Callable:
+    """A handler for ``inspect [-f FORMAT] NAME...``."""
+    def handler(lab: Lab, args: Parsed) -> None:
+        _count(command, args, 1)
+        _print_objects(args["args"], get(engine_mod.engine(lab)), args.format)
+    return handler
+
+
+def _logs(lab: Lab, args: Parsed) -> None:
+    _count("logs", args, 1, 1)
+    print(engine_mod.engine(lab).logs(args["args"][0]), end="")
+
+
+_FORMAT = Flag(("-f", "--format"), "format", VALUE, "Format the output using the given Go template", "FORMAT")
+_QUIET = Flag(("-q", "--quiet"), "quiet", BOOL, "Only display IDs")
+_TTY = (Flag(("-i", "--interactive"), "interactive", hidden=True), Flag(("-t", "--tty"), "tty", hidden=True))
+
+#: Every subcommand: its flags, arguments, help and handler. Parsing, --help and the usage come from here.
+COMMANDS = Registry([
+    Command("network create", "NAME", "Create a network (a bridge br-<12 hex of its id>)", _network_create, (
+        Flag(("-d", "--driver"), "driver", VALUE, "Driver to manage the Network (bridge only)", "DRIVER", hidden=True),
+        Flag(("--subnet",), "subnet", VALUE, "Subnet in CIDR format that represents a network segment", "CIDR"),
+        Flag(("--internal",), "internal", BOOL, "Restrict external access to the network"))),
+    Command("network ls", "", "List networks", _network_ls, (_QUIET,), aliases=("network list",)),
+    Command("network rm", "NAME...", "Remove one or more networks",
+            _each_name("network rm", lambda e, name, args: e.network_rm(name)), aliases=("network remove",)),
+    Command("network inspect", "NAME...", "Display detailed information on one or more networks",
+            _inspector("network inspect", lambda e: e.network_inspect), (_FORMAT,)),
+    Command("run", "IMAGE [CMD...]", "Create and run a new container from an image (images are not pulled)", _run, (
+        Flag(("-d", "--detach"), "detach", BOOL, "Run container in background and print container ID"),
+        Flag(("--rm",), "rm", BOOL, "Automatically remove the container when it exits"),
+        Flag(("--name",), "name", VALUE, "Assign a name to the container", "NAME"),
+        Flag(("--network", "--net"), "network", VALUE, "Connect a container to a network", "NET"),
+        Flag(("-p", "--publish"), "publish", MULTI, "Publish a container's port to the host",
+             "[IP:]HOST:CONTAINER[/PROTO]"),
+        *_TTY), aliases=("container run",), stop_at=1),
+    Command("ps", "", "List containers", _ps, (Flag(("-a", "--all"), "all", BOOL, "Show all containers"), _QUIET),
+            aliases=("ls", "container ls", "container ps", "container list")),
+    Command("inspect", "NAME...", "Return low-level information on containers",
+            _inspector("inspect", lambda e: e.inspect), (_FORMAT,), aliases=("container inspect",)),
+    Command("exec", "NAME CMD...", "Execute a command in a running container", _exec, _TTY,
+            aliases=("container exec",), stop_at=1),
+    Command("logs", "NAME", "Fetch the logs of a container", _logs, aliases=("container logs",)),
+    Command("stop", "NAME...", "Stop one or more running containers",
+            _each_name("stop", lambda e, name, args: e.stop(name)), aliases=("container stop",)),
+    Command("rm", "NAME...", "Remove one or more containers",
+            _each_name("rm", lambda e, name, args: e.rm(name, force=bool(args.force))),
+            (Flag(("-f", "--force"), "force", BOOL, "Force the removal of a running container"),),
+            aliases=("container rm",)),
+    Command("dockerd", "", "This lab's own: start dockerd with these settings", _dockerd,
+            (Flag(("--userland-proxy",), "userland_proxy", VALUE, "Use userland proxy for loopback traffic "
+                  "(default here: false)", "true|false"),), note="(before anything else)"),
+], title="Docker's bridge networking, built for real inside this lab (images are not pulled).")
 
 
 @magics_class
 class DockerMagics(Magics):
     """``%docker``: Docker's CLI syntax for containers and bridge networks inside the lab."""
-
-    @property
-    def lab(self) -> Lab:
-        return kernel_lab()
 
     @no_var_expand
     @line_magic
@@ -241,132 +197,30 @@ class DockerMagics(Magics):
         except ValueError as err:
             raise UsageError(f"%docker: cannot parse the line: {err}") from None
         if not tokens or tokens[0] in ("-h", "--help", "help"):
-            print(USAGE)
+            print(COMMANDS.usage())
             return
-        command, rest = _subcommand(tokens)
-        if any(t in ("-h", "--help") for t in rest[:1]):
-            print(USAGE)
+        command, rest = COMMANDS.find(tokens)
+        if rest[:1] in (["-h"], ["--help"]):
+            print(command.help())
             return
-        args = parse(command, rest)
-        lab = self.lab
-        if command == "dockerd":
-            value = (args.userland_proxy or "").lower()
-            if value not in ("true", "false", "1", "0") or args["args"]:
-                raise UsageError("%docker dockerd takes --userland-proxy=true or --userland-proxy=false")
-            e = engine_mod.configure(lab, userland_proxy=value in ("true", "1"))
-            e.start()
-            print(f"dockerd running in the lab's host (--userland-proxy={str(e.userland_proxy).lower()})")
-            return
-        getattr(self, "_" + command.replace(" ", "_"))(engine_mod.engine(lab), args)
-
-    # -- networks --------------------------------------------------------------------------------
-
-    def _network_create(self, e: engine_mod.Engine, args: Parsed) -> None:
-        names = args["args"]
-        if len(names) != 1:
-            raise UsageError('"docker network create" requires exactly 1 argument.')
-        if args.driver not in (None, "bridge"):
-            raise UsageError(f"%docker network create: only the bridge driver is in this lab (not {args.driver})")
-        print(e.network_create(names[0], subnet=args.subnet, internal=bool(args.internal)).id)
-
-    def _network_ls(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _no_args("network ls", args)
-        nets = sorted(e.network_ls(), key=lambda n: n.name)
-        if args.quiet:
-            print("\n".join(n.id[:12] for n in nets))
-            return
-        print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                    [[n.id[:12], n.name, "bridge", "local"] for n in nets]))
-
-    def _network_rm(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _at_least_one("network rm", args)
-        _each(args["args"], lambda name: (e.network_rm(name), print(name)))
-
-    def _network_inspect(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _at_least_one("network inspect", args)
-        _print_objects(args["args"], e.network_inspect, args.format)
-
-    # -- containers ------------------------------------------------------------------------------
-
-    def _run(self, e: engine_mod.Engine, args: Parsed) -> None:
-        if not args["args"]:
-            raise UsageError('"docker run" requires at least 1 argument.')
-        image, *cmd = args["args"]
-        box = e.run(image, cmd, name=args.name, network=args.network or DEFAULT_NETWORK,
-                    publish=args.publish or [], detach=bool(args.detach), remove=bool(args.rm))
-        if args.detach:
-            print(box.id)
-
-    def _ps(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _no_args("ps", args)
-        boxes = e.ps(all=bool(args.all))
-        if args.quiet:
-            print("\n".join(b.id[:12] for b in boxes))
-            return
-        rows = []
-        for b in boxes:
-            status = (f"Up {engine_mod.human_duration(time.time() - b.started)}" if b.running
-                      else f"Exited ({b.exit_code}) {_ago(b.finished or time.time())}")
-            rows.append([b.id[:12], b.image, _command_column(b), _ago(b.created), status, _ports(b), b.name])
-        print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows))
-
-    def _inspect(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _at_least_one("inspect", args)
-        _print_objects(args["args"], e.inspect, args.format)
-
-    def _exec(self, e: engine_mod.Engine, args: Parsed) -> None:
-        if len(args["args"]) < 2:
-            raise UsageError('"docker exec" requires at least 2 arguments.')
-        name, *cmd = args["args"]
-        code = e.exec(name, shlex.join(cmd))
-        sys.stdout.flush()
-        if code:
-            message = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
-            print(f"({message})", file=sys.stderr)
-
-    def _logs(self, e: engine_mod.Engine, args: Parsed) -> None:
-        if len(args["args"]) != 1:
-            raise UsageError('"docker logs" requires exactly 1 argument.')
-        print(e.logs(args["args"][0]), end="")
-
-    def _stop(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _at_least_one("stop", args)
-        _each(args["args"], lambda name: (e.stop(name), print(name)))
-
-    def _rm(self, e: engine_mod.Engine, args: Parsed) -> None:
-        _at_least_one("rm", args)
-        _each(args["args"], lambda name: (e.rm(name, force=bool(args.force)), print(name)))
+        command.handler(kernel_lab(), COMMANDS.parse(command, rest))
 
 
-def _subcommand(tokens: list[str]) -> tuple[str, list[str]]:
-    first = tokens[0]
-    if first in ("network", "container"):
-        if len(tokens) < 2 or tokens[1].startswith("-"):
-            choices = "create, ls, rm, inspect" if first == "network" else "ls, run, exec, inspect, stop, rm"
-            raise UsageError(f'"docker {first}" needs a subcommand: {choices}')
-        name = f"{first} {tokens[1]}"
-        name = ALIASES.get(name, name)
-        if name not in FLAGS:
-            raise UsageError(f"docker: '{first} {tokens[1]}' is not a docker command in this lab "
-                             "(see %docker --help)")
-        return name, tokens[2:]
-    name = ALIASES.get(first, first)
-    if name not in FLAGS:
-        raise UsageError(f"docker: '{first}' is not a docker command in this lab (see %docker --help)")
-    return name, tokens[1:]
+# -- helpers -----------------------------------------------------------------------------------------
 
-
-def _no_args(command: str, args: Parsed) -> None:
-    if args["args"]:
+def _count(command: str, args: Parsed, least: int, most: int | None = None) -> None:
+    """Docker's words for a wrong number of arguments."""
+    n = len(args["args"])
+    if most == 0 and n:
         raise UsageError(f'"docker {command}" accepts no arguments.')
+    if least == most and n != least:
+        raise UsageError(f'"docker {command}" requires exactly {least} argument.')
+    if n < least:
+        plural = "s" if least > 1 else ""
+        raise UsageError(f'"docker {command}" requires at least {least} argument{plural}.')
 
 
-def _at_least_one(command: str, args: Parsed) -> None:
-    if not args["args"]:
-        raise UsageError(f'"docker {command}" requires at least 1 argument.')
-
-
-def _each(names: list[str], fn) -> None:  # noqa: ANN001
+def _each(names: list[str], fn: Callable[[str], Any]) -> None:
     """Like the CLI: do every name, report the failures at the end (one line)."""
     errors = []
     for name in names:
@@ -379,7 +233,7 @@ def _each(names: list[str], fn) -> None:  # noqa: ANN001
         raise UsageError("; ".join(errors))
 
 
-def _print_objects(names: list[str], get, template_text: str | None) -> None:  # noqa: ANN001
+def _print_objects(names: list[str], get: Callable[[str], Any], template_text: str | None) -> None:
     """``docker inspect [-f FORMAT] NAME...`` as the CLI does it: the template is parsed first (a
     malformed one is the only error), every name is looked up, what was found is printed, then the
     errors (one line)."""
@@ -404,4 +258,4 @@ def _print_objects(names: list[str], get, template_text: str | None) -> None:  #
         raise UsageError("; ".join(errors))
 
 
-__all__ = ["DockerMagics", "parse", "render", "table"]
+__all__ = ["DockerMagics", "COMMANDS", "render", "template"]

@@ -1,0 +1,52 @@
+"""Published ports: ``-p [IP:]HOST:CONTAINER[/PROTO]`` parsed, and the port allocator's refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from ..errors import AlreadyExists, InvalidAddress, NetlabError
+
+
+class PortAllocated(AlreadyExists):
+    """``Bind for IP:PORT failed: port is already allocated`` (libnetwork's port allocator)."""
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """One ``-p [IP:]HOST:CONTAINER[/PROTO]``: host side (address, port) to the container's port."""
+
+    host_port: int
+    container_port: int
+    proto: str = "tcp"
+    host_ip: IPv4Address = IPv4Address("0.0.0.0")
+
+    @classmethod
+    def parse(cls, spec: str) -> PortBinding:
+        """Parse what follows ``-p``: ``8888:80``, ``8888:80/udp``, ``127.0.0.1:8888:80``."""
+        rest, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp"):
+            raise NetlabError(f"invalid proto: {proto}")
+        parts = rest.rsplit(":", 2)
+        if len(parts) < 2:
+            raise NetlabError(f"invalid publish spec {spec!r}: this lab needs HOST:CONTAINER "
+                              "(Docker would pick a random host port)")
+        host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
+        try:
+            ip = IPv4Address(host_ip)
+        except ValueError as err:
+            raise InvalidAddress(f"invalid IP address: {host_ip}") from err
+        return cls(_port(parts[-2], "hostPort"), _port(parts[-1], "containerPort"), proto, ip)
+
+    def __str__(self) -> str:
+        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
+
+
+def _port(text: str, what: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise NetlabError(f"invalid {what}: {text}")
+    return int(text)
+
+
+__all__ = ["PortBinding", "PortAllocated"]

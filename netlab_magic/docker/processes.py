@@ -1,0 +1,115 @@
+"""What runs for a container: its command as a lab job, and our ``docker-proxy`` per published port.
+
+The container's command runs as a lab job inside its namespace (``docker-NAME``), our
+``docker-proxy`` (:mod:`.proxy`, started with ``python -m``) as a lab job in the lab's host
+(``docker-proxy-PORT-tcp``), with the arguments of Docker's own. Each start pushes its undo, so a
+``docker run`` that fails later stops what it started.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from typing import Callable
+
+from .. import process
+from ..errors import AlreadyExists, NetlabError, NotFound
+from ..lab import Lab
+from ..model import HOST
+from .daemon import Container, connectivity_error
+from .listeners import listening
+from .plumbing import Undo, quietly
+from .proxy import READY
+
+
+def job_name(prefix: str, name: str) -> str:
+    """A lab job's name for a container's process: ``docker-nginx``, ``docker-proxy-8888-tcp``."""
+    return prefix + "-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+def start_command(lab: Lab, c: Container, undo: Undo, exited: Callable[[object], None]) -> None:
+    """The container's command as a lab job in its namespace; ``exited(proc)`` watches its end."""
+    name = job_name("docker", c.name)
+    if any(j.name == name and j.running for j in lab.jobs.all()):
+        raise AlreadyExists(f"docker: Error response from daemon: a lab job called {name!r} is "
+                            "running: stop it first")
+    job = lab.start_job(c.netns, c.command, name=name)
+    undo.append(lambda: (job.stop(), forget_job(lab, job.name)))
+    c.job, c.pid, c.started = job.name, job.proc.pid, time.time()
+    exited(job.proc)
+
+
+def start_foreground(lab: Lab, c: Container) -> None:
+    """The container's command in its namespace, its output for the caller to stream (``c.proc``)."""
+    proc = lab.popen(c.netns, process.shell_argv(c.command))
+    c.pid, c.started, c.proc = proc.pid, time.time(), proc
+
+
+def start_proxies(lab: Lab, c: Container, undo: Undo) -> None:
+    """Our ``docker-proxy`` for each published TCP port (the DNAT rules serve UDP), once it listens."""
+    for p in (p for p in c.ports if p.proto == "tcp"):
+        name = job_name("docker-proxy", f"{p.host_port}-{p.proto}")
+        command = (f"exec {shlex.quote(sys.executable)} -m netlab_magic.docker.proxy -proto {p.proto} "
+                   f"-host-ip {p.host_ip} -host-port {p.host_port} -container-ip {c.ip} "
+                   f"-container-port {p.container_port}")
+        lab.jobs.check_free(name)
+        job = lab.start_job(HOST, command, name=name)
+        undo.append(lambda job=job: (job.stop(), forget_job(lab, job.name)))
+        c.proxies.append(job.name)
+        deadline = time.monotonic() + 10
+        while READY not in (out := job.output(0.02)) and job.running and time.monotonic() < deadline:
+            pass
+        if READY not in out:
+            message = out.strip().splitlines()[-1] if out.strip() else "docker-proxy did not start"
+            raise NetlabError("docker: Error response from daemon: "
+                              + connectivity_error(c.name, c.endpoint_id, message))
+
+
+def wait_listening(lab: Lab, c: Container, port: int, timeout: float = 5.0) -> None:
+    """Give a web image's server a moment to listen, like a client retrying (no packet sent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if listening(lab, c.netns, port) or not lab.jobs.get(c.job or "").running:
+                return
+        except (OSError, NetlabError):  # the container is gone already
+            return
+        time.sleep(0.05)
+
+
+def stop_processes(lab: Lab, c: Container, *, stop_job: bool) -> int | None:
+    """Stop the proxies (and the command, if ``stop_job``); the command's exit status, if stopped."""
+    code = None
+    if stop_job and c.job:
+        try:
+            job = lab.jobs.get(c.job)
+            job.stop()
+            code = job.proc.returncode
+        except NotFound:
+            pass
+    for proxy in c.proxies:
+        try:
+            lab.jobs.get(proxy).stop()
+        except NotFound:
+            pass
+        forget_job(lab, proxy)
+    c.proxies.clear()
+    return code
+
+
+def forget_job(lab: Lab, name: str | None) -> None:
+    """Drop a lab job from the table (it has ended)."""
+    if name:
+        quietly(lab.jobs.remove, name)
+
+
+def docker_exit_code(code: int | None) -> int:
+    """A killed command exits ``128 + signal`` as Docker reports it (SIGKILL: 137, SIGINT: 130)."""
+    if code is None:
+        return 0
+    return 128 - code if code < 0 else code
+
+
+__all__ = ["job_name", "start_command", "start_foreground", "start_proxies", "wait_listening", "stop_processes", "forget_job",
+           "docker_exit_code"]
