@@ -173,7 +173,8 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
     checks = [mode_check,
               user_namespaces(),
               tool("ip", "iproute2"), tool("iptables", "iptables"), tool("ping", "iputils-ping"),
-              tool("nc", "netcat-openbsd"), tool("bash", "bash")]
+              tool("nc", "netcat-openbsd"), tool("bash", "bash"),
+              tool("tcpdump", "tcpdump"), tool("conntrack", "conntrack")]
     if lab is not None and shutil.which("iptables"):
         result = lab.run("host", ["iptables", "-w", "-S", "FORWARD"])
         checks.append(Check("iptables in the lab", result.returncode == 0,

@@ -20,6 +20,8 @@ from .arguments import parse, parse_words, split_command, split_netns_line
 from .display import Table, status_tables
 from .errors import NetlabError
 from .lab import Lab
+from .capture import capture_for, get_capture, start_capture
+from .conntrack import conntrack_table
 from .trace import run_trace
 
 
@@ -232,7 +234,87 @@ def _trace(magics: "NetlabMagics", rest: str) -> Any:
     return trace
 
 
-_PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace)}
+@magic_arguments(name="netlab capture")
+@kwds(usage="%(prog)s IFACE [-n NETNS] [--bg | --show | --stop] [-c COUNT] [-t TIMEOUT] [-m MATCH] [--ipv6] "
+            "[--pcap FILE]")
+@argument("iface", help="the interface; the capture runs in the namespace that has it")
+@argument("-n", "--netns", help="the namespace of IFACE, where several have an interface of that name")
+@argument("--bg", action="store_true", help="capture in the background (a job of the lab) until --stop or a reset")
+@argument("--show", action="store_true", help="the packets captured so far")
+@argument("--stop", action="store_true", help="stop the background capture and show its packets")
+@argument("-c", "--count", type=int, help="stop after this many packets (in the foreground: 10)")
+@argument("-t", "--timeout", type=float, default=5.0, help="in the foreground: stop after this many seconds (5)")
+@argument("-m", "--match", help='show only these IPv4 packets, in iptables words: "-p icmp", "-s 10.0.0.1"')
+@argument("--pcap", metavar="FILE", help="also save the packets to FILE (pcap, for tcpdump -r or Wireshark)")
+@argument("--ipv6", action="store_true", help="show IPv6 frames too (the kernel's link-local chatter)")
+def _capture_arguments(line: str) -> None:
+    """The packets on one interface of the lab, tcpdump-like, as a table.
+
+    %netlab capture veth2 --bg          # start capturing in veth2's namespace
+    %netlab capture veth2 --show        # the packets so far
+    %netlab capture veth2 --stop --pcap veth2.pcap
+    %netlab capture veth2 -c 4          # in the foreground: 4 packets or 5 seconds
+
+    tcpdump runs inside the interface's own namespace (rootless, a reader of the same packets
+    that writes the same pcap file); a background capture is a job of the lab, stopped by
+    --stop, %netlab stop capture-IFACE or a reset.
+    """
+
+
+def _capture(magics: "NetlabMagics", rest: str) -> Any:
+    if _wants_help(rest):
+        print(_capture_arguments.__doc__)
+        return None
+    args = parse_words(_capture_arguments, rest, "%netlab capture", {"--match", "-m"})
+    if sum((args.bg, args.show, args.stop)) > 1:
+        raise UsageError("%netlab capture: choose one of --bg, --show and --stop")
+    lab = magics.lab
+    if args.bg:
+        cap = start_capture(lab, args.iface, args.netns, count=args.count, match=args.match)
+        print(f"[{cap.name}] capturing on {cap.ifname} in {cap.netns} ({cap.engine}): "
+              f"%netlab capture {cap.ifname} --show shows the packets so far, --stop ends it")
+        return None
+    if args.show or args.stop or (args.pcap and not args.count):
+        cap = get_capture(lab, args.iface, args.netns)
+        if args.stop:
+            cap.stop()
+    else:
+        try:
+            cap = capture_for(lab, args.iface, args.netns, count=args.count or 10, timeout=args.timeout,
+                              match=args.match)
+        except KeyboardInterrupt:
+            raise process.Interrupted(f"stopped the capture on {args.iface}") from None
+    if args.pcap:
+        cap.save(args.pcap)
+        print(f"saved {len(cap.frames())} packets to {args.pcap}")
+    return cap.table(args.match, ipv6=args.ipv6) if args.match or args.ipv6 else cap
+
+
+@magic_arguments(name="netlab conntrack")
+@kwds(usage="%(prog)s NETNS")
+@argument("netns", help="the namespace whose connection-tracking table to show; 'host' is the lab's host")
+def _conntrack_arguments(line: str) -> None:
+    """The connection-tracking table of a namespace (conntrack -L), as a table.
+
+    %netlab conntrack host
+
+    One line per connection the kernel remembers: the original direction (the first packet),
+    the reply it expects back, what NAT did (a DNAT: the reply comes from elsewhere; a SNAT
+    or MASQUERADE: it goes elsewhere), TCP's state and the flags.
+    """
+
+
+def _conntrack(magics: "NetlabMagics", rest: str) -> Any:
+    if _wants_help(rest):
+        print(_conntrack_arguments.__doc__)
+        return None
+    args = parse_words(_conntrack_arguments, rest, "%netlab conntrack")
+    return conntrack_table(magics.lab, args.netns)
+
+
+_PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace),
+                                                  "capture": one_line_errors(_capture),
+                                                  "conntrack": one_line_errors(_conntrack)}
 
 
 def _lab_or_none() -> Lab | None:

@@ -23,7 +23,7 @@ VENV="$ROOT/.venv"
 KERNEL="sys-prefix"
 SKIP_SYSTEM=0
 MIN_PY="3.11"
-SYSTEM_PACKAGES=(iproute2 iptables iputils-ping netcat-openbsd curl git procps python3 python3-venv python3-dev util-linux)
+SYSTEM_PACKAGES=(iproute2 iptables iputils-ping netcat-openbsd curl tcpdump conntrack git procps python3 python3-venv python3-dev util-linux)
 
 usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 step() { printf '==> setup: %s\n' "$*"; }
