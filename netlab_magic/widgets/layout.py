@@ -511,11 +511,12 @@ def compute_layout(snapshot: LabSnapshot | Mapping[str, Any],
         # everything else (lo, dummies, unpaired veths): markers in the widest free gap
         def free_angle(nid: str) -> float:
             taken = used[nid]
+            out = outward(nid)
             if not taken:
-                return outward(nid)
+                return out
             best, best_d = 0.0, -1.0
             for k in range(72):
-                a = outward(nid) + math.pi * (k % 2 * 2 - 1) * (k // 2) / 36
+                a = out + math.pi * (k % 2 * 2 - 1) * (k // 2) / 36
                 d = min(abs((a - t + math.pi) % (2 * math.pi) - math.pi) for t in taken)
                 if d > best_d + 1e-9:
                     best, best_d = a, d
