@@ -132,6 +132,21 @@ def _saved_without_widget_state(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+# Both widgets on a 100-namespace lab, shown in the browser, the kernel idle: what does it cost?
+IDLE_CELLS = [
+    f"""import os, sys
+sys.path.insert(0, {str(REPO)!r})
+%load_ext netlab_magic
+from netlab_magic import Lab
+from netlab_magic.build import build_star
+build_star(Lab.current(), 100)
+print(os.getpid())""",
+    "from netlab_magic.widgets import topology, counters\nt = topology()\nt",
+    "c = counters('host')\nc",
+    "print(t.polling, c.polling, t.refreshes, c.refreshes)",
+]
+
+
 def _extension_missing() -> str | None:
     try:
         import netlab_magic.extension  # noqa: F401
@@ -148,6 +163,7 @@ def server(tmp_path_factory):
     # the netlab kernel: as root it only loads the extension, otherwise the lab runs rootless
     write_notebook(root / "widgets_netlab.ipynb", NETLAB_CELLS, kernel="netlab", display_name="Python 3 (netlab)")
     _saved_without_widget_state(root / "saved.ipynb")
+    write_notebook(root / "idle.ipynb", IDLE_CELLS, kernel="netlab", display_name="Python 3 (netlab)")
     with jupyter_lab(root, netlab_kernelspec(tmp_path_factory.mktemp("kernels"))) as url:
         try:
             yield url, root
@@ -397,6 +413,38 @@ def test_saved_notebook_shows_pictures_without_widgets(browser, server):
         # the 100-namespace lab's picture is as wide as the live view, no wider
         assert 600 <= cells.nth(2).locator("img").evaluate("el => el.naturalWidth") <= 905
         _shot(page.locator(".jp-Notebook"), "browser-static-fallback.png")
+        page.console.check()
+    finally:
+        page.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(fields[k]) for k in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_cost_of_both_widgets_on_100_namespaces(browser, server):
+    """Both widgets shown on a 100-namespace lab, kernel idle: at most 2 % of a core."""
+    missing = _extension_missing()
+    if missing:
+        pytest.skip(missing)
+    page = _open(browser, server, "idle.ipynb")
+    try:
+        pid = int(_run_cell(page, 0, timeout=180).strip().splitlines()[-1])
+        for k in (1, 2):
+            _run_cell(page, k)
+        page.locator(".netlab-topology svg[data-namespaces='101']").wait_for(timeout=30_000)  # and the host
+        page.locator(".netlab-counters section.nl-chain").first.wait_for(timeout=30_000)
+        assert _run_cell(page, 3).split()[:2] == ["True", "True"]  # both views reported in
+        time.sleep(8)  # past the seconds of fast reads after a cell
+        c0, t0 = _cpu_seconds(pid), time.monotonic()
+        time.sleep(20)
+        share = (_cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+        print(f"idle kernel, both widgets shown, 100 namespaces: {share:.2%} of a core")
+        assert share <= 0.02, f"{share:.2%} of a core"
         page.console.check()
     finally:
         page.close()
