@@ -275,6 +275,7 @@ class Hub:
         """One HTTP request through the proxy (``path`` from the root: /hub/api/..., /user/NAME/...)."""
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+        AsyncHTTPClient.configure(None, max_clients=1000)  # a whole class at once (tornado's default: 10)
         req = HTTPRequest(self.url + path, method=method,
                           headers={"Authorization": f"token {token or self.token}"},
                           body=None if body is None and method in ("GET", "DELETE") else json.dumps(body or {}),
