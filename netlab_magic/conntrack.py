@@ -88,7 +88,10 @@ def _endpoint(meta: ET.Element) -> tuple[str, Endpoint]:
     def port(name: str) -> int | None:
         node = l4.find(name) if l4 is not None else None
         return int(node.text) if node is not None and node.text else None
-    return ((l4.get("protoname") if l4 is not None else "") or "?",
+    name = (l4.get("protoname") if l4 is not None else "") or "?"
+    if name == "unknown" and l4 is not None:  # conntrack names only the protocols it has a tracker for
+        name = {"2": "igmp"}.get(l4.get("protonum", ""), f"proto {l4.get('protonum')}")
+    return (name,
             Endpoint(l3.findtext("src", ""), l3.findtext("dst", ""), port("sport"), port("dport")))
 
 
@@ -118,25 +121,26 @@ def parse_conntrack_xml(text: str) -> list[Connection]:
     return sorted(found, key=lambda c: (c.protocol, str(c.original), str(c.reply)))
 
 
-def read_conntrack(lab: "Lab", netns: str) -> list[Connection]:
-    """Equivalent to: ``ip netns exec NETNS conntrack -L``."""
+def read_conntrack(lab: "Lab", netns: str, protocol: str | None = None) -> list[Connection]:
+    """Equivalent to: ``ip netns exec NETNS conntrack -L [-p PROTOCOL]``."""
     lab.require(netns)
     if shutil.which("conntrack") is None:
         raise ConntrackError("the conntrack tool is not installed: apt-get install conntrack")
-    result = lab.run(netns, ["conntrack", "-L", "-o", "xml"])
+    result = lab.run(netns, ["conntrack", "-L", "-o", "xml", *(["-p", protocol] if protocol else [])])
     if result.returncode:
         lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
         raise ConntrackError(f"conntrack -L in {netns!r} failed: {lines[-1] if lines else result.returncode}")
     return parse_conntrack_xml(result.stdout)
 
 
-def conntrack_table(lab: "Lab", netns: str) -> Table:
-    """The connection-tracking table of ``netns``: original and reply tuples, NAT, TCP state."""
+def conntrack_table(lab: "Lab", netns: str, protocol: str | None = None) -> Table:
+    """The connection-tracking table of ``netns`` (only ``protocol``'s entries, if given):
+    original and reply tuples, NAT, TCP state."""
     rows = []
-    for c in read_conntrack(lab, netns):
+    for c in read_conntrack(lab, netns, protocol):
         flags = " ".join(f for f, on in (("ASSURED", c.assured), ("UNREPLIED", c.unreplied)) if on)
         rows.append([c.protocol, c.state or "-", str(c.original), str(c.reply), c.nat, flags or "-"])
-    return Table(f"conntrack in {netns}", ["protocol", "state", "original (first packet)", "reply (expected back)",
+    return Table(f"conntrack in {netns}" + (f" ({protocol})" if protocol else ""), ["protocol", "state", "original (first packet)", "reply (expected back)",
                                           "NAT", "flags"], rows,
                  empty="(no connection tracked: the kernel tracks connections once a rule needs it, "
                        "e.g. NAT or -m conntrack)")

@@ -291,12 +291,14 @@ def _capture(magics: "NetlabMagics", rest: str) -> Any:
 
 
 @magic_arguments(name="netlab conntrack")
-@kwds(usage="%(prog)s NETNS")
+@kwds(usage="%(prog)s NETNS [-p PROTOCOL]")
 @argument("netns", help="the namespace whose connection-tracking table to show; 'host' is the lab's host")
+@argument("-p", "--proto", help="only this protocol's connections (tcp, udp, icmp)")
 def _conntrack_arguments(line: str) -> None:
     """The connection-tracking table of a namespace (conntrack -L), as a table.
 
     %netlab conntrack host
+    %netlab conntrack host -p tcp
 
     One line per connection the kernel remembers: the original direction (the first packet),
     the reply it expects back, what NAT did (a DNAT: the reply comes from elsewhere; a SNAT
@@ -309,7 +311,7 @@ def _conntrack(magics: "NetlabMagics", rest: str) -> Any:
         print(_conntrack_arguments.__doc__)
         return None
     args = parse_words(_conntrack_arguments, rest, "%netlab conntrack")
-    return conntrack_table(magics.lab, args.netns)
+    return conntrack_table(magics.lab, args.netns, args.proto)
 
 
 _PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace),

@@ -166,8 +166,34 @@ class Packet:
                 seen.append(hop.netns)
         return seen
 
+    def path(self, bridge: bool = False) -> list[str]:
+        """The hooks it passed, as ``"NETNS HOOK"`` (one per hook, however many chains it met there).
+
+        With ``bridge`` the bridge's own hooks are in too, as ``"NETNS bridge HOOK"``.
+        """
+        steps: list[str] = []
+        last: tuple | None = None
+        for hop in self.hops:
+            if hop.family == "bridge" and not bridge:
+                continue
+            key = (hop.netns, hop.family, hop.hook)
+            if key != last:
+                steps.append(f"{hop.netns} bridge {hop.hook}" if hop.family == "bridge" else f"{hop.netns} {hop.hook}")
+            last = key
+        return steps
+
+    def table(self) -> Table:
+        """Its hops as a table (what a :class:`Trace` shows for each packet)."""
+        return packet_table(self)
+
     def __str__(self) -> str:
         return f"{self.header or 'a packet'}: {self.fate}"
+
+    def __repr__(self) -> str:
+        return repr(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
 
 
 @dataclass

@@ -8,6 +8,8 @@ Nothing polls: a trace is over when it is shown.
 
 from __future__ import annotations
 
+import base64
+import io
 import pathlib
 from typing import TYPE_CHECKING, Any
 
@@ -71,3 +73,18 @@ class TraceWidget(anywidget.AnyWidget):
         """Select the previous hop."""
         if self._hops():
             self.step = (self.step - 2) % self._hops() + 1
+
+    def __repr__(self) -> str:
+        return f"<TraceWidget: {self.title}, {len(self.layouts)} packet(s)>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live view, and for static viewers (nbconvert, GitHub) the picture and the tables."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data = dict(data)
+        if self.layouts:
+            buf = io.BytesIO()
+            self.trace.draw().savefig(buf, format="png", dpi=72, facecolor="white", bbox_inches="tight")
+            data["image/png"] = base64.b64encode(buf.getvalue()).decode("ascii")
+        data["text/plain"] = f"{self!r}\n{self.trace.summary()}"
+        return data, meta
