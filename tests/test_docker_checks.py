@@ -107,7 +107,8 @@ def test_a_listener_on_the_port_is_not_the_answer(lab):
         lab.ok(cell)
     lab.ok("%%netns host --bg --name cheat\nexec python3 -c \"import socket, time; s = socket.socket(); "
            "s.bind(('127.0.0.1', 8889)); s.listen(); time.sleep(60)\"")
-    lab.ok("import time; time.sleep(0.5)")
+    lab.ok("import time\nfor _ in range(100):\n    if ':8889' in __import__('subprocess').run(['ss', '-Hltn'], "
+           "capture_output=True, text=True).stdout:\n        break\n    time.sleep(0.1)")  # it listens
     ok, out = _verdict(lab, CHECK_05)
     assert not ok
     assert "✘ nothing listens on TCP port 8889 in the lab's host" in out

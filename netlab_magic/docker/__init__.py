@@ -2,14 +2,16 @@
 
 The model (pure: no privileges, no process): :mod:`.daemon` plays ``docker network create`` /
 ``docker run -p`` and derives Docker's values (address pools, ``br-<id>`` bridges, ``veth<hex>``
-names, MACs) for the release :mod:`.versions` describes; :mod:`.rules` gives the exact
-``iptables-save`` text that release's dockerd installs (:mod:`.bridge20`), on the in-memory
+names, MACs) for the release :mod:`.versions` describes (Docker Engine 20.10 or 28.5), with the
+settings :mod:`.options` and :mod:`.ports` check; :mod:`.rules` gives the exact ``iptables-save``
+text that release's dockerd installs (:mod:`.bridge20`, :mod:`.bridge28`), on the in-memory
 tables of :mod:`.tables`; :mod:`.inspect` gives Docker's JSON.
 
 In the lab: :mod:`.engine` (dockerd's lifecycle) with :mod:`.plumbing` (links), :mod:`.firewall`
 (one ``iptables-restore`` per change), :mod:`.processes` (commands, :mod:`.proxy`),
-:mod:`.watch` (exits); :mod:`.magic` is ``%docker`` (:mod:`.cli`, :mod:`.output`,
-:mod:`.gotemplate`); :mod:`.checks` the notebooks' exercises.
+:mod:`.watch` (exits); :mod:`.outside` gives the lab an outside world; :mod:`.magic` is
+``%docker`` (:mod:`.cli`, :mod:`.output`, :mod:`.gotemplate`); :mod:`.checks` the notebooks'
+exercises.
 """
 
 from __future__ import annotations

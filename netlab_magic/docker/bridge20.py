@@ -2,8 +2,9 @@
 
 Matches Docker Engine **20.10.24** (Debian bookworm's ``docker.io``, the talk's generation), IPv4,
 iptables backend, and was checked against ``iptables-save`` taken from that dockerd in a throwaway
-namespace (``tests/fixtures/docker/``). :func:`build` replays what dockerd runs, in the order it runs
-it, on an in-memory copy of the ``filter`` and ``nat`` tables (:class:`~.tables.Tables`). The sources
+namespace (``tests/fixtures/docker/``). Its steps (:func:`start`, :func:`network`,
+:func:`container`), replayed by :func:`netlab_magic.docker.rules.build` in the order dockerd ran
+them, act on an in-memory copy of the ``filter`` and ``nat`` tables (:class:`~.tables.Tables`). The sources
 (docker/libnetwork, vendored as ``vendor/github.com/docker/libnetwork`` in moby 20.10):
 
 - ``drivers/bridge/setup_ip_tables.go``: ``setupIPChains`` (chains DOCKER, DOCKER-ISOLATION-STAGE-1
@@ -36,26 +37,13 @@ by step, and moby documents each state of it in
 
 from __future__ import annotations
 
-from .daemon import Container, Daemon, Network
+from .daemon import Container, Daemon, Network, PortBinding
 from .tables import Tables
 
 DOCKER = "DOCKER"
 DOCKER_USER = "DOCKER-USER"
 ISOLATION_1 = "DOCKER-ISOLATION-STAGE-1"
 ISOLATION_2 = "DOCKER-ISOLATION-STAGE-2"
-
-
-def build(daemon: Daemon) -> Tables:
-    """Replay dockerd's start, then every network and running container in the order they came."""
-    t = Tables()
-    hairpin = not daemon.userland_proxy
-    _setup_ip_chains(t, daemon)
-    for item in daemon.history:
-        if isinstance(item, Network):
-            _create_network(t, item, hairpin)
-        else:
-            _publish_ports(t, item, daemon.networks[item.network], hairpin)
-    return t
 
 
 def sysctls(daemon: Daemon) -> dict[str, str]:
@@ -70,7 +58,7 @@ def sysctls(daemon: Daemon) -> dict[str, str]:
 # -- what dockerd does, step by step ----------------------------------------------------------
 
 
-def _setup_ip_chains(t: Tables, daemon: Daemon) -> None:
+def start(t: Tables, daemon: Daemon, hairpin: bool) -> None:
     """Driver start: setup_ip_forwarding.go, then setup_ip_tables.go ``setupIPChains``."""
     if not daemon.ip_forward:
         t.policy("filter", "FORWARD", "DROP")
@@ -82,7 +70,7 @@ def _setup_ip_chains(t: Tables, daemon: Daemon) -> None:
     t.append("filter", ISOLATION_2, "-j RETURN")
 
 
-def _create_network(t: Tables, net: Network, hairpin: bool) -> None:
+def network(t: Tables, net: Network, hairpin: bool) -> None:
     """bridge.go ``createNetwork``: setupIPTables, isolateNetwork; then the controller's
     ``arrangeUserFilterRule`` (firewall_linux.go), run after every network creation."""
     br, subnet = net.bridge, net.subnet
@@ -127,21 +115,34 @@ def _set_icc(t: Tables, br: str, icc: bool) -> None:
         t.append("filter", "FORWARD", f"-i {br} -o {br} -j DROP")
 
 
-def _publish_ports(t: Tables, c: Container, net: Network, hairpin: bool) -> None:
+def container(t: Tables, c: Container, net: Network, hairpin: bool) -> None:
     """iptables.go ``Forward``, once per ``-p``: DNAT, ACCEPT, and the hairpin MASQUERADE."""
     if net.internal:
         return  # internal networks publish nothing
-    br = net.bridge
     for p in c.ports:
-        match = f"-p {p.proto} -m {p.proto}"
-        dst = "" if p.host_ip.is_unspecified else f"-d {p.host_ip}/32 "
-        not_in = "" if hairpin else f"! -i {br} "
-        t.append("nat", DOCKER, f"{dst}{not_in}{match} --dport {p.host_port} "
-                                f"-j DNAT --to-destination {c.ip}:{p.container_port}")
-        t.append("filter", DOCKER, f"-d {c.ip}/32 ! -i {br} -o {br} {match} "
-                                   f"--dport {p.container_port} -j ACCEPT")
-        t.append("nat", "POSTROUTING", f"-s {c.ip}/32 -d {c.ip}/32 {match} "
-                                       f"--dport {p.container_port} -j MASQUERADE")
+        t.append("nat", DOCKER, dnat_rule(p, c, net.bridge, hairpin))
+        t.append("filter", DOCKER, open_port_rule(p, c, net.bridge))
+        t.append("nat", "POSTROUTING", hairpin_masquerade_rule(p, c))
 
 
-__all__ = ["build", "sysctls", "DOCKER", "DOCKER_USER", "ISOLATION_1", "ISOLATION_2"]
+# -- a published port's rules: the same words in 20.10 and 28.5 ----------------------------------------
+
+def dnat_rule(p: PortBinding, c: Container, br: str, hairpin: bool) -> str:
+    """nat DOCKER: the host's port to the container's (``! -i BRIDGE`` when the proxy serves it)."""
+    dst = "" if p.host_ip.is_unspecified else f"-d {p.host_ip}/32 "
+    not_in = "" if hairpin else f"! -i {br} "
+    return f"{dst}{not_in}-p {p.proto} -m {p.proto} --dport {p.host_port} -j DNAT --to-destination {c.ip}:{p.container_port}"
+
+
+def open_port_rule(p: PortBinding, c: Container, br: str) -> str:
+    """filter DOCKER: packets from elsewhere may enter the bridge for this container's port."""
+    return f"-d {c.ip}/32 ! -i {br} -o {br} -p {p.proto} -m {p.proto} --dport {p.container_port} -j ACCEPT"
+
+
+def hairpin_masquerade_rule(p: PortBinding, c: Container) -> str:
+    """nat POSTROUTING: a container reaching its own published port gets the host's address as source."""
+    return f"-s {c.ip}/32 -d {c.ip}/32 -p {p.proto} -m {p.proto} --dport {p.container_port} -j MASQUERADE"
+
+
+__all__ = ["start", "network", "container", "sysctls", "dnat_rule", "open_port_rule", "hairpin_masquerade_rule",
+           "DOCKER", "DOCKER_USER", "ISOLATION_1", "ISOLATION_2"]

@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
-from ..errors import AlreadyExists, InvalidAddress, InvalidName, NetlabError, NotFound
+from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
 from . import versions
+from .options import CliError, bridge_options, ipam
 from .ports import PortAllocated, PortBinding
+from .versions import ENABLE_ICC, ENABLE_IP_MASQUERADE
 
 #: The network every ``docker run`` without ``--network`` joins, and its bridge device.
 DEFAULT_NETWORK = "bridge"
@@ -70,6 +72,8 @@ def daemon_call(fn: Callable[[], Any], prefix: str = "") -> Any:
     front (and, from ``docker run``, the CLI's ``docker: ...`` around them, ending with a period)."""
     try:
         return fn()
+    except CliError:
+        raise
     except NetlabError as err:
         text = f"{prefix}Error response from daemon: {err}"
         raise type(err)(text if not prefix or text.endswith(".") else text + ".") from err
@@ -127,6 +131,8 @@ class Network:
     internal: bool = False  # --internal: no way out, no published ports
     icc: bool = True  # com.docker.network.bridge.enable_icc
     masquerade: bool = True  # com.docker.network.bridge.enable_ip_masquerade
+    gateway_mode: str = "nat"  # com.docker.network.bridge.gateway_mode_ipv4 (28.5)
+    options: tuple[tuple[str, str], ...] = ()  # the -o options as given
     created: float = field(default_factory=time.time, compare=False)
 
     @property
@@ -205,18 +211,30 @@ class Daemon:
     # -- docker network create / rm ------------------------------------------------------
 
     def network_create(self, name: str, *, id: str | None = None, subnet: str | None = None,
-                       internal: bool = False, icc: bool = True,
-                       masquerade: bool = True) -> Network:
-        """``docker network create [--internal] [--subnet CIDR] NAME``."""
+                       gateway: str | None = None, internal: bool = False, icc: bool = True,
+                       masquerade: bool = True, options: dict[str, str] | None = None) -> Network:
+        """``docker network create [--internal] [--subnet CIDR [--gateway IP]] [-o KEY=VALUE]... NAME``.
+
+        ``options`` are the bridge driver's ``-o`` options (:mod:`.options`); ``icc`` and
+        ``masquerade`` say the same as two of them.
+        """
+        pool, gw = ipam(self.release, subnet, gateway)
+        opts = bridge_options(self.release, {ENABLE_ICC: str(icc).lower(), ENABLE_IP_MASQUERADE:
+                                             str(masquerade).lower(), **(options or {})})
         if not name:
             raise InvalidName("network name cannot be empty")
         if name in self.networks:
             raise AlreadyExists(f"network with name {name} already exists")
         net_id = id or random_id()
-        pool = self._pick_pool(subnet)
-        gateway = next(pool.hosts())
-        return self._add_network(Network(name, net_id, pool, gateway, bridge_name(net_id),
-                                         internal=internal, icc=icc, masquerade=masquerade))
+        bridge = opts.bridge or bridge_name(net_id)
+        for other in self.networks.values():
+            if other.bridge == bridge:  # libnetwork's networkConfiguration.Conflicts
+                raise AlreadyExists(f"cannot create network {net_id} ({bridge}): conflicts with network "
+                                    f"{other.id} ({other.bridge}): networks have same bridge name")
+        pool = self._pick_pool(pool)
+        return self._add_network(Network(name, net_id, pool, gw or next(pool.hosts()), bridge,
+                                         internal=internal, icc=opts.icc, masquerade=opts.masquerade,
+                                         gateway_mode=opts.gateway_mode, options=tuple(sorted((options or {}).items()))))
 
     def network_rm(self, name: str) -> None:
         """``docker network rm NAME``."""
@@ -317,13 +335,9 @@ class Daemon:
         self.history.append(net)
         return net
 
-    def _pick_pool(self, subnet: str | None) -> IPv4Network:
+    def _pick_pool(self, wanted: IPv4Network | None) -> IPv4Network:
         used = [n.subnet for n in self.networks.values()]
-        if subnet is not None:
-            try:
-                wanted = IPv4Network(subnet)
-            except ValueError as err:
-                raise InvalidAddress(f"invalid subnet {subnet}: {err}") from err
+        if wanted is not None:
             if any(wanted.overlaps(u) for u in used):
                 raise AlreadyExists("Pool overlaps with other one on this address space")
             return wanted

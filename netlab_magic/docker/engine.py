@@ -89,13 +89,15 @@ class Engine:
     # -- networks -----------------------------------------------------------------------------
 
     @_serialized
-    def network_create(self, name: str, *, subnet: str | None = None, internal: bool = False) -> Network:
-        """``docker network create [--subnet CIDR] [--internal] NAME``."""
+    def network_create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
+                       internal: bool = False, options: dict[str, str] | None = None) -> Network:
+        """``docker network create [--subnet CIDR [--gateway IP]] [--internal] [-o KEY=VALUE]... NAME``."""
         daemon = self.start()
         restore = daemon.checkpoint()
         undo: list[Callable[[], None]] = []
         try:
-            net = daemon_call(lambda: daemon.network_create(name, subnet=subnet, internal=internal))
+            net = daemon_call(lambda: daemon.network_create(name, subnet=subnet, gateway=gateway, internal=internal,
+                                                            options=options))
             make_bridge(self.lab, net, undo)
             self._sync()
         except BaseException:
@@ -127,7 +129,7 @@ class Engine:
     def network_inspect(self, name: str) -> dict[str, Any]:
         """``docker network inspect NAME``, as Docker's JSON (one object)."""
         daemon = self.start()
-        return inspect.network_json(self._network(name), daemon.containers.values())
+        return inspect.network_json(self._network(name), daemon.containers.values(), daemon.release)
 
     def _network(self, name: str) -> Network:
         assert self.daemon is not None
@@ -223,7 +225,8 @@ class Engine:
             c = self.get(name)
         except NotFound:
             raise NotFound(f"Error: No such object: {name}") from None
-        return inspect.container_json(c, self.start().networks.get(c.network))
+        daemon = self.start()
+        return inspect.container_json(c, daemon.networks.get(c.network), daemon.release)
 
     @_serialized
     def logs(self, name: str) -> str:
@@ -338,15 +341,17 @@ def engine(lab: Lab | None = None) -> Engine:
     return current
 
 
-def configure(lab: Lab, *, userland_proxy: bool) -> Engine:
-    """``dockerd --userland-proxy=BOOL``: only before dockerd has done anything in this lab."""
+def configure(lab: Lab, *, userland_proxy: bool | None = None, version: str | None = None) -> Engine:
+    """``dockerd [--version=RELEASE] [--userland-proxy=BOOL]``: only before dockerd did anything in this lab."""
     current = engine(lab)
-    if current.userland_proxy == userland_proxy:
-        return current
-    if current.started:
-        raise NetlabError(f"dockerd is already running with --userland-proxy="
+    if version is not None:
+        versions.release(version)  # one line naming the releases this lab knows
+    wanted = {"version": current.version if version is None else version,
+              "userland_proxy": current.userland_proxy if userland_proxy is None else userland_proxy}
+    if current.started and wanted != {"version": current.version, "userland_proxy": current.userland_proxy}:
+        raise NetlabError(f"dockerd {current.daemon.release.version} is already running with --userland-proxy="
                           f"{str(current.userland_proxy).lower()}: %netlab reset first to change it")
-    current.userland_proxy = userland_proxy
+    current.version, current.userland_proxy = wanted["version"], wanted["userland_proxy"]
     return current
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from .daemon import DEFAULT_BRIDGE, Container, Network
 from .images import image_port
+from .versions import Release
 
 #: Docker's zero time, for a container that has not finished.
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -25,7 +26,7 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
-def network_json(net: Network, containers: Iterable[Container]) -> dict[str, Any]:
+def network_json(net: Network, containers: Iterable[Container], release: Release | None = None) -> dict[str, Any]:
     """``docker network inspect NAME``: one object. ``containers``: the daemon's containers."""
     config: dict[str, str] = {"Subnet": str(net.subnet)}
     if not net.default:
@@ -38,10 +39,10 @@ def network_json(net: Network, containers: Iterable[Container]) -> dict[str, Any
                 "com.docker.network.bridge.enable_ip_masquerade": "true",
                 "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
                 "com.docker.network.bridge.name": DEFAULT_BRIDGE,
-                "com.docker.network.driver.mtu": "1500"} if net.default else {})
+                "com.docker.network.driver.mtu": "1500"} if net.default else dict(net.options))
     return {
         "Name": net.name, "Id": net.id, "Created": iso(net.created), "Scope": "local", "Driver": "bridge",
-        "EnableIPv6": False,
+        **({"EnableIPv4": True} if _since_28(release) else {}), "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": None if net.default else {}, "Config": [config]},
         "Internal": net.internal, "Attachable": False, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": attached,
@@ -49,19 +50,24 @@ def network_json(net: Network, containers: Iterable[Container]) -> dict[str, Any
     }
 
 
-def endpoint_json(c: Container, net: Network | None) -> dict[str, Any]:
+def endpoint_json(c: Container, net: Network | None, release: Release | None = None) -> dict[str, Any]:
     """One entry of ``.NetworkSettings.Networks``; an exited container keeps the network's name only."""
     if c.running and net is not None:
-        return {"IPAMConfig": None, "Links": None, "Aliases": None if net.default else [c.id[:12]],
-                "NetworkID": net.id, "EndpointID": c.endpoint_id, "Gateway": str(net.gateway),
-                "IPAddress": str(c.ip), "IPPrefixLen": net.subnet.prefixlen, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": c.mac, "DriverOpts": None}
-    return {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": net.id if net else "",
-            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+        out = {"IPAMConfig": None, "Links": None, "Aliases": None if net.default else [c.id[:12]],
+               "NetworkID": net.id, "EndpointID": c.endpoint_id, "Gateway": str(net.gateway),
+               "IPAddress": str(c.ip), "IPPrefixLen": net.subnet.prefixlen, "IPv6Gateway": "",
+               "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": c.mac, "DriverOpts": None}
+    else:
+        out = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": net.id if net else "",
+               "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+               "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+    if _since_28(release):  # API 1.47+: the gateway's priority, the names the embedded DNS answers
+        out["GwPriority"] = 0
+        out["DNSNames"] = None if net is None or net.default or not c.running else [c.name, c.id[:12]]
+    return out
 
 
-def container_json(c: Container, net: Network | None) -> dict[str, Any]:
+def container_json(c: Container, net: Network | None, release: Release | None = None) -> dict[str, Any]:
     """``docker inspect NAME`` for a container on network ``net`` (None: the network is gone)."""
     ports: dict[str, list[dict[str, str]]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
@@ -70,7 +76,7 @@ def container_json(c: Container, net: Network | None) -> dict[str, Any]:
         ports.setdefault(key, []).append({"HostIp": str(p.host_ip), "HostPort": str(p.host_port)})
         bindings.setdefault(key, []).append(
             {"HostIp": "" if p.host_ip.is_unspecified else str(p.host_ip), "HostPort": str(p.host_port)})
-    endpoint = endpoint_json(c, net)
+    endpoint = endpoint_json(c, net, release)
     on_default = net is not None and net.default
     argv = shlex.split(c.command)
     exposed = {f"{p.container_port}/{p.proto}": {} for p in c.ports}  # -p exposes; omitted when empty
@@ -96,6 +102,10 @@ def container_json(c: Container, net: Network | None) -> dict[str, Any]:
                    **({"ExposedPorts": exposed} if exposed else {})},
         "NetworkSettings": settings,
     }
+
+
+def _since_28(release: Release | None) -> bool:
+    return release is not None and release.key != "20.10"
 
 
 __all__ = ["iso", "network_json", "endpoint_json", "container_json", "ZERO_TIME"]

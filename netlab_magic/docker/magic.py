@@ -16,9 +16,9 @@ network is its own. ``nginx`` (and ``httpd``) stand for a web server on port 80 
 ``http.server``); any other image, with no command given, runs ``sleep infinity``.
 
 What each subcommand takes is in :data:`COMMANDS`, the one registry parsing, ``--help`` and the
-usage text come from (:mod:`.cli`); ``dockerd --userland-proxy=true|false`` is this lab's own
-(before the first other ``%docker`` command; the default here is ``false``, Docker's is ``true``).
-Any other flag is refused in one line.
+usage text come from (:mod:`.cli`); ``dockerd --version=20.10|28.5 --userland-proxy=true|false``
+is this lab's own (before the first other ``%docker`` command; the defaults here are 20.10, the
+talk's release, and ``false``, where Docker's is ``true``). Any other flag is refused in one line.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from . import engine as engine_mod
 from . import gotemplate
 from .cli import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
 from .daemon import DEFAULT_NETWORK
-from .output import ps_table, table
+from .options import split_options
+from .output import info_text, ps_table, table, version_text
 
 # -- Go templates, the part `docker inspect -f` needs ------------------------------------------------
 
@@ -70,7 +71,8 @@ def _network_create(lab: Lab, args: Parsed) -> None:
     if args.driver not in (None, "bridge"):
         raise UsageError(f"%docker network create: only the bridge driver is in this lab (not {args.driver})")
     e = engine_mod.engine(lab)
-    print(e.network_create(args["args"][0], subnet=args.subnet, internal=bool(args.internal)).id)
+    print(e.network_create(args["args"][0], subnet=args.subnet, gateway=args.gateway, internal=bool(args.internal),
+                           options=split_options(args.opt or [])).id)
 
 
 def _network_ls(lab: Lab, args: Parsed) -> None:
@@ -107,12 +109,24 @@ def _exec(lab: Lab, args: Parsed) -> None:
 
 
 def _dockerd(lab: Lab, args: Parsed) -> None:
-    value = (args.userland_proxy or "").lower()
-    if value not in ("true", "false", "1", "0") or args["args"]:
-        raise UsageError("%docker dockerd takes --userland-proxy=true or --userland-proxy=false")
-    e = engine_mod.configure(lab, userland_proxy=value in ("true", "1"))
-    e.start()
-    print(f"dockerd running in the lab's host (--userland-proxy={str(e.userland_proxy).lower()})")
+    proxy = args.userland_proxy
+    if args["args"] or (proxy is not None and proxy.lower() not in ("true", "false", "1", "0")):
+        raise UsageError("%docker dockerd takes --version=20.10|28.5 and --userland-proxy=true|false")
+    e = engine_mod.configure(lab, userland_proxy=None if proxy is None else proxy.lower() in ("true", "1"),
+                             version=args.version)
+    daemon = e.start()
+    print(f"dockerd {daemon.release.version} running in the lab's host "
+          f"(--userland-proxy={str(e.userland_proxy).lower()})")
+
+
+def _version(lab: Lab, args: Parsed) -> None:
+    _count("version", args, 0, 0)
+    print(version_text(engine_mod.engine(lab).start()))
+
+
+def _info(lab: Lab, args: Parsed) -> None:
+    _count("info", args, 0, 0)
+    print(info_text(engine_mod.engine(lab).start()))
 
 
 def _each_name(command: str, act: Callable[[engine_mod.Engine, str, Parsed], Any]) -> Callable:
@@ -146,7 +160,10 @@ COMMANDS = Registry([
     Command("network create", "NAME", "Create a network (a bridge br-<12 hex of its id>)", _network_create, (
         Flag(("-d", "--driver"), "driver", VALUE, "Driver to manage the Network (bridge only)", "DRIVER", hidden=True),
         Flag(("--subnet",), "subnet", VALUE, "Subnet in CIDR format that represents a network segment", "CIDR"),
-        Flag(("--internal",), "internal", BOOL, "Restrict external access to the network"))),
+        Flag(("--gateway",), "gateway", VALUE, "IPv4 Gateway for the master subnet", "IP"),
+        Flag(("--internal",), "internal", BOOL, "Restrict external access to the network"),
+        Flag(("-o", "--opt"), "opt", MULTI, "Set driver specific options: com.docker.network.bridge.name, "
+             ".enable_icc, .enable_ip_masquerade, .gateway_mode_ipv4 (28.5)", "KEY=VALUE"))),
     Command("network ls", "", "List networks", _network_ls, (_QUIET,), aliases=("network list",)),
     Command("network rm", "NAME...", "Remove one or more networks",
             _each_name("network rm", lambda e, name, args: e.network_rm(name)), aliases=("network remove",)),
@@ -173,9 +190,13 @@ COMMANDS = Registry([
             _each_name("rm", lambda e, name, args: e.rm(name, force=bool(args.force))),
             (Flag(("-f", "--force"), "force", BOOL, "Force the removal of a running container"),),
             aliases=("container rm",)),
-    Command("dockerd", "", "This lab's own: start dockerd with these settings", _dockerd,
-            (Flag(("--userland-proxy",), "userland_proxy", VALUE, "Use userland proxy for loopback traffic "
-                  "(default here: false)", "true|false"),), note="(before anything else)"),
+    Command("version", "", "Show the Docker version information (which release this lab models)", _version),
+    Command("info", "", "Display system-wide information", _info),
+    Command("dockerd", "", "This lab's own: start dockerd with these settings", _dockerd, (
+        Flag(("--version",), "version", VALUE, "The Docker Engine release to model: 20.10 (default) or 28.5",
+             "20.10|28.5"),
+        Flag(("--userland-proxy",), "userland_proxy", VALUE, "Use userland proxy for loopback traffic "
+             "(default here: false)", "true|false")), note="(before anything else)"),
 ], title="Docker's bridge networking, built for real inside this lab (images are not pulled).")
 
 

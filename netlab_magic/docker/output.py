@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import shlex
 import sys
 import time
 
-from .daemon import Container
+from .daemon import Container, Daemon
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -66,4 +68,50 @@ def _command_column(c: Container) -> str:
     return f'"{text}"'
 
 
-__all__ = ["table", "human_duration", "ago", "ps_table"]
+def _arch() -> str:
+    machine = platform.machine()
+    return "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _fields(pairs: list[tuple[str, str]], indent: str, width: int) -> list[str]:
+    return [f"{indent}{key + ':':<{width}}{value}" for key, value in pairs if value]
+
+
+def version_text(daemon: Daemon) -> str:
+    """``docker version``: the client (this magic) and the server (the release this lab models)."""
+    r = daemon.release
+    from .. import __version__
+
+    return "\n".join([
+        "Client:", *_fields([("Version", f"%docker of netlab_magic {__version__}"), ("API version", r.api),
+                             ("OS/Arch", _arch()), ("Context", "default")], " ", 19),
+        "",
+        f"Server: Docker Engine {r.version}, as this lab models it (no dockerd runs: the lab builds what it would)",
+        " Engine:",
+        *_fields([("Version", r.version), ("API version", f"{r.api} (minimum version {r.min_api})"),
+                  ("Go version", r.go), ("Git commit", r.git_commit), ("OS/Arch", _arch()),
+                  ("Model", f"netlab_magic.docker.bridge{r.key.split('.')[0]} ({r.source})")], "  ", 18),
+    ])
+
+
+def info_text(daemon: Daemon) -> str:
+    """``docker info``: what this dockerd holds, and which release runs."""
+    containers = list(daemon.containers.values())
+    running = sum(c.running for c in containers)
+    return "\n".join([
+        "Client:", " Context:    default", " Debug Mode: false", "", "Server:",
+        f" Containers: {len(containers)}", f"  Running: {running}", "  Paused: 0", f"  Stopped: {len(containers) - running}",
+        " Images: 0 (images are not pulled in this lab)",
+        f" Server Version: {daemon.release.version} (this lab's model of Docker Engine {daemon.release.key})",
+        " Plugins:", "  Network: bridge",
+        f" Networks: {len(daemon.networks)} ({', '.join(daemon.networks)})",
+        f" Userland Proxy: {str(daemon.userland_proxy).lower()}",
+        " Firewall Backend: iptables (each change one iptables-restore --noflush)",
+        f" Kernel Version: {os.uname().release}",
+        " Operating System: the lab's host (a network namespace of netlab_magic)",
+        " OSType: linux", f" Architecture: {platform.machine()}",
+        " Docker Root Dir: /run/netlab-docker",
+    ])
+
+
+__all__ = ["table", "human_duration", "ago", "ps_table", "version_text", "info_text"]

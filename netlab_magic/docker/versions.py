@@ -2,7 +2,8 @@
 
 A :class:`Release` is data only: its version numbers (what ``docker version`` prints), how it
 derives a container's MAC address, which ``com.docker.network.bridge.*`` options its bridge
-driver takes. Its iptables program lives in a module of its own (:mod:`.bridge20`), chosen by
+driver takes. Its iptables program lives in a module of its own (:mod:`.bridge20`,
+:mod:`.bridge28`), chosen by
 :func:`netlab_magic.docker.rules.build` from :attr:`Release.key`; the daemon model
 (:mod:`.daemon`) is shared.
 
@@ -30,12 +31,14 @@ class Release:
     version: str  #: the engine's version, as ``docker version`` prints it
     api: str  #: its API version
     min_api: str  #: the oldest API version it still serves
-    go: str  #: the Go release it was built with
-    git_commit: str  #: the engine's commit, as ``docker version`` prints it
     #: ``libnetwork/netutils``: MAC ``02:42`` + the IPv4 address (20.10), or random after it.
     mac_from_ip: bool
     #: values of ``-o com.docker.network.bridge.gateway_mode_ipv4``; empty: the option does not exist.
     gateway_modes: tuple[str, ...] = ()
+    #: a subnet with host bits (``10.0.0.1/24``): taken as its network (20.10) or refused (28.x)
+    strict_subnets: bool = False
+    go: str = ""  #: the Go release it was built with ("": not known here)
+    git_commit: str = ""  #: the engine's commit, as ``docker version`` prints it ("": not known here)
     #: where the numbers come from
     source: str = ""
 
@@ -51,7 +54,14 @@ RELEASES: dict[str, Release] = {
         key="20.10", version="20.10.24+dfsg1", api="1.41", min_api="1.12", go="go1.19.8",
         git_commit="5d6db84", mac_from_ip=True,
         source="Debian 12's docker.io, captured: tests/fixtures/docker/proxy-on/docker-version.txt"),
+    "28.5": Release(
+        key="28.5", version="28.5.2", api="1.51", min_api="1.24", mac_from_ip=False,
+        gateway_modes=("nat", "nat-unprotected", "routed"), strict_subnets=True,
+        source="moby/moby v28.5.2: api/common.go (API 1.51), libnetwork/drivers/bridge"),
 }
+
+#: When an option came, for the one line that says a release lacks it.
+SINCE = {GATEWAY_MODE_IPV4: "27.0"}
 
 #: The release the talk's notebooks run.
 DEFAULT = "20.10"
@@ -67,5 +77,5 @@ def release(key: str) -> Release:
                           f"(--version={'|'.join(RELEASES)})") from None
 
 
-__all__ = ["Release", "RELEASES", "DEFAULT", "release",
+__all__ = ["Release", "RELEASES", "DEFAULT", "SINCE", "release",
            "BRIDGE_NAME", "ENABLE_ICC", "ENABLE_IP_MASQUERADE", "GATEWAY_MODE_IPV4"]
