@@ -210,7 +210,7 @@ class Capture:
                 continue
             rows.append([str(len(rows) + 1), f"{f.time:.6f}", f.source, f.destination, f.protocol, f.info])
         state = "capturing" if self.running else "stopped"
-        title = f"capture on {self.ifname} in {self.netns} ({state}): {len(rows)} packets" + \
+        title = f"capture on {self.ifname} in {self.netns} ({state}): {len(rows)} packet{'' if len(rows) == 1 else 's'}" + \
             (f" matching {match!r}" if match else "") + ("" if ipv6 else " (IPv6 not shown)")
         return Table(title, ["#", "time", "source", "destination", "protocol", "info"], rows,
                      empty="(no packets yet)")
