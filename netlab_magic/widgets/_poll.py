@@ -164,6 +164,9 @@ class Poller:
             self.orphans.discard(widget)
             if not len(feed.subscribers) and self.feeds.get(feed.key) is feed:
                 del self.feeds[feed.key]
+            else:  # the fastest of the widgets left
+                feed.interval = min((w.poll_interval for w in list(feed.subscribers) if w.poll_interval),
+                                    default=feed.interval)
 
     def wake(self, feed: Feed | None = None) -> None:
         """Read ``feed`` (every feed if None) as soon as possible."""
@@ -223,7 +226,10 @@ class Poller:
                 now = _now()
                 due: list[Feed] = []
                 wait = math.inf
-                for f in list(self.feeds.values()):
+                for key, f in list(self.feeds.items()):
+                    if not len(f.subscribers):  # its widgets were dropped without close()
+                        del self.feeds[key]
+                        continue
                     if not f.watched():
                         continue
                     if f.next_due <= now:
@@ -354,6 +360,11 @@ class Polled:
         since = _now() - VIEW_TTL
         busy = POLLER.busy_until()
         return sum(1 for seen in list(self._views.values()) if max(seen, busy) > since)
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between reads while cells run (0: only on :meth:`refresh`)."""
+        return self._interval
 
     def orphan_deadline(self) -> float:
         """When a widget without views is closed: GRACE seconds of idle kernel after it lost them."""

@@ -31,7 +31,7 @@ def counters(netns: str = "host", table: str = "filter", lab: Lab | None = None,
     lab.netns(netns)  # a missing namespace is an error now, not at every refresh
 
     def read() -> str:
-        result = lab.run(netns, ["iptables-save", "-c", "-t", table])
+        result = lab.run(netns, ["iptables-save", "-c", "-t", table], timeout=10)
         if result.returncode:
             raise RuntimeError(result.stderr.strip() or f"iptables-save exited {result.returncode}")
         return result.stdout
