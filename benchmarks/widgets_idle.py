@@ -11,7 +11,7 @@ over ``--seconds`` of idle kernel, in turn:
 1. the lab alone (the kernel's own idle cost: the baseline);
 2. ``topology()`` and ``counters("host")`` made, no view shown (a notebook nobody looks at,
    or an nbclient run): nothing should be read;
-3. both widgets shown: each has a view that says it is there every 10 s, as the browser's
+3. both widgets shown: each has a view that says it is there every 30 s, as the browser's
    does (``{"netlab": "view"}`` custom messages, sent here as silent executions: no cell runs);
 4. both shown, the 5 s right after a cell (reads every interval: the picture follows the cell).
 
@@ -86,13 +86,13 @@ READS = "_bench = {'topology': t.refreshes, 'counters': c.refreshes}"
 
 
 def measure(k: Kernel, seconds: float, views: bool) -> dict:
-    """CPU share of the kernel over ``seconds``, a view heartbeat every 10 s if ``views``."""
+    """CPU share of the kernel over ``seconds``, a view heartbeat every 30 s if ``views``."""
     reads0 = k.execute(READS, silent=True) if views is not None else {}
     c0, t0 = kernel_cpu(k.pid), time.monotonic()
     while (left := seconds - (time.monotonic() - t0)) > 0:
-        time.sleep(min(10.0, left))
+        time.sleep(min(30.0, left))
         if views and seconds - (time.monotonic() - t0) > 0:
-            k.execute(VIEWS, silent=True)  # what the browser's views say every 10 s
+            k.execute(VIEWS, silent=True)  # what the browser's views say every 30 s
     c1, t1 = kernel_cpu(k.pid), time.monotonic()
     out = {"cpu_share": (c1 - c0) / (t1 - t0), "seconds": t1 - t0}
     if views is not None:

@@ -382,9 +382,9 @@ class ChangingSource:
         return star(self.n, {1: ("DOWN", "LOWERLAYERDOWN")} if self.down else None)
 
 
-def view(w, vid="v1", alive=True):
+def view(w, vid="v1", alive=True, hidden=False):
     """What a view in the browser says to the kernel (topology.js / counters.js ``announce``)."""
-    w._handle_custom_msg({"netlab": "view", "id": vid, "alive": alive}, [])
+    w._handle_custom_msg({"netlab": "view", "id": vid, "alive": alive, "hidden": hidden}, [])
 
 
 def pollers():
@@ -543,6 +543,23 @@ def test_a_silent_view_expires(monkeypatch):
     assert not w.polling and w.comm is not None  # not read any more, but not closed: it may be back
     view(w)
     assert w.polling
+    w.close()
+
+
+def test_a_hidden_page_is_not_read():
+    """A background tab: its views are not read for, but not gone either."""
+    src = ChangingSource()
+    w = TopologyWidget(src, interval=0.05)
+    view(w)
+    _poll.POLLER.executing = True
+    assert w.polling
+    view(w, hidden=True)  # the page went to the background
+    assert not w.polling and w.views == 1
+    calls = src.calls
+    time.sleep(0.3)
+    assert src.calls <= calls + 1
+    view(w)  # shown again: read at once
+    assert w.polling and wait_for(lambda: src.calls > calls + 1, timeout=1)
     w.close()
 
 
@@ -722,7 +739,7 @@ def test_esm_modules_listen_announce_and_clean_up():
         assert "export default" in src and "model.off(" in src
         assert "http://" not in src.replace("http://www.w3.org/2000/svg", "")  # no CDN
         # each view says it is there, and when it goes (render's cleanup)
-        assert 'model.send({ netlab: "view", id, alive })' in src and "say(false)" in src
+        assert 'model.send({ netlab: "view", id, alive, hidden:' in src and "say(false)" in src
     topo = (WIDGETS / "topology.js").read_text()
     assert '"change:diagram"' in topo and 'get("layout")' not in topo
 

@@ -4,10 +4,11 @@
   snapshot, one namespace's ``iptables-save``), and every feed is polled by the one
   :class:`Poller` thread of the process. Widgets of the same source share their feed: one read
   per refresh, however many views show it.
-* **Only what is seen.** A view in the browser says when it appears, every 10 s while it is
-  there, and when it goes (``{"netlab": "view", ...}`` custom messages). A feed is polled only
-  while one of its widgets has a live view: nothing is read for a notebook nobody looks at, nor
-  in a kernel without a front end (nbclient, tests), where :meth:`Polled.refresh` reads on demand.
+* **Only what is seen.** A view in the browser says when it appears, every 30 s while it is
+  there, when its page is hidden or shown again, and when it goes (``{"netlab": "view", ...}``
+  custom messages). A feed is polled only while one of its widgets has a live view (shown, in a
+  visible page): nothing is read for a notebook nobody looks at, a background tab, nor in a
+  kernel without a front end (nbclient, tests), where :meth:`Polled.refresh` reads on demand.
 * **Only when something may change.** Right after a cell (``post_run_cell``) every live feed is
   read at once, then every ``interval`` while cells run; when the lab stays the same, the
   interval grows to :data:`IDLE_MAX` seconds. A read never takes more than a small share of the
@@ -31,7 +32,7 @@ IDLE_MAX = 3.0  # seconds between reads of an unchanged lab when no cell runs
 AFTER_CELL = 5.0  # seconds after a cell during which feeds are read every `interval`
 BUSY_SHARE = 0.1  # a feed's reads take at most this share of the time while cells run...
 IDLE_SHARE = 0.01  # ... and this share when the kernel is idle
-VIEW_TTL = 35.0  # a view that did not say it is there for this long (kernel idle) is gone
+VIEW_TTL = 100.0  # a view that did not say it is there for this long (kernel idle) is gone
 GRACE = 5.0  # a widget without views for this long (kernel idle) is closed
 
 UNSET = object()
@@ -327,7 +328,8 @@ class Polled:
 
     def _start_feed(self, key: Hashable, read: Callable[[], Any], interval: float | None,
                     same: Callable[[Any, Any], bool] | None = None) -> None:
-        self._views: dict[str, float] = {}
+        self._views: dict[str, float] = {}  # view id -> when it last said it is there
+        self._hidden: set[str] = set()  # views whose page is hidden
         self._orphan_since: float | None = None
         self._interval = float(interval or 0)
         install_cell_hooks()
@@ -346,20 +348,27 @@ class Polled:
         if content.get("alive"):
             new = not self.live_views()
             self._views[vid] = _now()
+            if content.get("hidden"):
+                self._hidden.add(vid)
+            else:
+                self._hidden.discard(vid)
             self._orphan_since = None
-            if new and self._feed is not None:
+            if new and self.live_views() and self._feed is not None:
                 POLLER.wake(self._feed)  # it was not read while nobody looked
-        elif self._views.pop(vid, None) is not None and not self._views:
-            self._orphan_since = _now()
-            POLLER.orphan(self)
+        else:
+            self._hidden.discard(vid)
+            if self._views.pop(vid, None) is not None and not self._views:
+                self._orphan_since = _now()
+                POLLER.orphan(self)
 
     def live_views(self) -> int:
-        """Views that said they are there within VIEW_TTL (of idle time)."""
+        """Views in a visible page that said they are there within VIEW_TTL (of idle time)."""
         if self._stopped or not self._interval:
             return 0
         since = _now() - VIEW_TTL
         busy = POLLER.busy_until()
-        return sum(1 for seen in list(self._views.values()) if max(seen, busy) > since)
+        hidden = self._hidden
+        return sum(1 for vid, seen in list(self._views.items()) if max(seen, busy) > since and vid not in hidden)
 
     @property
     def poll_interval(self) -> float:
