@@ -18,10 +18,16 @@ DEMO3 = [
 ]
 CHECK_04 = """
 from netlab_magic.checks import check_ping, exercise
-from netlab_magic.docker.checks import check_docker_user_rule, check_isolation_intact
+from netlab_magic.docker.checks import (check_answers_by_conntrack, check_docker_user_rule,
+                                        check_isolation_intact, check_tcp)
 bool(exercise(check_ping("dummy1", "172.19.0.2"),
+              check_tcp("dummy1", "dummy2", "172.19.0.2"),
               check_ping("dummy2", "172.18.0.2", expect=False),
+              check_tcp("dummy2", "dummy1", "172.18.0.2", expect=False),
+              check_ping("dummy1", "172.17.0.2", expect=False),
+              check_tcp("dummy1", "c0", "172.17.0.2", expect=False),
               check_ping("c0", "172.18.0.2", expect=False),
+              check_answers_by_conntrack("dummy2"),
               check_docker_user_rule(),
               check_isolation_intact()))
 """
@@ -32,9 +38,10 @@ SOLUTION_04 = [
 
 CHECK_05 = """
 from netlab_magic.checks import exercise
-from netlab_magic.docker.checks import check_http, check_no_listener
+from netlab_magic.docker.checks import check_dnat, check_http, check_no_listener
 bool(exercise(check_http("host", "localhost:8889"),
               check_no_listener("host", 8889),
+              check_dnat("host", "127.0.0.1:8889", to="nginx:80"),
               check_http("client", "172.17.0.1:8889")))
 """
 SETUP_05 = [
@@ -69,11 +76,48 @@ def test_isolation_exercise_before_and_after_the_solution(lab):
     assert ok, out
 
 
+RAW_28 = ["!iptables -t raw -I PREROUTING -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
+          "!iptables -t raw -I PREROUTING -s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT"]
+
+
+def test_isolation_exercise_on_docker_28(lab):
+    """28.5's raw PREROUTING drops a packet for a container that comes from another bridge, before
+    FORWARD (and DOCKER-USER) ever sees it: 20.10's answer is not enough. Let through in raw (which
+    knows no connections, so both ways), DOCKER-USER's ACCEPT suffices: DOCKER-CT lets the answers back."""
+    lab.ok("%docker dockerd --version=28.5")
+    for cell in DEMO3 + SOLUTION_04:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_04)
+    assert not ok and "✘ dummy1 can ping 172.19.0.2 — no reply" in out, out
+    drops = lab.ok("!iptables -t raw -L PREROUTING -v -n -x | grep 172.19.0.2").stdout.split()
+    assert int(drops[0]) >= 1 and drops[2] == "DROP", drops
+    lab.ok("!iptables -D DOCKER-USER " + SOLUTION_04[1].split("-I DOCKER-USER ", 1)[1])
+    for cell in RAW_28:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_04)
+    assert ok, out
+
+
 @pytest.mark.parametrize("wrong, says", [
     # both directions open: dummy2 may start conversations too
     (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
       "!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT"],
      "✘ dummy2 cannot reach 172.18.0.2 — it got a reply"),
+    # a catch-all for dummy1, and echo replies let back without conntrack: ping works, the rest not
+    (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -j ACCEPT",
+      "!iptables -I DOCKER-USER -p icmp --icmp-type echo-reply -j ACCEPT"],
+     "✘ dummy1 cannot reach 172.17.0.2 — it got a reply"),
+    (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -j ACCEPT",
+      "!iptables -I DOCKER-USER -p icmp --icmp-type echo-reply -j ACCEPT"],
+     "✘ dummy1 opens a TCP connection to 172.19.0.2:8000 — none"),
+    (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -j ACCEPT",
+      "!iptables -I DOCKER-USER -p icmp --icmp-type echo-reply -j ACCEPT"],
+     "✘ DOCKER-USER lets dummy2's packets through only as answers (conntrack) — '-p icmp -m icmp --icmp-type 0"),
+    # answers recognised by their TCP flags instead of conntrack: TCP and ping work, but not by conntrack
+    (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
+      "!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -p tcp ! --syn -j ACCEPT",
+      "!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -p icmp --icmp-type echo-reply -j ACCEPT"],
+     "✘ DOCKER-USER lets dummy2's packets through only as answers (conntrack) — '-s 172.19.0.0/16"),
     # after DOCKER-USER's RETURN: never reached
     (["!iptables -A DOCKER-USER -s 172.18.0.0/16 -j ACCEPT"],
      "✘ DOCKER-USER has a rule of yours — it has, but after the RETURN"),
@@ -113,6 +157,24 @@ def test_a_listener_on_the_port_is_not_the_answer(lab):
     assert not ok
     assert "✘ nothing listens on TCP port 8889 in the lab's host" in out
     lab.ok("%netlab stop cheat")
+
+
+@pytest.mark.parametrize("wrong", [
+    # to docker-proxy's port: the proxy carries it, not a DNAT to the container
+    ["!iptables -t nat -I OUTPUT -d 127.0.0.1 -p tcp --dport 8889 -j REDIRECT --to-ports 8888"],
+    ["!iptables -t nat -I OUTPUT -d 127.0.0.1 -p tcp --dport 8889 -j DNAT --to-destination 127.0.0.1:8888"],
+    ["!iptables -t nat -I OUTPUT -d 127.0.0.1 -p tcp --dport 8889 -j DNAT --to-destination 172.17.0.1:8888",
+     "!sysctl -w net.ipv4.conf.docker0.route_localnet=1",
+     "!iptables -t nat -I POSTROUTING -s 127.0.0.1/32 -o docker0 -j MASQUERADE"],
+], ids=["redirect", "dnat-to-the-proxy", "dnat-to-the-proxy-on-docker0"])
+def test_a_path_through_the_userland_proxy_is_not_the_answer(lab, wrong):
+    for cell in SETUP_05 + wrong:
+        lab.ok(cell)
+    ok, out = _verdict(lab, CHECK_05)
+    assert not ok
+    assert "✔ the lab's host gets the web page at localhost:8889" in out  # it does work...
+    assert "✘ a connection to 127.0.0.1:8889 is DNATed to nginx:80 (conntrack shows it) — it ended at " in out, out
+    assert "on the host itself" in out  # ...but docker-proxy carries it
 
 
 def test_checks_before_dockerd_say_so(lab):

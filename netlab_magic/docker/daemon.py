@@ -72,8 +72,10 @@ def daemon_call(fn: Callable[[], Any], prefix: str = "") -> Any:
     front (and, from ``docker run``, the CLI's ``docker: ...`` around them, ending with a period)."""
     try:
         return fn()
-    except CliError:
-        raise
+    except CliError as err:  # the CLI's own words: docker run says "docker: ...".
+        if not prefix:
+            raise
+        raise type(err)(f"{prefix}{err}{'' if str(err).endswith('.') else '.'}") from err
     except NetlabError as err:
         text = f"{prefix}Error response from daemon: {err}"
         raise type(err)(text if not prefix or text.endswith(".") else text + ".") from err

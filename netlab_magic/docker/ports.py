@@ -1,11 +1,16 @@
-"""Published ports: ``-p [IP:]HOST:CONTAINER[/PROTO]`` parsed, and the port allocator's refusal."""
+"""Published ports: ``-p [IP:]HOST:CONTAINER[/PROTO]`` parsed, and the port allocator's refusal.
+
+A malformed ``-p`` is refused by the Docker CLI itself (go-connections' ``nat.ParsePortSpec``),
+before dockerd hears of it: :class:`~.options.CliError`, in its words.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from ..errors import AlreadyExists, InvalidAddress, NetlabError
+from ..errors import AlreadyExists
+from .options import CliError
 
 
 class PortAllocated(AlreadyExists):
@@ -27,16 +32,17 @@ class PortBinding:
         rest, _, proto = spec.partition("/")
         proto = proto or "tcp"
         if proto not in ("tcp", "udp"):
-            raise NetlabError(f"invalid proto: {proto}")
+            lab = " (Docker takes sctp too; this lab publishes tcp and udp)" if proto == "sctp" else ""
+            raise CliError(f"invalid proto: {proto}{lab}")
         parts = rest.rsplit(":", 2)
         if len(parts) < 2:
-            raise NetlabError(f"invalid publish spec {spec!r}: this lab needs HOST:CONTAINER "
-                              "(Docker would pick a random host port)")
+            raise CliError(f"invalid publish spec {spec!r}: this lab needs HOST:CONTAINER "
+                           "(Docker would pick a random host port)")
         host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
         try:
             ip = IPv4Address(host_ip)
         except ValueError as err:
-            raise InvalidAddress(f"invalid IP address: {host_ip}") from err
+            raise CliError(f"invalid IP address: {host_ip}") from err
         return cls(_port(parts[-2], "hostPort"), _port(parts[-1], "containerPort"), proto, ip)
 
     def __str__(self) -> str:
@@ -45,7 +51,7 @@ class PortBinding:
 
 def _port(text: str, what: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise NetlabError(f"invalid {what}: {text}")
+        raise CliError(f"invalid {what}: {text}")
     return int(text)
 
 
