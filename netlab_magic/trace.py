@@ -277,7 +277,8 @@ def _hop_dict(h: Hop) -> dict[str, Any]:
             "verdict": h.verdict, "target": h.target, "iif": h.iif, "oif": h.oif, "family": h.family,
             "bridge": h.bridge, "bridged": h.bridged, "where": h.where, "reason": h.reason,
             "decision": h.decision, "hook_label": h.hook_label,
-            "packet": str(h.header) if h.header else ""}
+            "packet": str(h.header) if h.header else "",
+            "addresses": f"{h.header.source} > {h.header.destination}" if h.header else ""}
 
 
 def packet_table(p: Packet) -> Table:

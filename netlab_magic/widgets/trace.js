@@ -38,13 +38,13 @@ function drawNode(g, n, colors, selected) {
   }, g);
   const sw = n.state === "idle" ? 0.03 : 0.06;
   if (n.kind === "hook" || n.kind === "nf") {
-    svg("rect", { x: n.x - n.w / 2, y: n.y - n.h / 2, width: n.w, height: n.h, rx: 0.08,
+    svg("rect", { x: n.x - n.w / 2, y: n.y - n.h / 2, width: n.w, height: n.h, rx: 0.08, class: "nl-shape",
                   fill: FILL[n.state], stroke: edge, "stroke-width": sel ? 0.12 : sw }, node);
-    text(node, n.x, n.y + 0.09, n.label, { class: "nl-hook-label", "font-size": n.kind === "hook" ? 0.24 : 0.2 });
+    text(node, n.x, n.y + 0.07, n.label, { class: "nl-hook-label", "font-size": n.kind === "hook" ? 0.19 : 0.16 });
   } else if (n.kind === "decision") {
     const pts = [[n.x - n.w / 2, n.y], [n.x, n.y - n.h / 2], [n.x + n.w / 2, n.y], [n.x, n.y + n.h / 2]];
     svg("polygon", { points: pts.map((p) => p.join(",")).join(" "), fill: FILL[n.state], stroke: edge,
-                     "stroke-width": sw }, node);
+                     "stroke-width": sel ? 0.12 : sw, class: "nl-shape" }, node);
     text(node, n.x, n.y + 0.07, n.label, { class: "nl-decision-label", "font-size": 0.19 });
   } else {
     svg("circle", { cx: n.x, cy: n.y, r: n.w / 2, fill: n.state === "idle" ? "#fff" : edge, stroke: edge,
@@ -54,7 +54,7 @@ function drawNode(g, n, colors, selected) {
   if (n.steps.length) {
     const s = n.steps.slice(0, 4).join(",") + (n.steps.length > 4 ? "\u2026" : "");
     svg("rect", { x: n.x + 0.55, y: n.y - 0.52, width: 0.12 + 0.13 * s.length, height: 0.26,
-                  class: "nl-badge" }, node);
+                  class: "nl-badge", stroke: "none" }, node);
     text(node, n.x + 0.61, n.y - 0.33, s, { class: "nl-badge-text", "font-size": 0.18 });
   }
   n.notes.forEach((note, i) => {
@@ -67,8 +67,10 @@ function drawNode(g, n, colors, selected) {
 
 function drawLayout(L, selected, scale) {
   const [x0, y0, x1, y1] = L.bounds;
+  // fitted to the output area's width, never larger than `scale` px per unit
   const root = svg("svg", { class: "nl-trace-svg", viewBox: `${x0 - 0.1} ${y0 - 0.1} ${x1 - x0 + 0.2} ${y1 - y0 + 0.2}`,
-                            width: Math.round((x1 - x0 + 0.2) * scale), height: Math.round((y1 - y0 + 0.2) * scale) });
+                            preserveAspectRatio: "xMinYMin meet",
+                            style: `width: 100%; height: auto; max-width: ${Math.round((x1 - x0 + 0.2) * scale)}px` });
   const defs = svg("defs", {}, root);
   for (const [id, c] of [["nl-edge", L.colors.idle], ["nl-path", L.colors.path]]) {
     const m = svg("marker", { id: `${id}-head`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 5,
@@ -89,7 +91,7 @@ function drawLayout(L, selected, scale) {
     }
     if (P.drop) {
       const n = P.nodes.find((m) => m.id === P.drop);
-      text(g, n.x, n.y - 0.42, "\u2718 DROP", { class: "nl-drop-mark", "font-size": 0.26 });
+      text(g, n.x + n.w / 2 + 0.08, n.y + 0.08, "\u2718 DROP", { class: "nl-drop-mark", "font-size": 0.2 });
     }
   }
   for (const link of L.links) {
@@ -157,8 +159,8 @@ function render({ model, el }) {
       const tr = h("tr", r.step === step ? "nl-row nl-selected" : "nl-row");
       if (r.verdict === "DROP") tr.classList.add("nl-row-drop");
       tr.dataset.step = r.step;
-      const addr = r.packet && r.packet !== shown ? r.packet.replace(/^\S+( \[\S+\])? /, "") : "";
-      if (r.packet) shown = r.packet;
+      const addr = r.addresses && r.addresses !== shown ? r.addresses : "";
+      if (r.addresses) shown = r.addresses;
       for (const c of [r.step, r.netns, r.hook, r.where, r.reason, r.verdict, r.iif, r.oif, addr]) tr.appendChild(h("td", "", String(c)));
       tr.addEventListener("click", () => { model.set("step", r.step); model.save_changes(); });
       table.appendChild(tr);

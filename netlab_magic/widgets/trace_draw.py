@@ -106,8 +106,8 @@ def _panel(ax: Axes, panel: dict[str, Any]) -> None:
         _node(ax, panel["netns"], node, panel["labels"].get(node["id"]))
     if panel["drop"]:
         node = at[panel["drop"]]
-        ax.text(node["x"], node["y"] - 0.45, "\u2718 DROP", ha="center", va="bottom", fontsize=8, weight="bold",
-                color=COLORS["drop"], zorder=8)
+        ax.text(node["x"] + node["w"] / 2 + 0.08, node["y"], "\u2718 DROP", ha="left", va="center", fontsize=7,
+                weight="bold", color=COLORS["drop"], zorder=8)
 
 
 def _node(ax: Axes, netns: str, node: dict[str, Any], label: str | None) -> None:

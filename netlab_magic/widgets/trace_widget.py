@@ -45,7 +45,8 @@ class TraceWidget(anywidget.AnyWidget):
         data = trace.to_dict()
         layouts = [trace_layout(p) for p in data["packets"]]
         rows = [[{"step": n, "netns": h["netns"], "hook": h["hook_label"], "where": h["where"], "reason": h["reason"],
-                  "verdict": h["decision"], "iif": h["iif"] or "-", "oif": h["oif"] or "-", "packet": h["packet"]}
+                  "verdict": h["decision"], "iif": h["iif"] or "-", "oif": h["oif"] or "-",
+                  "addresses": h["addresses"]}
                  for n, h in enumerate(p["hops"], 1)] for p in data["packets"]]
         title = f"trace of {trace.command!r} in {trace.netns}" + (f", --match {trace.match!r}" if trace.match else "")
         if not layouts:
