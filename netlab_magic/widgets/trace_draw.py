@@ -139,7 +139,8 @@ def _node(ax: Axes, netns: str, node: dict[str, Any], label: str | None) -> None
     for i, note in enumerate(node["notes"]):
         colour = COLORS["drop"] if "DROP" in note else COLORS["text"]
         ax.text(x, y + 0.3 + 0.22 * i, note if len(note) < 38 else note[:36] + "\u2026", ha="center", va="top",
-                fontsize=5.3, color=colour, zorder=4)
+                fontsize=5.3, color=colour, zorder=6,
+                bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.85})
 
 
 

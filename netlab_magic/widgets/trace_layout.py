@@ -13,6 +13,7 @@ abstract units, y pointing down (as in SVG); the result is a plain JSON-ready di
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Sequence
 
 PANEL_W, PANEL_H, GAP = 10.0, 6.6, 1.4
@@ -94,6 +95,18 @@ def _node_of(hop: Mapping[str, Any]) -> str:
     return f"ip:{hop['hook']}"
 
 
+_NAT_TARGET = re.compile(r" -j (DNAT|SNAT|MASQUERADE|REDIRECT)(?: --to-(?:destination|source|ports) (\S+))?")
+
+
+def _note(hop: Mapping[str, Any]) -> str:
+    """What a hop says under its hook: ``nat DOCKER: DNAT 172.17.0.2:80``, ``filter FORWARD: DROP``."""
+    if not hop.get("table"):
+        return hop["note"].strip("()") if hop.get("note") else ""
+    m = _NAT_TARGET.search(hop.get("rule") or "")
+    decision = " ".join(x for x in m.groups() if x) if m else hop["decision"]
+    return f"{hop['table']} {hop['chain']}: {decision}"
+
+
 def _with_decisions(nodes: list[str]) -> list[str]:
     """The path through the picture: the routing or bridging decision between two hooks, where taken."""
     path: list[str] = []
@@ -139,8 +152,7 @@ def panel_layout(netns: str, hops: Sequence[Mapping[str, Any]], x0: float) -> di
     steps: dict[str, list[int]] = {}
     for hop, node in zip(hops, hop_nodes):
         steps.setdefault(node, []).append(hop["step"])
-        text = f"{hop['table']} {hop['chain']}: {hop['decision']}" if hop.get("table") else \
-            (hop["note"].strip("()") if hop.get("note") else "")
+        text = _note(hop)
         if text and text not in notes.setdefault(node, []):
             notes[node].append(text)
     drop = hop_nodes[-1] if dropped else None
