@@ -177,6 +177,42 @@ def test_a_path_through_the_userland_proxy_is_not_the_answer(lab, wrong):
     assert "on the host itself" in out  # ...but docker-proxy carries it
 
 
+SETUP_05_28 = [
+    "%docker dockerd --version=28.5",
+    "from netlab_magic.docker.outside import add_outside; add_outside()",
+    "%docker run --name=web -d nginx",
+    "%docker network create dummy1",
+    "%docker run --network=dummy1 --name=other -d alpine",
+    "!iptables -t nat -I DOCKER -p tcp -m tcp --dport 8888 -j DNAT --to-destination 172.17.0.2:80",
+]
+CHECK_05_28 = """
+from netlab_magic.checks import exercise
+from netlab_magic.docker.checks import check_dnat, check_docker_chain_intact, check_http
+bool(exercise(check_http("outside", "203.0.113.2:8888"),
+              check_dnat("outside", "203.0.113.2:8888", to="web:80"),
+              check_http("other", "172.18.0.1:8888", expect=False),
+              check_docker_chain_intact()))
+"""
+
+
+@pytest.mark.parametrize("answer, ok", [
+    (["!iptables -I DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT"], True),
+    (["!iptables -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT"], False),
+    (["!iptables -D DOCKER ! -i docker0 -o docker0 -j DROP"], False),
+    (["!iptables -I DOCKER-USER -j ACCEPT"], False),
+], ids=["the-filter-half", "after-the-drop", "the-drop-deleted", "docker-user-accepts-all"])
+def test_the_outside_exercise_on_docker_28(lab, answer, ok):
+    """From another machine, a by-hand DNAT needs the filter half of -p too: an ACCEPT above the
+    DOCKER chain's DROP for the bridge, and nothing that opens more."""
+    for cell in SETUP_05_28:
+        lab.ok(cell)
+    assert not _verdict(lab, CHECK_05_28)[0]
+    for cell in answer:
+        lab.ok(cell)
+    verdict, out = _verdict(lab, CHECK_05_28)
+    assert verdict == ok, out
+
+
 def test_checks_before_dockerd_say_so(lab):
     r = lab.ok("from netlab_magic.docker.checks import check_isolation_intact, check_http\n"
                "print(check_isolation_intact()); print(check_http('nowhere', 'localhost:1'))")

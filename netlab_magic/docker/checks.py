@@ -34,7 +34,7 @@ from ..process import stop_group
 from . import rules
 
 __all__ = ["check_http", "check_no_listener", "check_docker_user_rule", "check_isolation_intact", "check_tcp",
-           "check_answers_by_conntrack", "check_dnat"]
+           "check_answers_by_conntrack", "check_dnat", "check_docker_chain_intact"]
 
 #: What the lab's ``nginx`` image serves.
 NGINX_TITLE = "Welcome to nginx!"
@@ -146,6 +146,27 @@ def check_isolation_intact(*, lab: Any = None) -> CheckResult:
             if have != want[chain]:
                 return False, (f"{chain} was changed: dockerd rewrites its own chains when it restarts; "
                                f"put your rule in {rules.DOCKER_USER}")
+        return True, ""
+    return run_check(what, body)
+
+
+def check_docker_chain_intact(*, lab: Any = None) -> CheckResult:
+    """The filter table's ``DOCKER`` chain still holds every rule dockerd made, in its order (in
+    28.x: the per-port ACCEPTs, then a DROP per bridge for everything not published)."""
+    what = "the DOCKER chain holds Docker's rules, in Docker's order"
+
+    def body():
+        from .engine import engine
+
+        the_lab = lab_or_current(lab)
+        daemon = engine(the_lab).daemon
+        if daemon is None:
+            raise Missing("dockerd has not started in this lab (run a %docker command first)")
+        have = iter(_chain_rules(the_lab, "filter", rules.DOCKER))
+        for rule in rules.build(daemon).chains["filter"][rules.DOCKER]:
+            if rule not in have:  # consumes `have` up to the rule: order matters
+                return False, (f"'{rule}' is missing or moved: Docker's rules stay, yours go where a packet "
+                               "meets them before Docker's")
         return True, ""
     return run_check(what, body)
 
