@@ -71,12 +71,15 @@ def container_kind(environ=os.environ, exists=os.path.exists) -> str | None:
 
 def seccomp_change(kind: str | None) -> str:
     """How to run the container without the default seccomp profile's refusal of user namespaces."""
-    docker = "`--security-opt seccomp=unconfined` on `docker run` or `podman run`"
-    k8s = ("the pod's `securityContext: {seccompProfile: {type: Unconfined}}` (or `type: Localhost` with a "
-           f"profile that also allows unshare, clone, setns, mount and umount2: {SECCOMP_PROFILE_DOC})")
+    docker = ("`--security-opt seccomp=unconfined --security-opt systempaths=unconfined` on `docker run` "
+              "(`podman run`: `--security-opt seccomp=unconfined --security-opt unmask=ALL`)")
+    k8s = ("the container's `securityContext: {seccompProfile: {type: Unconfined}, procMount: Unmasked}` with "
+           "the pod's `hostUsers: false` (or a `Localhost` seccomp profile from scripts/netlab-seccomp.py: "
+           f"{SECCOMP_PROFILE_DOC})")
     first, second = (k8s, docker) if kind == "kubernetes" else (docker, "on Kubernetes, " + k8s)
-    return (f"start the container with {first}; {second}. No privileged mode and no added capability is "
-            "needed: the kernel is root only inside its own user namespace")
+    return (f"start the container with {first}; {second}. The lab also mounts its own /sys, which is why the "
+            "system paths must not be masked. No privileged mode and no added capability is needed: the "
+            "kernel is root only inside its own user namespace")
 
 
 def apparmor_change(python: str | None = None) -> str:
@@ -140,6 +143,30 @@ def refusal_text(call: str, err: OSError, read=_read, environ=os.environ, exists
     return head + body + " Then restart the kernel (or run Jupyter as root, where the lab needs no user namespace)."
 
 
+def hidden_under_sys(read=_read) -> list[str]:
+    """Mount points below /sys that hide what is there (a container's masked paths), from mountinfo."""
+    hidden = []
+    for line in (read("/proc/self/mountinfo") or "").splitlines():
+        fields = line.split()
+        if len(fields) > 8 and fields[4].startswith("/sys/") and not fields[4].startswith("/sys/fs/cgroup"):
+            fstype = fields[fields.index("-") + 1] if "-" in fields else ""
+            if fstype in ("tmpfs", "devtmpfs") or fields[3] == "/null":
+                hidden.append(fields[4])
+    return hidden
+
+
+def sysfs_refusal_text(err: OSError, read=_read) -> str:
+    """One paragraph when the lab cannot mount its own /sys (a container's masked paths), and the change."""
+    hidden = hidden_under_sys(read)
+    what = (f"the container hides part of its /sys ({', '.join(hidden[:3])})" if hidden
+            else "the container's /sys is not fully visible (masked paths such as /sys/firmware)")
+    return (f"netlab: the lab cannot mount its own /sys here (mount sysfs: {os.strerror(err.errno)}): {what}, "
+            "and inside a user namespace the kernel allows a new /sys only where nothing of the old one is "
+            "hidden. Fix: start the container with `--security-opt systempaths=unconfined` (docker run; "
+            "podman run: `--security-opt unmask=ALL`); on Kubernetes, the container's `securityContext: "
+            "{procMount: Unmasked}`, which needs the pod's `hostUsers: false`. Then restart the kernel.")
+
+
 def user_namespaces() -> Check:
     """Can an unprivileged user make a user namespace here? If not, what blocks it."""
     max_ns = _read(MAX_USERNS)
@@ -162,7 +189,9 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
     mode = lab.mode if lab is not None else privilege_mode()
     problem = refusal()
     if problem:
-        mode_check = Check("mode", False, "no lab: the kernel could not enter a user namespace", problem)
+        why = ("the kernel could not enter a user namespace" if "refuses user namespaces" in problem
+               else "the lab cannot have its own /sys" if "/sys" in problem else "see the advice")
+        mode_check = Check("mode", False, f"no lab: {why}", problem)
     elif lab is None and mode == "none":
         mode_check = Check("mode", False, "not root: an ordinary kernel cannot make a lab", ADVICE)
     elif lab is None:

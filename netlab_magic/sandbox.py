@@ -51,7 +51,8 @@ ADVICE = (
 )
 
 
-#: Set by the kernel launcher (:mod:`netlab_magic.kernel`) when it could not enter a user namespace.
+#: Set by the kernel launcher (:mod:`netlab_magic.kernel`) when it could not enter a user namespace,
+#: and by :meth:`Sandbox.enter` when the lab cannot have its own /sys.
 ERROR_ENV = "NETLAB_KERNEL_ERROR"
 
 
@@ -121,7 +122,17 @@ class Sandbox:
         _mount_netns_dir()
         os.makedirs(os.path.dirname(HOST_FILE), exist_ok=True)
         self._start_keeper()
-        self.new_host()
+        try:
+            self.new_host()
+        except SysfsRefused as err:  # a container that hides part of its /sys: no lab here, and why
+            from .doctor import sysfs_refusal_text
+
+            os.close(self._keeper_pipe)
+            self._keeper.wait()
+            self._keeper = None
+            message = sysfs_refusal_text(err)
+            os.environ[ERROR_ENV] = message  # what refusal() tells the magics and the doctor from now on
+            raise PrivilegeError(message) from err
 
     def _start_keeper(self) -> None:
         read_end, write_end = os.pipe()
@@ -307,11 +318,21 @@ def _same_file(st: os.stat_result, path: str) -> bool:
 
 def _mount_sysfs() -> None:
     """``/sys`` of the calling thread's network namespace, as ``ip netns exec`` mounts it."""
+    flags = 0
     try:
         syscalls.umount("/sys")
     except OSError:  # rootless, the machine's /sys may be locked in place: mount over it
-        pass
-    syscalls.mount("sysfs", "/sys", "sysfs", 0)
+        # ...read-only if it is (a container's /sys): the kernel refuses a more permissive one
+        if os.statvfs("/sys").f_flag & os.ST_RDONLY:
+            flags = syscalls.MS_RDONLY
+    try:
+        syscalls.mount("sysfs", "/sys", "sysfs", flags)
+    except PermissionError as err:
+        raise SysfsRefused(err.errno, os.strerror(err.errno)) from err
+
+
+class SysfsRefused(PermissionError):
+    """The kernel refused the lab its own /sys (inside a user namespace: part of the old one is hidden)."""
 
 
 def _mount_netns_dir() -> None:

@@ -25,6 +25,7 @@ from kernel_client import IS_ROOT, Kernel
 from netlab_magic import doctor
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "seccomp_no_userns.py")
+MASKED_SYS = os.path.join(os.path.dirname(__file__), "helpers", "masked_sys.py")
 EPERM = OSError(errno.EPERM, "Operation not permitted")
 
 
@@ -46,15 +47,17 @@ def paragraph(call, err, files, environ=None, container=None) -> str:
 def test_docker_default_seccomp_profile():
     text = paragraph("unshare(CLONE_NEWUSER)", EPERM, SECCOMP, container="/.dockerenv")
     assert "a seccomp filter refuses unshare(CLONE_NEWUSER)" in text
-    assert "`--security-opt seccomp=unconfined` on `docker run` or `podman run`" in text
-    assert "seccompProfile: {type: Unconfined}" in text and "No privileged mode" in text
+    assert "`--security-opt seccomp=unconfined --security-opt systempaths=unconfined` on `docker run`" in text
+    assert "`--security-opt seccomp=unconfined --security-opt unmask=ALL`" in text  # podman's words
+    assert "seccompProfile: {type: Unconfined}, procMount: Unmasked}" in text and "No privileged mode" in text
 
 
 def test_kubernetes_runtime_default_seccomp_profile():
     text = paragraph("unshare(CLONE_NEWUSER)", EPERM, SECCOMP, environ={"KUBERNETES_SERVICE_HOST": "10.96.0.1"})
     fix = text.split("Fix: ", 1)[1]
-    assert fix.startswith("start the container with the pod's `securityContext: {seccompProfile: {type: Unconfined}}`")
-    assert "type: Localhost" in fix and "--security-opt seccomp=unconfined" in fix
+    assert fix.startswith("start the container with the container's `securityContext: {seccompProfile: "
+                          "{type: Unconfined}, procMount: Unmasked}` with the pod's `hostUsers: false`")
+    assert "`Localhost` seccomp profile from scripts/netlab-seccomp.py" in fix and "--security-opt seccomp=unconfined" in fix
 
 
 def test_max_user_namespaces_zero():
@@ -93,6 +96,23 @@ def test_seccomp_in_a_container_on_ubuntu_names_both_in_order():
     files = {**SECCOMP, doctor.APPARMOR_USERNS: "1"}
     text = paragraph("unshare(CLONE_NEWUSER)", EPERM, files, container="/run/.containerenv")
     assert text.index("seccomp filter") < text.index("Then also: AppArmor restricts")
+
+
+MOUNTINFO = """\
+126 122 0:48 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro
+177 126 0:54 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755
+190 126 0:61 / /sys/firmware ro,relatime - tmpfs tmpfs ro
+191 126 0:6 /null /sys/devices/virtual/powercap ro,nosuid - devtmpfs udev rw
+"""
+
+
+def test_a_masked_sys_names_what_the_container_hides_and_the_change():
+    text = doctor.sysfs_refusal_text(PermissionError(errno.EPERM, "x"), read=fake({"/proc/self/mountinfo": MOUNTINFO}))
+    assert "\n" not in text and "Traceback" not in text
+    assert text.startswith("netlab: the lab cannot mount its own /sys here (mount sysfs: Operation not permitted): "
+                           "the container hides part of its /sys (/sys/firmware, /sys/devices/virtual/powercap)")
+    assert "`--security-opt systempaths=unconfined`" in text and "`--security-opt unmask=ALL`" in text
+    assert "procMount: Unmasked" in text and "hostUsers: false" in text
 
 
 def test_nothing_known_blocks_it():
@@ -142,5 +162,33 @@ def test_a_kernel_under_dockers_seccomp_profile_says_what_to_change(seccomp_kern
         text = k.ok("%netlab doctor").results[0]
         assert re.search(r"^\s*mode\s+NO\s+no lab: the kernel could not enter a user namespace", text, re.M), text
         assert k.ok("print(1 + 1)").stdout.strip() == "2"  # the kernel itself works
+    finally:
+        k.shutdown()
+
+
+@pytest.fixture
+def masked_sys_kernel_path(tmp_path, monkeypatch):
+    spec = tmp_path / "kernels" / "netlab-masked-sys"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, MASKED_SYS, "-f", "{connection_file}"], "display_name": "netlab-masked-sys",
+        "language": "python", "interrupt_mode": "signal"}))
+    old = os.environ.get("JUPYTER_PATH")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path) + (os.pathsep + old if old else ""))
+
+
+@pytest.mark.skipif(IS_ROOT, reason="needs an unprivileged user (root needs no user namespace)")
+def test_a_kernel_whose_sys_is_masked_as_in_a_container_says_what_to_change(masked_sys_kernel_path):
+    """Docker's and Kubernetes' masked /sys/firmware: the user namespace works, the lab's own /sys does not."""
+    k = Kernel("netlab-masked-sys")
+    try:
+        for _ in range(2):  # the same answer the second time, without trying (and failing) again
+            r = k.run("%netns host true")
+            assert r.usage_error is not None and "Traceback" not in r.stderr, r
+            assert r.usage_error.startswith("netlab: the lab cannot mount its own /sys here"), r
+            assert "(/sys/firmware)" in r.usage_error and "systempaths=unconfined" in r.usage_error
+        text = k.ok("%netlab doctor").results[0]
+        assert re.search(r"^\s*mode\s+NO\s+no lab: the lab cannot have its own /sys", text, re.M), text
+        assert k.ok("print(1 + 1)").stdout.strip() == "2"
     finally:
         k.shutdown()
