@@ -70,8 +70,11 @@ def test_ip_netns_del_frees_the_namespace_whatever_the_lab_read_before(lab):
     lab.ok("from netlab_magic import Lab\n"
            "_lab = Lab.current(); _lab.netns('ns1').links(); _lab.netns('ns1').sysctl('net.ipv4.ip_forward');"
            "_lab.host.links(); _lab.snapshot()")
+    # a live topology view, as the browser announces it (a widget without a view does not poll)
     lab.ok("from netlab_magic.widgets import topology\n_t = topology(interval=0.05)\n"
+           "_t._handle_custom_msg({'netlab': 'view', 'id': 'test', 'alive': True}, [])\n"
            "import time; time.sleep(0.3)")
+    assert lab.value("_t.refreshes") >= 2, "the view was not polled"
     try:
         lab.ok("!ip netns del ns1")
         deadline = time.time() + 10
