@@ -3,15 +3,12 @@
 :class:`Engine` keeps a :class:`~.daemon.Daemon` (the pure model) and makes it real in the lab's
 **host** namespace, the way the modelled Docker Engine's bridge driver does:
 
-- "starting dockerd" (on first use): ``net.ipv4.ip_forward=1``; FORWARD policy DROP (when
-  forwarding was off); the DOCKER chains; the default network ``bridge`` on ``docker0``
-  (172.17.0.1/16, up);
-- ``network create NAME``: a bridge ``br-<12 hex of the id>`` with the gateway address, up,
-  and its iptables rules;
-- ``run``: one network namespace per container, named after the container, wired to the bridge
-  (:mod:`.plumbing`); published ports' rules; with the userland proxy, one lab ``docker-proxy``
-  (:mod:`.proxy`) per published TCP port; the container's command (:mod:`.images`) started as a
-  lab job in its namespace. Images are never pulled.
+- "starting dockerd" (on first use): forwarding on, its chains and rules, the default network
+  ``bridge`` on ``docker0`` (172.17.0.1/16, up);
+- ``network create NAME``: a bridge ``br-<12 hex of the id>`` with the gateway address, up, its rules;
+- ``run``: a namespace named after the container, wired to the bridge (:mod:`.plumbing`); published
+  ports' rules; with the userland proxy, a lab ``docker-proxy`` per TCP port (:mod:`.proxy`); the
+  container's command (:mod:`.images`) as a lab job in its namespace. Images are never pulled.
 
 Every firewall change is one ``iptables-restore --noflush`` (:mod:`.firewall`). When a
 container's command exits, its network goes at once, as with dockerd (:mod:`.watch`): namespace,
