@@ -154,7 +154,14 @@ class Sandbox:
         old_fd, self.host_fd = self.host_fd, None
         syscalls.unshare(syscalls.CLONE_NEWNET)
         _loopback_up()
-        _mount_sysfs()  # the old host's /sys goes with it (a sysfs mount holds its namespace)
+        if _locked_readonly_sys():
+            # A container's /sys: read-only and locked in place. The host keeps it (the container's
+            # own, read-only): a sysfs mounted over it would be unmounted by `ip netns exec`, which
+            # then mounts a read-write one the kernel refuses. Each namespace's /sys still comes
+            # with `%%netns NAME` and `ip netns exec` (read-only): check now that it can.
+            self._check_sysfs_mountable()
+        else:
+            _mount_sysfs()  # the old host's /sys goes with it (a sysfs mount holds its namespace)
         if old_fd is not None:
             os.close(old_fd)
         _unmount_quietly(HOST_FILE)
@@ -163,6 +170,19 @@ class Sandbox:
         syscalls.mount(syscalls.THREAD_NETNS, HOST_FILE, None, syscalls.MS_BIND)
         self.host_fd = os.open(HOST_FILE, os.O_RDONLY | os.O_CLOEXEC)
         self.generation += 1
+
+    def _check_sysfs_mountable(self) -> None:
+        """Mount a sysfs in a throw-away copy of the lab's mounts, then come back; raise SysfsRefused if refused."""
+        cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
+        try:
+            syscalls.unshare(syscalls.CLONE_NEWNS)
+            try:
+                _mount_sysfs()
+            finally:
+                syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
+                os.fchdir(cwd)
+        finally:
+            os.close(cwd)
 
     def _drop_host(self) -> None:
         if self.host_fd is not None:
@@ -314,6 +334,13 @@ def _same_file(st: os.stat_result, path: str) -> bool:
     except OSError:
         return False
     return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
+
+
+def _locked_readonly_sys() -> bool:
+    """Is /sys read-only and impossible to unmount here (a container's /sys, seen from a user namespace)?"""
+    if not os.statvfs("/sys").f_flag & os.ST_RDONLY:
+        return False
+    return privilege_mode() == "rootless"
 
 
 def _mount_sysfs() -> None:
