@@ -74,8 +74,17 @@ def stop_monitors(k, names: list[str]) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def monitor_reports(out: str) -> list[tuple[str, str, str]]:
+    """The iptables reports of the monitor's output; those of multicast packets (the kernel's IGMP
+    housekeeping, which a trace leaves out unless asked) are skipped."""
     reports = []
+    multicast = False
     for line in out.splitlines():
+        if line.startswith("PACKET:"):
+            dst = re.search(r" DST=(\d+)\.", line)
+            multicast = bool(dst) and 224 <= int(dst.group(1)) <= 239
+            continue
+        if multicast:
+            continue
         m = re.match(r"\s*TRACE: 2 [0-9a-f]+ ([^:\s]+):([^:\s]+):(rule|policy|return):(\S*)\s*(.*)$", line)
         if not m or m.group(1) == "netlab-trace":
             continue
