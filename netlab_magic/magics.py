@@ -271,7 +271,7 @@ def _capture(magics: "NetlabMagics", rest: str) -> Any:
     lab = magics.lab
     if args.bg:
         cap = start_capture(lab, args.iface, args.netns, count=args.count, match=args.match)
-        print(f"[{cap.name}] capturing on {cap.ifname} in {cap.netns} ({cap.engine}): "
+        print(f"[{cap.name}] capturing on {cap.ifname} in {cap.netns}: "
               f"%netlab capture {cap.ifname} --show shows the packets so far, --stop ends it")
         return None
     if args.show or args.stop or (args.pcap and not args.count):

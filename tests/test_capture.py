@@ -21,8 +21,9 @@ def build(k) -> None:
 def test_a_background_capture_shows_the_ping_and_its_arp(lab):
     build(lab)
     r = lab.ok("%netlab capture veth2 --bg")
-    engine = "tcpdump" if IS_ROOT else "netlab"
-    assert r.stdout.startswith(f"[capture-veth2] capturing on veth2 in host ({engine})"), r.stdout
+    assert r.stdout.startswith("[capture-veth2] capturing on veth2 in host: "), r.stdout
+    engine = "exec tcpdump -i veth2" if IS_ROOT else "-m netlab_magic.capture_worker veth2"
+    assert engine in lab.ok("%netlab jobs").results[0]
     lab.ok("%netns ns1 ping -c 2 -i 0.2 10.0.0.2")
     shown = lab.ok("%netlab capture veth2 --show").results[0]
     assert "capture on veth2 in host (capturing)" in shown

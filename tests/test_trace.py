@@ -332,3 +332,21 @@ def test_the_table_the_picture_and_the_widget(lab):
     assert states["ns3/ip:OUTPUT"] == "passed" and states["host/ip:INPUT"] == "idle"
     w = lab.value("(lambda w: [w.title, len(w.layouts), [r['verdict'] for r in w.rows[0]][-1]])(t.widget())")
     assert w[1] == 1 and w[2] == "DROP" and "ping -c 1 -W 1 10.0.0.1" in w[0]
+
+
+# -- what it costs ------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="the benchmark builds labs: needs root "
+                    "(or root in a user namespace)")
+def test_the_benchmark_runs_and_tracing_a_ping_costs_less_than_300_ms_over_it():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "trace.py"), "--quick"],
+                          capture_output=True, text=True, timeout=110, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for method in ("ping", "trace", "xt-monitor"):
+        assert re.search(rf"\s{method}\s+[\d.]+ms", proc.stdout), proc.stdout
+    assert "trace meets the bar: < 300 ms over the ping itself" in proc.stdout, proc.stdout
