@@ -129,17 +129,23 @@ def check_docker_user_rule(*, lab: Any = None) -> CheckResult:
     return run_check(what, body)
 
 
+def _daemon(the_lab: Any) -> Any:
+    """The lab's dockerd model, or the hint that none runs yet."""
+    from .engine import engine
+
+    daemon = engine(the_lab).daemon
+    if daemon is None:
+        raise Missing("dockerd has not started in this lab (run a %docker command first)")
+    return daemon
+
+
 def check_isolation_intact(*, lab: Any = None) -> CheckResult:
     """``DOCKER-ISOLATION-STAGE-1`` and ``-2`` hold exactly the rules dockerd made (the lab's ``%docker``)."""
     what = "the DOCKER-ISOLATION chains are as Docker made them"
 
     def body():
-        from .engine import engine
-
         the_lab = lab_or_current(lab)
-        daemon = engine(the_lab).daemon
-        if daemon is None:
-            raise Missing("dockerd has not started in this lab (run a %docker command first)")
+        daemon = _daemon(the_lab)
         want = rules.build(daemon).chains["filter"]
         for chain in (rules.ISOLATION_1, rules.ISOLATION_2):
             have = _chain_rules(the_lab, "filter", chain)
@@ -156,12 +162,8 @@ def check_docker_chain_intact(*, lab: Any = None) -> CheckResult:
     what = "the DOCKER chain holds Docker's rules, in Docker's order"
 
     def body():
-        from .engine import engine
-
         the_lab = lab_or_current(lab)
-        daemon = engine(the_lab).daemon
-        if daemon is None:
-            raise Missing("dockerd has not started in this lab (run a %docker command first)")
+        daemon = _daemon(the_lab)
         have = iter(_chain_rules(the_lab, "filter", rules.DOCKER))
         for rule in rules.build(daemon).chains["filter"][rules.DOCKER]:
             if rule not in have:  # consumes `have` up to the rule: order matters
@@ -242,11 +244,9 @@ def check_answers_by_conntrack(network: str, *, lab: Any = None) -> CheckResult:
     what = f"{rules.DOCKER_USER} lets {network}'s packets through only as answers (conntrack)"
 
     def body():
-        from .engine import engine
-
         the_lab = lab_or_current(lab)
-        daemon = engine(the_lab).daemon
-        if daemon is None or network not in daemon.networks:
+        daemon = _daemon(the_lab)
+        if network not in daemon.networks:
             raise Missing(f"there is no Docker network {network} (run the demo's %docker commands first)")
         net = daemon.networks[network]
         for rule in _chain_rules(the_lab, "filter", rules.DOCKER_USER):
@@ -319,9 +319,7 @@ def _container_ip(the_lab: Any, name: str) -> str:
         return str(ipaddress.ip_address(name))
     except ValueError:
         pass
-    from .engine import engine
-
-    daemon = engine(the_lab).daemon
-    if daemon is None or name not in daemon.containers:
+    daemon = _daemon(the_lab)
+    if name not in daemon.containers:
         raise Missing(f"there is no container {name}")
     return str(daemon.containers[name].ip)
