@@ -33,9 +33,14 @@ def installed(tmp_path_factory):
                     "-w", str(tmp), str(ROOT)], check=True, timeout=300)
     wheel = next(tmp.glob("netlab_magic-*.whl"))
     prefix = tmp / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(prefix), str(wheel)],
+    ours = Path(sys.prefix, "share", "jupyter", "kernels", "netlab", "kernel.json")
+    had = ours.exists()
+    # --ignore-installed: without it pip uninstalls this venv's own (editable) netlab_magic, kernelspec and all
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", "--prefix", str(prefix),
+                    str(wheel)],
                    check=True, timeout=300)
     site = next(prefix.glob("lib/python*/site-packages"))
+    assert ours.exists() == had, "installing the wheel elsewhere took this venv's netlab kernelspec away"
     return wheel, prefix, site
 
 
