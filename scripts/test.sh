@@ -40,7 +40,7 @@ export PATH="$ROOT/.venv/bin:$PATH"
 
 failed=()
 step "pytest tests/ as $(id -un)"
-timeout -k 30 1800 python -m pytest -p no:cacheprovider -rfEs tests/ ${ARGS[@]+"${ARGS[@]}"} </dev/null \
+timeout -k 30 1800 python -m pytest -p no:cacheprovider -rfEs --durations=12 tests/ ${ARGS[@]+"${ARGS[@]}"} </dev/null \
     || failed+=("tests as $(id -un)")
 
 if [ "$NOTEBOOKS" = 1 ]; then
