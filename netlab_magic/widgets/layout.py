@@ -23,15 +23,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from ..display import STATE_COLOURS
 from ..model import HOST, LabSnapshot
 
-#: Stroke/fill colour of each operstate; anything else is drawn in ``OTHER_COLOR``.
-STATE_COLORS: dict[str, str] = {
-    "UP": "#2e9d4a",
-    "DOWN": "#c0392b",
-    "LOWERLAYERDOWN": "#e08a00",
-    "UNKNOWN": "#7f8c8d",
-}
+#: Stroke/fill colour of each operstate, the same as ``%netlab status`` uses (one table, in
+#: :mod:`netlab_magic.display`); anything else is drawn in ``OTHER_COLOR``.
+STATE_COLORS: dict[str, str] = STATE_COLOURS
 OTHER_COLOR = "#8e44ad"
 
 NS_R = 0.42  # namespace node radius
