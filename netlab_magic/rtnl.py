@@ -17,6 +17,7 @@ the lab uses (links, addresses, routes), kept together because they share the wi
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -35,7 +36,7 @@ RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNSID, RTM_GETNSID = 88, 90
 RT_TABLE_MAIN = 254
 # if_link.h
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_STATS, IFLA_MASTER, IFLA_STATS64 = 1, 3, 4, 5, 7, 10, 23
 IFLA_PROTINFO, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_NET_NS_FD = 12, 16, 18, 26, 28
 IFLA_EXT_MASK, IFLA_CARRIER, IFLA_LINK_NETNSID = 29, 33, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
@@ -150,10 +151,93 @@ class _Memo:
         return dict(found)
 
 
-def _parse_link(body: bytes) -> dict[str, Any]:
-    """An ``RTM_NEWLINK`` body as ``ip link`` shows it."""
+_COUNTERS = frozenset({IFLA_STATS, IFLA_STATS64})
+
+
+class _LinkReader:
+    """Decodes ``RTM_NEWLINK`` bodies, remembering the part that does not change between reads.
+
+    A link is ~45 attributes, and no two reads of it are the same bytes: its packet counters
+    (``RTEXT_FILTER_SKIP_STATS`` skips only per-VF and per-family ones), a bridge's timers, IPv6's
+    cacheinfo. But the kernel writes the name, state, MTU, master, carrier and MAC first and the
+    counters after them (``rtnl_fill_ifinfo``), so the attributes before the counters are
+    remembered by their bytes and only the few after them are walked on each read.
+
+    Sound whatever the kernel's order: a remembered prefix is looked up by its exact bytes, and
+    identical bytes walk to identical attribute boundaries, so a hit at the offset where this
+    message's counters seem to start means they do start there."""
+
+    def __init__(self, limit: int = 8192) -> None:
+        self._limit = limit
+        # prefix bytes -> (its wanted attributes, decoded links by what followed the prefix)
+        self._heads: dict[bytes, tuple[dict[int, bytes], dict[tuple, dict[str, Any]]]] = {}
+        self._mark = b""  # the 4 bytes that open the first counters attribute, once seen
+
+    def __call__(self, body: bytes) -> dict[str, Any]:
+        entry = None
+        if self._mark:
+            cut = body.find(self._mark, _IFINFO.size)
+            if cut > 0:
+                entry = self._heads.get(body[:cut])
+        if entry is None:
+            entry, cut = self._head(body)
+        tail = []  # what follows the counters, walked each time
+        off, end, unpack = cut, len(body), _NLA.unpack_from
+        while off + 4 <= end:
+            length, kind = unpack(body, off)
+            if length < 4:
+                break
+            kind &= 0x3FFF
+            if kind in _LINK_ATTRS:  # a bridge's or a port's timers tick in its LINKINFO: keep the kind
+                value = body[off + 4: off + length]
+                tail.append((kind, _info_kind(value) if kind == IFLA_LINKINFO else value))
+            off += (length + 3) & ~3
+        key = tuple(tail)
+        fields = entry[1].get(key)
+        if fields is None:
+            if len(entry[1]) >= 16:  # what follows the counters is a link's kind and peer: it rarely changes
+                entry[1].clear()
+            fields = entry[1][key] = _link_fields(body, {**entry[0], **dict(tail)})
+        return dict(fields)
+
+    def _head(self, body: bytes) -> tuple[tuple[dict[int, bytes], dict[tuple, dict[str, Any]]], int]:
+        """The wanted attributes before the counters (remembered), and where the counters start."""
+        found: dict[int, bytes] = {}
+        entry: tuple[dict[int, bytes], dict[tuple, dict[str, Any]]] = (found, {})
+        off, end = _IFINFO.size, len(body)
+        while off + 4 <= end:
+            length, kind = _NLA.unpack_from(body, off)
+            if length < 4:
+                break
+            kind &= 0x3FFF
+            if kind in _COUNTERS:
+                if len(self._heads) >= self._limit:
+                    self._heads = {}
+                self._heads[body[:off]] = entry
+                self._mark = body[off: off + 4]
+                return entry, off
+            if kind in _LINK_ATTRS:
+                found[kind] = body[off + 4: off + length]
+            off += (length + 3) & ~3
+        return entry, end
+
+
+def _info_kind(linkinfo: bytes) -> bytes:
+    """The ``IFLA_INFO_KIND`` attribute (header included) of an ``IFLA_LINKINFO``, or b""."""
+    off = 0
+    while off + 4 <= len(linkinfo):
+        length, kind = _NLA.unpack_from(linkinfo, off)
+        if length < 4:
+            break
+        if kind & 0x3FFF == IFLA_INFO_KIND:
+            return linkinfo[off: off + length]
+        off += (length + 3) & ~3
+    return b""
+
+
+def _link_fields(body: bytes, a: dict[int, bytes]) -> dict[str, Any]:
+    """An ``RTM_NEWLINK`` body as ``ip link`` shows it, from its header and wanted attributes."""
     _family, _type, index, flags, _change = _IFINFO.unpack_from(body)
-    a = attrs(body, _IFINFO.size, _LINK_ATTRS)
     kind = None
     if IFLA_LINKINFO in a:
         kind = _str(attrs(a[IFLA_LINKINFO], 0).get(IFLA_INFO_KIND))
@@ -193,9 +277,24 @@ def _parse_route(body: bytes) -> dict[str, Any]:
             "prefsrc": _ip(family, a.get(RTA_PREFSRC))}
 
 
-parse_link = _Memo(_parse_link)
+parse_link = _LinkReader()
 parse_addr = _Memo(_parse_addr)
 parse_route = _Memo(_parse_route)
+
+
+_DUMP_LINKS = ifinfo() + attr(IFLA_EXT_MASK, _U32.pack(RTEXT_FILTER_SKIP_STATS))  # what ip link asks
+
+
+@functools.lru_cache(maxsize=None)
+def _addr_request(family: int) -> bytes:
+    return _IFADDR.pack(family, 0, 0, 0, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def _route_request(family: int, table: int) -> bytes:
+    """What ``ip route show table TABLE`` asks (the kernel filters by table: NETLINK_GET_STRICT_CHK)."""
+    body = _RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, 0, 0)
+    return body + attr(RTA_TABLE, _U32.pack(table)) if table else body
 
 
 # -- the socket ----------------------------------------------------------------------------------
@@ -211,11 +310,6 @@ class Rtnl:
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        try:
-            self.sock.bind((0, 0))
-        except BaseException:
-            self.sock.close()
-            raise
         self.sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)  # dumps filtered by the kernel, as ip asks
         self._seq = 0
         self._queue: list[bytes] = []
@@ -305,7 +399,7 @@ class Rtnl:
 
     def links(self) -> list[dict[str, Any]]:
         """``ip link``: every link, by index."""
-        bodies = self.dump(RTM_GETLINK, ifinfo() + attr(IFLA_EXT_MASK, _U32.pack(RTEXT_FILTER_SKIP_STATS)), "ip link")
+        bodies = self.dump(RTM_GETLINK, _DUMP_LINKS, "ip link")
         return sorted((parse_link(b) for b in bodies), key=lambda link: link["index"])
 
     def link(self, *, index: int = 0, name: str | None = None) -> dict[str, Any] | None:
@@ -325,14 +419,11 @@ class Rtnl:
 
     def addrs(self, family: int = socket.AF_UNSPEC) -> list[dict[str, Any]]:
         """``ip addr``: every address."""
-        return [parse_addr(b) for b in self.dump(RTM_GETADDR, _IFADDR.pack(family, 0, 0, 0, 0), "ip addr")]
+        return [parse_addr(b) for b in self.dump(RTM_GETADDR, _addr_request(family), "ip addr")]
 
     def routes(self, family: int = socket.AF_INET, table: int = RT_TABLE_MAIN) -> list[dict[str, Any]]:
         """``ip route show table TABLE`` (default: ``ip route``) for one family; table 0: all."""
-        body = _RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, 0, 0)
-        if table:
-            body += attr(RTA_TABLE, _U32.pack(table))
-        return [r for r in (parse_route(b) for b in self.dump(RTM_GETROUTE, body, "ip route"))
+        return [r for r in (parse_route(b) for b in self.dump(RTM_GETROUTE, _route_request(family, table), "ip route"))
                 if not table or r["table"] == table]
 
     def nsid(self, netns_fd: int) -> int | None:

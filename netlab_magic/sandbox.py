@@ -273,9 +273,11 @@ class Sandbox:
     def list_netns(self) -> list[str]:
         """Named namespaces of the lab (``ip netns list``), sorted."""
         try:
-            return sorted(n for n in os.listdir(NETNS_DIR) if keeper.is_nsfs(os.path.join(NETNS_DIR, n)))
+            here = os.stat(NETNS_DIR).st_dev  # a namespace file is a bind mount: another device
+            names = os.listdir(NETNS_DIR)
         except FileNotFoundError:
             return []
+        return sorted(n for n in names if _device(os.path.join(NETNS_DIR, n)) not in (here, None))
 
     def netns_path(self, name: str) -> str:
         """The namespace file for ``name`` (``host`` is the lab's host); raises if missing."""
@@ -387,3 +389,11 @@ def _unmount_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _device(path: str) -> int | None:
+    """The device ``path`` is on, or None if it is gone."""
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None

@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any
 
-from . import namespaces
+from . import namespaces, syscalls
 from .model import Interface, LabSnapshot, Namespace, Peer, Route
 from .rtnl import IFF_UP, RT_TABLE_MAIN, Rtnl
 
@@ -31,8 +31,11 @@ class _Dump:
         self.name = name
         self.fd = namespaces.open_path(path)
         try:
-            with namespaces.inside(self.fd, home):
+            syscalls.setns(self.fd, syscalls.CLONE_NEWNET)  # namespaces.inside(), without its generator
+            try:
                 self.sock = Rtnl()
+            finally:
+                namespaces.come_back(home)
         except BaseException:
             os.close(self.fd)
             raise
@@ -94,18 +97,19 @@ def _namespace(d: _Dump, peers: dict[tuple[str, int], Peer]) -> Namespace:
 def _find_peers(dumps: list[_Dump]) -> dict[tuple[str, int], Peer]:
     """(namespace, veth index) -> where its peer is, for every veth of the lab."""
     veths = [(d, link) for d in dumps for link in d.links if link["kind"] == "veth" and link["link"]]
-    # index -> veths with that index, across namespaces: the candidates for being someone's peer
-    by_index: dict[int, list[tuple[_Dump, dict[str, Any]]]] = {}
+    # (index, peer index) -> veths across namespaces: the candidates for being someone's peer are the
+    # veths whose index is its peer index and whose peer index is its index (one lookup per veth)
+    pairs: dict[tuple[int, int], list[tuple[_Dump, dict[str, Any]]]] = {}
     for d, link in veths:
-        by_index.setdefault(link["index"], []).append((d, link))
+        if link["link_netnsid"] is not None:
+            pairs.setdefault((link["index"], link["link"]), []).append((d, link))
     peers: dict[tuple[str, int], Peer] = {}
     for d, link in veths:
         if link["link_netnsid"] is None:  # both ends in this namespace
             other = d.by_index.get(link["link"])
             peers[(d.name, link["index"])] = Peer(d.name, other["ifname"] if other else None)
             continue
-        fits = [(o, ol) for o, ol in by_index.get(link["link"], ())
-                if o is not d and ol["link"] == link["index"] and ol["link_netnsid"] is not None]
+        fits = [(o, ol) for o, ol in pairs.get((link["link"], link["index"]), ()) if o is not d]
         if len(fits) > 1:  # ambiguous by indexes alone: ask which namespace has that id here
             fits = [(o, ol) for o, ol in fits if d.sock.nsid(o.fd) == link["link_netnsid"]]
         if len(fits) == 1:

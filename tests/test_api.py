@@ -139,20 +139,35 @@ print(seen[1].strip(), seen[0] == seen[2])
 
 
 def test_the_snapshot_reads_what_ip_reads(lab):
-    """The raw netlink reader against iproute2's own JSON, namespace by namespace, link by link."""
+    """The raw netlink reader against iproute2's own JSON, namespace by namespace, link by link;
+    then again after every kind of change, so that what the reader remembers between reads (the
+    part of a link message before its counters) is shown never to hide a change."""
     lab.ok("!ip netns add ns1; ip netns add ns2; ip netns add ns3")
     lab.ok("!ip link add veth1 type veth peer name veth2 netns ns1; ip link add br0 type bridge")
     lab.ok("!ip link add a type veth peer name b netns ns2; ip -n ns2 link add c type veth peer name d netns ns3")
     lab.ok("!ip link set veth1 master br0; ip link set veth1 up; ip link set br0 up; ip addr add 10.0.0.10/24 dev br0")
     lab.ok("!ip -n ns1 addr add 10.0.0.1/24 dev veth2; ip -n ns1 link set veth2 up; ip -n ns1 link set lo up")
     lab.ok("!ip -n ns1 route add default via 10.0.0.10; ip -n ns2 link set c up; ip -n ns2 link add dummy0 type dummy")
+    peers = {("host", "veth1"): ["ns1", "veth2"], ("ns1", "veth2"): ["host", "veth1"], ("host", "a"): ["ns2", "b"],
+             ("ns2", "b"): ["host", "a"], ("ns2", "c"): ["ns3", "d"], ("ns3", "d"): ["ns2", "c"]}
+    assert_snapshot_is_what_ip_shows(lab, ["host", "ns1", "ns2", "ns3"], peers)
+    # each change lands in a different part of the link message: header flags, name, MTU, master,
+    # MAC, carrier, the peer's namespace; and addresses and routes
+    lab.ok("!set -e; ip link set veth1 nomaster; ip link set br0 down; ip link set a name a2; ip link set a2 mtu 1400")
+    lab.ok("!set -e; ip -n ns1 link set veth2 address 02:00:00:00:00:42; ip -n ns1 addr add 10.9.0.1/16 dev veth2")
+    lab.ok("!set -e; ip -n ns1 route add 10.8.0.0/16 via 10.0.0.10; ip -n ns3 link set dev d netns ns1")
+    lab.ok("!set -e; ip -n ns2 link set c down; ip link set veth1 master br0; ip -n ns2 link del b")
+    peers = {("host", "veth1"): ["ns1", "veth2"], ("ns1", "veth2"): ["host", "veth1"], ("ns2", "c"): ["ns1", "d"],
+             ("ns1", "d"): ["ns2", "c"]}
+    assert_snapshot_is_what_ip_shows(lab, ["host", "ns1", "ns2", "ns3"], peers)
+
+
+def assert_snapshot_is_what_ip_shows(lab, names, peers):
     snap = lab.value("[[n.name, [[i.name, i.index, i.kind, i.state, i.mtu, i.mac, list(i.addresses), i.master,"
                      " i.peer and [i.peer.netns, i.peer.ifname]] for i in n.interfaces],"
                      " [[r.dst, r.dev, r.gateway, r.proto, r.scope] for r in n.routes]]"
                      " for n in __import__('netlab_magic').Lab.current().snapshot().namespaces]")
-    assert [n for n, _, _ in snap] == ["host", "ns1", "ns2", "ns3"]
-    peers = {("host", "veth1"): ["ns1", "veth2"], ("ns1", "veth2"): ["host", "veth1"], ("host", "a"): ["ns2", "b"],
-             ("ns2", "b"): ["host", "a"], ("ns2", "c"): ["ns3", "d"], ("ns3", "d"): ["ns2", "c"]}
+    assert [n for n, _, _ in snap] == names
     for name, interfaces, routes in snap:
         links = {link["ifname"]: link for link in ip_json(lab, name, "link show")}
         addrs = {a["ifname"]: [f"{x['local']}/{x['prefixlen']}" for x in a["addr_info"]]
