@@ -183,6 +183,32 @@ def test_demo4_published_port(kernel, on):
     assert "docker-proxy" not in kernel.ok("%netlab jobs").results[0]
 
 
+def test_the_web_server_asks_dns_nothing(kernel):
+    """``nginx`` looks nothing up when it starts. Python's own ``http.server`` first asks DNS for
+    the machine's host name (``getfqdn("0.0.0.0")``): in a container whose name no file knows, that
+    is a query out of the lab container, and where nothing answers the server listens only after the
+    resolver's 5-second timeout (the next cell's curl was refused, in a Docker container). Here the
+    query goes to the lab's own host (172.17.0.1, where it is counted), under a host name no file
+    knows; ``http.server`` is the control that shows a query would be seen."""
+    proxy(kernel, False)
+    kernel.ok("%docker run --name=web -d nginx")  # returns once the server listens: no retry below
+    assert "Welcome to nginx!" in kernel.ok(f"%netns host curl -sS -m 2 {ip_of(kernel, 'web')}:80").stdout
+    assert kernel.ok("%docker logs web").stdout.startswith("Serving HTTP on 0.0.0.0 port 80")
+    kernel.ok("!iptables -t raw -I PREROUTING -i docker0 -d 172.17.0.1 -p udp --dport 53 -j ACCEPT")
+    python = kernel.value("__import__('sys').executable")
+
+    def queries_when_starting(module: str) -> int:
+        kernel.ok("!iptables -t raw -Z PREROUTING")
+        kernel.run(f"%netns web unshare --uts --mount sh -c 'echo nameserver 172.17.0.1 > /run/netlab-test-resolv"
+                   f" && mount --bind /run/netlab-test-resolv /etc/resolv.conf && hostname netlab-no-such-host"
+                   f" && exec timeout 3 {python} -m {module} 8080 --bind 0.0.0.0'")
+        raw = kernel.ok("!iptables -t raw -L PREROUTING -v -n -x").stdout
+        return int(next(line.split()[0] for line in raw.splitlines() if "dpt:53" in line))
+
+    assert queries_when_starting("http.server") >= 1
+    assert queries_when_starting("netlab_magic.docker.webserver") == 0
+
+
 # -- fidelity: the lab's firewall is the model's, which is dockerd's -------------------------------
 
 

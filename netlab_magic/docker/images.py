@@ -1,8 +1,9 @@
 """The images this lab knows, and what a container of each runs. Nothing is ever pulled.
 
 A container shares the kernel's files and programs; only its network is its own. So an image
-name only chooses a command: ``nginx`` (and ``httpd``) is Python's ``http.server`` on port 80,
-serving nginx's welcome page from the lab's private ``/run``; any other image runs
+name only chooses a command: ``nginx`` (and ``httpd``) is Python's ``http.server`` on port 80
+(:mod:`.webserver`: without its reverse DNS lookup), serving nginx's welcome page from the lab's
+private ``/run``; any other image runs
 ``sleep infinity`` unless a command is given after it.
 """
 
@@ -18,8 +19,8 @@ RUN_DIR = "/run/netlab-docker"
 
 #: image name (without tag) -> (default command, TCP port it listens on).
 IMAGES: dict[str, tuple[str, int | None]] = {
-    "nginx": ("{python} -m http.server 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
-    "httpd": ("{python} -m http.server 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
+    "nginx": ("{python} -m netlab_magic.docker.webserver 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
+    "httpd": ("{python} -m netlab_magic.docker.webserver 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
 }
 DEFAULT_COMMAND = "sleep infinity"
 
