@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # As root: run the test suite (and nbval) again as an unprivileged user, the rootless way.
+# (With no PYTEST_ARGS, nbval runs inside the suite: tests/test_binder.py, in Binder's environment.)
 #
 # A system user (NETLAB_TEST_USER, default netlab-test: no password, no sudo) gets a copy of the
 # repo under /tmp with a virtualenv of its own, installs the "Python 3 (netlab)" kernel for
@@ -50,7 +51,9 @@ for f in "${SAME_IN_BOTH_MODES[@]}"; do [ -e "$f" ] && ignore+=(--ignore="$f"); 
 failed=0
 timeout -k 30 1800 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --durations=12 \
     ${ignore[@]+"${ignore[@]}"} tests/ ${ARGS[@]+"${ARGS[@]}"} </dev/null || failed=1
-if [ "$NOTEBOOKS" = 1 ]; then
+# nbval as this user: tests/test_binder.py runs it over every notebook, in Binder's own environment
+# (binder/requirements.txt + postBuild). Run here only when PYTEST_ARGS may have left that test out.
+if [ "$NOTEBOOKS" = 1 ] && [ "${#ARGS[@]}" -gt 0 ]; then
     timeout -k 30 900 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --nbval notebooks/ \
         --nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name netlab \
         --nbval-cell-timeout="${NETLAB_CELL_TIMEOUT:-120}" </dev/null || failed=1
