@@ -12,6 +12,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ._esm import esm
 from ._poll import UNSET, Feed, Polled
 from .iptables import (Chain, Sample, Table, counter_deltas, counter_label, flatten,  # noqa: F401
                        parse_iptables_save, plot_counters)
@@ -40,7 +41,7 @@ class CountersWidget(Polled, anywidget.AnyWidget):
     stays highlighted until the next one runs. Click a rule to plot it over time.
     """
 
-    _esm = _HERE / "counters.js"
+    _esm = esm("dom.js", "view.js", "counters.js")
     _css = _HERE / "counters.css"
 
     table = traitlets.Unicode("filter").tag(sync=True)

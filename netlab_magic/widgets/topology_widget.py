@@ -11,6 +11,7 @@ import anywidget
 import traitlets
 
 from ..model import LabSnapshot
+from ._esm import esm
 from ._poll import Feed, Polled
 from .layout import compute_layout
 from .summary import topology_head, topology_text
@@ -34,7 +35,7 @@ class TopologyWidget(Polled, anywidget.AnyWidget):
     height (px) the view takes otherwise.
     """
 
-    _esm = _HERE / "topology.js"
+    _esm = esm("dom.js", "view.js", "topology.js")
     _css = _HERE / "topology.css"
 
     diagram = traitlets.Dict().tag(sync=True)  # compute_layout(snapshot)
