@@ -22,9 +22,8 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Iterator
 
-from .rtnl import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkError, attr, attrs
+from .rtnl import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR, Netlink, NetlinkError, attr, attrs, messages
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -116,7 +115,7 @@ class BaseChain:
     rule: bytes = b""
 
 
-class Nft:
+class Nft(Netlink):
     """A raw ``NETLINK_NETFILTER`` socket of the namespace the *calling thread* is in when made.
 
     Close it (or use it as a context manager): an open socket keeps its namespace alive, and an
@@ -124,22 +123,12 @@ class Nft:
     """
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+        super().__init__(NETLINK_NETFILTER)
         try:
             self.sock.bind((0, 0))
         except BaseException:
             self.sock.close()
             raise
-        self._seq = 0
-
-    def __enter__(self) -> "Nft":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
     def _header(self, kind: int, flags: int, body: bytes) -> tuple[int, bytes]:
         self._seq += 1
@@ -159,7 +148,7 @@ class Nft:
         first: NetlinkError | None = None
         while pending:
             data = self.sock.recv(1 << 16)
-            for kind, seq, body in _messages(data):
+            for kind, seq, body in messages(data):
                 if kind == NLMSG_ERROR and seq in pending:
                     pending.discard(seq)
                     code = -struct.unpack_from("=i", body)[0]
@@ -200,21 +189,8 @@ class Nft:
         self.transaction([(NFT_MSG_DELTABLE, 0, _nfgen(family) + attr(NFTA_TABLE_NAME, _name(table)))
                           for family, table in tables], "nft delete table " + ", ".join(t for _, t in tables))
 
-    def _dump(self, msg: int, family: int, what: str) -> Iterator[bytes]:
-        seq, data = self._header(_msg_type(msg), NLM_F_DUMP, _nfgen(family))
-        self.sock.send(data)
-        while True:
-            for kind, mseq, body in _messages(self.sock.recv(1 << 17)):
-                if mseq != seq:
-                    continue
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", body)[0]
-                    if code:
-                        raise NetlinkError(code, f"{what}: {os.strerror(code)}")
-                    continue
-                yield body
+    def _dump(self, msg: int, family: int, what: str) -> list[bytes]:
+        return self.dump(_msg_type(msg), _nfgen(family), what)
 
     def tables(self, family: int = NFPROTO_IPV4) -> list[str]:
         """``nft list tables FAMILY``: the names of the family's tables."""
@@ -232,16 +208,6 @@ class Nft:
 
 
 _RULE_ATTRS = frozenset({NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE})
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    off = 0
-    while off + _HDR.size <= len(data):
-        length, kind, _flags, seq, _pid = _HDR.unpack_from(data, off)
-        if length < _HDR.size:
-            break
-        yield kind, seq, data[off + _HDR.size: off + length]
-        off += (length + 3) & ~3
 
 
 def _str(raw: bytes | None) -> str:
@@ -285,7 +251,7 @@ def receive(sock: socket.socket) -> list[tuple[int | None, bytes]]:
     for level, kind, value in ancdata:
         if level == SOL_NETLINK and kind == NETLINK_LISTEN_ALL_NSID:
             nsid = struct.unpack("=i", value[:4])[0]
-    return [(nsid, body) for kind, _seq, body in _messages(data) if kind == _msg_type(NFT_MSG_TRACE)]
+    return [(nsid, body) for kind, _seq, body in messages(data) if kind == _msg_type(NFT_MSG_TRACE)]
 
 
 @dataclass(frozen=True)

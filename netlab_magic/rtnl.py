@@ -3,7 +3,8 @@
 Everything the lab asks the kernel about links, addresses and routes goes through
 :class:`Rtnl`, a plain ``AF_NETLINK`` socket of the namespace the calling thread was in when it
 was made (see :mod:`netlab_magic.namespaces`). Requests are the ones ``ip`` sends, byte for
-byte in spirit; each method names its ``ip`` equivalent.
+byte in spirit; each method names its ``ip`` equivalent. The socket itself, :class:`Netlink`
+(any netlink protocol: its sequence numbers and dumps), is :class:`~netlab_magic.nftables.Nft`'s too.
 
 Why not pyroute2's ``IPRoute`` here: its synchronous API cannot run on the kernel's main
 thread (an asyncio loop runs there), costs about 1 ms per request and 0.35 ms to decode one
@@ -22,7 +23,7 @@ import ipaddress
 import os
 import socket
 import struct
-from typing import Any, Iterator
+from typing import Any, Iterator, Self
 
 # netlink.h
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -299,7 +300,51 @@ def _route_request(family: int, table: int) -> bytes:
 
 # -- the socket ----------------------------------------------------------------------------------
 
-class Rtnl:
+class Netlink:
+    """A raw netlink socket of ``protocol``, of the namespace the *calling thread* is in when it
+    is made: its sequence numbers and :meth:`dump` (:class:`Rtnl`, :class:`~netlab_magic.nftables.Nft`).
+
+    Use it as a context manager, or :meth:`close` it: an open socket keeps its namespace alive.
+    """
+
+    def __init__(self, protocol: int) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
+        self._seq = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def dump(self, kind: int, body: bytes, what: str = "") -> list[bytes]:
+        """The bodies of every message a dump request returns."""
+        self._seq += 1
+        seq = self._seq
+        self.sock.send(_HDR.pack(_HDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+        found = []
+        unpack = _HDR.unpack_from
+        while True:  # the hot loop of a snapshot: messages() inlined
+            data = self.sock.recv(1 << 17)
+            off, end = 0, len(data)
+            while off + 16 <= end:
+                length, mtype, _flags, mseq, _pid = unpack(data, off)
+                if length < 16:
+                    break
+                if mseq == seq:
+                    if mtype == NLMSG_DONE:
+                        return found
+                    if mtype == NLMSG_ERROR:
+                        code = -_I32.unpack_from(data, off + 16)[0]
+                        raise NetlinkError(code, f"{what}: {os.strerror(code)}")
+                    found.append(data[off + 16: off + length])
+                off += (length + 3) & ~3
+
+
+class Rtnl(Netlink):
     """A raw rtnetlink socket of the namespace the *calling thread* is in when it is made.
 
     Requests are queued with :meth:`add` and sent together by :meth:`commit` (one ``sendmsg``,
@@ -309,20 +354,10 @@ class Rtnl:
     """
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        super().__init__(socket.NETLINK_ROUTE)
         self.sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)  # dumps filtered by the kernel, as ip asks
-        self._seq = 0
         self._queue: list[bytes] = []
         self._what: dict[int, str] = {}
-
-    def __enter__(self) -> "Rtnl":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -357,29 +392,6 @@ class Rtnl:
         """One acknowledged request, sent now."""
         self.add(kind, body, flags, what)
         self.commit()
-
-    def dump(self, kind: int, body: bytes, what: str = "") -> list[bytes]:
-        """The bodies of every message a dump request returns."""
-        self._seq += 1
-        seq = self._seq
-        self.sock.send(_HDR.pack(_HDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-        found = []
-        unpack = _HDR.unpack_from
-        while True:  # the hot loop of a snapshot: messages() inlined
-            data = self.sock.recv(1 << 17)
-            off, end = 0, len(data)
-            while off + 16 <= end:
-                length, mtype, _flags, mseq, _pid = unpack(data, off)
-                if length < 16:
-                    break
-                if mseq == seq:
-                    if mtype == NLMSG_DONE:
-                        return found
-                    if mtype == NLMSG_ERROR:
-                        code = -_I32.unpack_from(data, off + 16)[0]
-                        raise NetlinkError(code, f"{what}: {os.strerror(code)}")
-                    found.append(data[off + 16: off + length])
-                off += (length + 3) & ~3
 
     def get(self, kind: int, body: bytes, what: str = "") -> bytes:
         """The one reply to a non-dump ``get`` request."""

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 IS_ROOT = os.geteuid() == 0
 EXPECT_ROOTLESS = os.environ.get("NETLAB_EXPECT_ROOTLESS") == "1"
+
+
+def helper_kernelspec(root: Path, name: str, launcher: str, monkeypatch: Any) -> None:
+    """A kernelspec ``name`` whose kernel starts through ``launcher`` (a script of tests/helpers),
+    written under ``root`` and found first on JUPYTER_PATH for the test (``monkeypatch``)."""
+    spec = root / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, launcher, "-f", "{connection_file}"], "display_name": name,
+        "language": "python", "interrupt_mode": "signal"}))
+    old = os.environ.get("JUPYTER_PATH")
+    monkeypatch.setenv("JUPYTER_PATH", str(root) + (os.pathsep + old if old else ""))
 
 
 @dataclass

@@ -10,13 +10,11 @@ kernel without a container; tests/test_containers.py does the same in a real one
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 
 import pytest
 
-from kernel_client import IS_ROOT, Kernel
+from kernel_client import IS_ROOT, Kernel, helper_kernelspec
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "readonly_sys.py")
 
@@ -25,13 +23,7 @@ pytestmark = pytest.mark.skipif(IS_ROOT, reason="needs an unprivileged user (a c
 
 @pytest.fixture
 def readonly_sys_kernel(tmp_path, monkeypatch):
-    spec = tmp_path / "kernels" / "netlab-readonly-sys"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, HELPER, "-f", "{connection_file}"], "display_name": "netlab-readonly-sys",
-        "language": "python", "interrupt_mode": "signal"}))
-    old = os.environ.get("JUPYTER_PATH")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path) + (os.pathsep + old if old else ""))
+    helper_kernelspec(tmp_path, "netlab-readonly-sys", HELPER, monkeypatch)
     k = Kernel("netlab-readonly-sys")
     yield k
     k.shutdown()

@@ -17,21 +17,7 @@ import time
 
 import pytest
 
-ENGINE = "__import__('netlab_magic.docker.engine', fromlist=['engine']).engine()"
-
-
-def normalised(save: str) -> list[str]:
-    """iptables-save without its timestamped comments, counters zeroed."""
-    return [re.sub(r"\[\d+:\d+\]$", "[0:0]", ln) for ln in save.splitlines() if not ln.startswith("#")]
-
-
-def lab_save(k) -> list[str]:
-    return normalised(k.ok("!iptables-save").stdout)
-
-
-def model_save(k) -> list[str]:
-    return normalised(k.value(f"__import__('netlab_magic.docker.rules', fromlist=['x'])"
-                              f".iptables_save({ENGINE}.daemon)"))
+from test_docker_engine import ENGINE, lab_save, model_save
 
 
 def lab_state(k) -> dict:

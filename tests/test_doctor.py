@@ -13,7 +13,6 @@ fed the values those files hold on such machines.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import subprocess
@@ -21,7 +20,7 @@ import sys
 
 import pytest
 
-from kernel_client import IS_ROOT, Kernel
+from kernel_client import IS_ROOT, Kernel, helper_kernelspec
 from netlab_magic import doctor
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "seccomp_no_userns.py")
@@ -142,13 +141,7 @@ def _package_root() -> str:
 
 @pytest.fixture
 def seccomp_kernel_path(tmp_path, monkeypatch):
-    spec = tmp_path / "kernels" / "netlab-seccomp"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, HELPER, "-f", "{connection_file}"], "display_name": "netlab-seccomp",
-        "language": "python", "interrupt_mode": "signal"}))
-    old = os.environ.get("JUPYTER_PATH")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path) + (os.pathsep + old if old else ""))
+    helper_kernelspec(tmp_path, "netlab-seccomp", HELPER, monkeypatch)
 
 
 @pytest.mark.skipif(IS_ROOT, reason="needs an unprivileged user (root needs no user namespace)")
@@ -168,13 +161,7 @@ def test_a_kernel_under_dockers_seccomp_profile_says_what_to_change(seccomp_kern
 
 @pytest.fixture
 def masked_sys_kernel_path(tmp_path, monkeypatch):
-    spec = tmp_path / "kernels" / "netlab-masked-sys"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, MASKED_SYS, "-f", "{connection_file}"], "display_name": "netlab-masked-sys",
-        "language": "python", "interrupt_mode": "signal"}))
-    old = os.environ.get("JUPYTER_PATH")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path) + (os.pathsep + old if old else ""))
+    helper_kernelspec(tmp_path, "netlab-masked-sys", MASKED_SYS, monkeypatch)
 
 
 @pytest.mark.skipif(IS_ROOT, reason="needs an unprivileged user (root needs no user namespace)")

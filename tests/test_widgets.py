@@ -383,7 +383,7 @@ class ChangingSource:
 
 
 def view(w, vid="v1", alive=True, hidden=False):
-    """What a view in the browser says to the kernel (topology.js / counters.js ``announce``)."""
+    """What a view in the browser says to the kernel (view.js ``announce``)."""
     w._handle_custom_msg({"netlab": "view", "id": vid, "alive": alive, "hidden": hidden}, [])
 
 
@@ -734,8 +734,8 @@ def test_flatten_keys_cover_policies_and_rules():
 
 
 def test_esm_modules_listen_announce_and_clean_up():
-    for name in ("topology.js", "counters.js"):
-        src = (WIDGETS / name).read_text()
+    for cls in (TopologyWidget, CountersWidget):
+        src = cls._esm  # the widget's own module, after the shared dom.js and view.js
         assert "export default" in src and "model.off(" in src
         assert "http://" not in src.replace("http://www.w3.org/2000/svg", "")  # no CDN
         # each view says it is there, and when it goes (render's cleanup)

@@ -298,20 +298,17 @@ class _Lexer:
         return self.inside_action
 
     def identifier(self):
-        while True:
-            ch = self.next()
-            if not (ch and _alnum(ch)):
-                self.backup()
-                word = self.s[self.start:self.pos]
-                if not self.at_terminator():
-                    self.error(f"bad character {_go_rune(self.peek())}")
-                if word in KEYWORDS and word != ".":
-                    self.emit(KEYWORDS[word])
-                elif word in ("true", "false"):
-                    self.emit(BOOL)
-                else:
-                    self.emit(IDENT)
-                return self.inside_action
+        self._skip_alnum()
+        word = self.s[self.start:self.pos]
+        if not self.at_terminator():
+            self.error(f"bad character {_go_rune(self.peek())}")
+        if word in KEYWORDS and word != ".":
+            self.emit(KEYWORDS[word])
+        elif word in ("true", "false"):
+            self.emit(BOOL)
+        else:
+            self.emit(IDENT)
+        return self.inside_action
 
     def field(self):
         return self._field_or_variable(FIELD)
@@ -323,31 +320,28 @@ class _Lexer:
         if self.at_terminator():
             self.emit(VARIABLE if typ == VARIABLE else DOT)
             return self.inside_action
-        while True:
-            ch = self.next()
-            if not (ch and _alnum(ch)):
-                self.backup()
-                break
+        self._skip_alnum()
         if not self.at_terminator():
             self.error(f"bad character {_go_rune(self.peek())}")
         self.emit(typ)
         return self.inside_action
 
-    def char(self):
+    def _skip_alnum(self) -> None:
+        """Moves past letters, digits and underscores."""
         while True:
             ch = self.next()
-            if ch == "\\":
-                if self.next() not in ("", "\n"):
-                    continue
-                ch = ""
-            if ch in ("", "\n"):
-                self.error("unterminated character constant")
-            if ch == "'":
-                break
-        self.emit(CHAR_CONST)
-        return self.inside_action
+            if not (ch and _alnum(ch)):
+                self.backup()
+                return
+
+    def char(self):
+        return self._quoted("'", CHAR_CONST, "unterminated character constant")
 
     def quote(self):
+        return self._quoted('"', STRING, "unterminated quoted string")
+
+    def _quoted(self, close: str, typ: int, unterminated: str):
+        """Scans to `close` past backslash escapes; a newline or the end is `unterminated`."""
         while True:
             ch = self.next()
             if ch == "\\":
@@ -355,10 +349,10 @@ class _Lexer:
                     continue
                 ch = ""
             if ch in ("", "\n"):
-                self.error("unterminated quoted string")
-            if ch == '"':
+                self.error(unterminated)
+            if ch == close:
                 break
-        self.emit(STRING)
+        self.emit(typ)
         return self.inside_action
 
     def raw_quote(self):

@@ -1,15 +1,8 @@
 // netlab_magic counters widget: draws the chains Python sends; clicking a rule selects it for the plot.
 // A row's delta is what moved since the last cell ran (Python keeps the baseline); it stays
 // highlighted until the next cell runs. Each view tells the kernel it is there, and when it goes.
-const SVGNS = "http://www.w3.org/2000/svg";
+// h() and SVGNS come from dom.js, announce() from view.js (joined in front: _esm.py).
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
-
-function h(tag, cls, text) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  return n;
-}
 
 function human(n) {
   if (n < 10000) return String(n);
@@ -22,28 +15,6 @@ function human(n) {
 function deltaText(r) {
   if (!(r.dpackets || r.dbytes)) return "";
   return `+${human(r.dpackets)} pkt${r.dpackets === 1 ? "" : "s"}, +${human(r.dbytes)} B`;
-}
-
-// Tell the kernel this view exists: now, every 30 s, and whenever the page is hidden (a
-// background tab is not worth reading the lab for) or shown again; and when the view goes.
-function announce(model) {
-  const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  const say = (alive) => {
-    try {
-      model.send({ netlab: "view", id, alive, hidden: document.visibilityState === "hidden" });
-    } catch (e) {
-      // no kernel (a saved notebook's widget state): nothing to tell
-    }
-  };
-  const seen = () => say(true);
-  say(true);
-  const beat = setInterval(seen, 30000);
-  document.addEventListener("visibilitychange", seen);
-  return () => {
-    clearInterval(beat);
-    document.removeEventListener("visibilitychange", seen);
-    say(false);
-  };
 }
 
 function structure(chains) {

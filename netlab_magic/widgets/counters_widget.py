@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import pathlib
 import time
 from collections import deque
@@ -12,7 +11,9 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ._esm import esm
 from ._poll import UNSET, Feed, Polled
+from ._static import StaticViews
 from .iptables import (Chain, Sample, Table, counter_deltas, counter_label, flatten,  # noqa: F401
                        parse_iptables_save, plot_counters)
 from .summary import counters_text
@@ -31,7 +32,7 @@ def _same_counters(a: str, b: str) -> bool:
     return body(a) == body(b)
 
 
-class CountersWidget(Polled, anywidget.AnyWidget):
+class CountersWidget(Polled, StaticViews, anywidget.AnyWidget):
     """iptables chains with live packet/byte counters; what moved since the last cell is highlighted.
 
     ``read`` returns ``iptables-save -c`` text; the kernel's one poller calls it while a view
@@ -40,7 +41,7 @@ class CountersWidget(Polled, anywidget.AnyWidget):
     stays highlighted until the next one runs. Click a rule to plot it over time.
     """
 
-    _esm = _HERE / "counters.js"
+    _esm = esm("dom.js", "view.js", "counters.js")
     _css = _HERE / "counters.css"
 
     table = traitlets.Unicode("filter").tag(sync=True)
@@ -151,24 +152,6 @@ class CountersWidget(Polled, anywidget.AnyWidget):
         from .draw import draw_counters
 
         return draw_counters(self.chains, self.table, self.where or None)
-
-    def _repr_png_(self) -> bytes | None:
-        try:
-            from .draw import png
-
-            return png(self.figure())
-        except Exception:
-            return None
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        data = dict(data)
-        pic = self._repr_png_()
-        if pic:
-            data["image/png"] = base64.b64encode(pic).decode("ascii")
-        data["text/plain"] = self.summary()
-        return data, meta
 
     def __repr__(self) -> str:
         rules = sum(len(c["rules"]) for c in self.chains)

@@ -1,19 +1,10 @@
 // netlab_magic topology widget: draws the diagram that Python computed, fitted to its box.
 // Each view tells the kernel it is there (and when it goes), so the kernel polls the lab only
 // while someone looks at it.
-const SVGNS = "http://www.w3.org/2000/svg";
+// svg() and SVGNS come from dom.js, announce() from view.js (joined in front: _esm.py).
 const DASH = { DOWN: "7 4", LOWERLAYERDOWN: "2 3.5" };
 const LINK_PX = 3; // veth halves, px
 const PORT_PX = [3.5, 6]; // interface markers: radius within these, px
-
-function svg(tag, attrs, parent) {
-  const node = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v !== undefined && v !== null) node.setAttribute(k, String(v));
-  }
-  if (parent) parent.appendChild(node);
-  return node;
-}
 
 function title(parent, text) {
   const t = svg("title", {}, parent);
@@ -151,28 +142,6 @@ function legend(colors) {
   hollow.innerHTML = '<b class="nl-hollow"></b>admin down';
   box.appendChild(hollow);
   return box;
-}
-
-// Tell the kernel this view exists: now, every 30 s, and whenever the page is hidden (a
-// background tab is not worth reading the lab for) or shown again; and when the view goes.
-function announce(model) {
-  const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  const say = (alive) => {
-    try {
-      model.send({ netlab: "view", id, alive, hidden: document.visibilityState === "hidden" });
-    } catch (e) {
-      // no kernel (a saved notebook's widget state): nothing to tell
-    }
-  };
-  const seen = () => say(true);
-  say(true);
-  const beat = setInterval(seen, 30000);
-  document.addEventListener("visibilitychange", seen);
-  return () => {
-    clearInterval(beat);
-    document.removeEventListener("visibilitychange", seen);
-    say(false);
-  };
 }
 
 function render({ model, el }) {

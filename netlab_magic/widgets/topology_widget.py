@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import pathlib
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -11,7 +10,9 @@ import anywidget
 import traitlets
 
 from ..model import LabSnapshot
+from ._esm import esm
 from ._poll import Feed, Polled
+from ._static import StaticViews
 from .layout import compute_layout
 from .summary import topology_head, topology_text
 
@@ -22,7 +23,7 @@ def _as_dict(snap: Any) -> dict[str, Any]:
     return snap.to_dict() if isinstance(snap, LabSnapshot) else dict(snap)
 
 
-class TopologyWidget(Polled, anywidget.AnyWidget):
+class TopologyWidget(Polled, StaticViews, anywidget.AnyWidget):
     """The lab as a live diagram: namespaces, bridges, veth pairs, state colours.
 
     ``source()`` (anything returning a :class:`LabSnapshot` or its ``to_dict()``) is read by
@@ -34,7 +35,7 @@ class TopologyWidget(Polled, anywidget.AnyWidget):
     height (px) the view takes otherwise.
     """
 
-    _esm = _HERE / "topology.js"
+    _esm = esm("dom.js", "view.js", "topology.js")
     _css = _HERE / "topology.css"
 
     diagram = traitlets.Dict().tag(sync=True)  # compute_layout(snapshot)
@@ -86,24 +87,6 @@ class TopologyWidget(Polled, anywidget.AnyWidget):
         from .draw import draw
 
         return draw(self.snapshot, layout=self.diagram or None)
-
-    def _repr_png_(self) -> bytes | None:
-        try:
-            from .draw import png
-
-            return png(self.figure())
-        except Exception:  # a picture that cannot be drawn leaves the text
-            return None
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        data = dict(data)
-        pic = self._repr_png_()
-        if pic:
-            data["image/png"] = base64.b64encode(pic).decode("ascii")
-        data["text/plain"] = self.summary()
-        return data, meta
 
     def __repr__(self) -> str:
         return f"<TopologyWidget: {topology_head(self.snapshot)}>"

@@ -1,23 +1,7 @@
 // netlab_magic trace widget: draws the packet-flow layouts Python computed, and the hop table.
 // Python holds the state (packet, step); a click here sets it, a change there redraws.
-const SVGNS = "http://www.w3.org/2000/svg";
+// svg(), h() and SVGNS come from dom.js (joined in front: _esm.py).
 const FILL = { passed: "#dff3e4", drop: "#fbe1de", idle: "#ffffff" };
-
-function svg(tag, attrs, parent) {
-  const node = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v !== undefined && v !== null) node.setAttribute(k, String(v));
-  }
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
-function h(tag, cls, text) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  return n;
-}
 
 function text(parent, x, y, s, attrs) {
   const t = svg("text", { x, y, ...(attrs || {}) }, parent);

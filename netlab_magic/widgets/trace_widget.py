@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
+from ._esm import esm
 from .trace_layout import trace_layout
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class TraceWidget(anywidget.AnyWidget):
     buttons do.
     """
 
-    _esm = _HERE / "trace.js"
+    _esm = esm("dom.js", "trace.js")
     _css = _HERE / "trace.css"
 
     layouts = traitlets.List().tag(sync=True)  # trace_layout(packet) of each packet
