@@ -228,7 +228,7 @@ def main() -> int:
             results.append(run_one(n, starts if i == 0 else 0, workdir))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "kernel_start"}), file=sys.stderr, flush=True)
     finally:
-        for pid in hubmod.learner_processes({l.uid for l in _existing(names)}):
+        for pid in hubmod.learner_processes({l.uid for l in hubmod.existing_learners(names)}):
             try:
                 os.kill(pid, 9)
             except OSError:
@@ -243,20 +243,6 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0 if all(not r["failed"] and not r["left_after_stop"] for r in results) else 1
-
-
-def _existing(names: list[str]) -> list[hubmod.Learner]:
-    import pwd
-
-    out = []
-    for n in names:
-        try:
-            e = pwd.getpwnam(n)
-        except KeyError:
-            continue
-        if e.pw_gecos == hubmod.LEARNER_COMMENT:
-            out.append(hubmod.Learner(n, e.pw_uid, e.pw_gid, e.pw_dir))
-    return out
 
 
 if __name__ == "__main__":

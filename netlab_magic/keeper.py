@@ -47,10 +47,11 @@ def lab_netns_ids() -> set[tuple[int, int]]:
     return ids
 
 
-def is_nsfs(path: str) -> bool:
-    """True if ``path`` is a bind-mounted namespace file; a plain empty file (a failed ``ip netns add``) is not."""
+def is_nsfs(path: str, dir_dev: int | None = None) -> bool:
+    """True if ``path`` is a bind-mounted namespace file; a plain empty file (a failed ``ip netns add``) is not.
+    ``dir_dev``: the device of its directory, if the caller asks for many files of one directory."""
     try:
-        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+        return os.stat(path).st_dev != (os.stat(os.path.dirname(path)).st_dev if dir_dev is None else dir_dev)
     except OSError:
         return False
 

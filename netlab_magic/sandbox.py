@@ -273,11 +273,10 @@ class Sandbox:
     def list_netns(self) -> list[str]:
         """Named namespaces of the lab (``ip netns list``), sorted."""
         try:
-            here = os.stat(NETNS_DIR).st_dev  # a namespace file is a bind mount: another device
-            names = os.listdir(NETNS_DIR)
+            here, names = os.stat(NETNS_DIR).st_dev, os.listdir(NETNS_DIR)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _device(os.path.join(NETNS_DIR, n)) not in (here, None))
+        return sorted(n for n in names if keeper.is_nsfs(os.path.join(NETNS_DIR, n), here))
 
     def netns_path(self, name: str) -> str:
         """The namespace file for ``name`` (``host`` is the lab's host); raises if missing."""
@@ -390,10 +389,3 @@ def _unmount_quietly(path: str) -> None:
     except OSError:
         pass
 
-
-def _device(path: str) -> int | None:
-    """The device ``path`` is on, or None if it is gone."""
-    try:
-        return os.stat(path).st_dev
-    except OSError:
-        return None

@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any
 
-from . import namespaces, syscalls
+from . import namespaces
 from .model import Interface, LabSnapshot, Namespace, Peer, Route
 from .rtnl import IFF_UP, RT_TABLE_MAIN, Rtnl
 
@@ -31,11 +31,8 @@ class _Dump:
         self.name = name
         self.fd = namespaces.open_path(path)
         try:
-            syscalls.setns(self.fd, syscalls.CLONE_NEWNET)  # namespaces.inside(), without its generator
-            try:
+            with namespaces.inside(self.fd, home):
                 self.sock = Rtnl()
-            finally:
-                namespaces.come_back(home)
         except BaseException:
             os.close(self.fd)
             raise

@@ -100,15 +100,23 @@ def ensure_learners(names: list[str], home_root: str) -> list[Learner]:
     return learners
 
 
-def remove_learners(names: list[str]) -> None:
-    """Remove the users made by :func:`ensure_learners` (only those carrying its comment)."""
+def existing_learners(names: list[str]) -> list[Learner]:
+    """The users among ``names`` that :func:`ensure_learners` made and that still exist."""
+    found = []
     for name in names:
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
             continue
         if entry.pw_gecos == LEARNER_COMMENT:
-            subprocess.run(["userdel", name], capture_output=True)
+            found.append(Learner(name, entry.pw_uid, entry.pw_gid, entry.pw_dir))
+    return found
+
+
+def remove_learners(names: list[str]) -> None:
+    """Remove the users made by :func:`ensure_learners` (only those carrying its comment)."""
+    for learner in existing_learners(names):
+        subprocess.run(["userdel", learner.name], capture_output=True)
 
 
 def learner_processes(uids: set[int]) -> list[int]:

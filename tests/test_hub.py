@@ -172,25 +172,12 @@ def test_a_class_of_learners_each_with_a_lab_of_their_own():
     finally:
         if hub is not None and hub.proc is not None and hub.proc.poll() is None:
             hub.stop()
-        for pid in hubmod.learner_processes({l.uid for l in _ours(names)}):
+        for pid in hubmod.learner_processes({l.uid for l in hubmod.existing_learners(names)}):
             try:
                 os.kill(pid, 9)
             except OSError:
                 pass
         hubmod.remove_learners(names)
         shutil.rmtree(workdir, ignore_errors=True)
-    assert not any(_ours(names)), "the learners' users were not removed"
+    assert not any(hubmod.existing_learners(names)), "the learners' users were not removed"
 
-
-def _ours(names: list[str]) -> list[hubmod.Learner]:
-    import pwd
-
-    found = []
-    for n in names:
-        try:
-            e = pwd.getpwnam(n)
-        except KeyError:
-            continue
-        if e.pw_gecos == hubmod.LEARNER_COMMENT:
-            found.append(hubmod.Learner(n, e.pw_uid, e.pw_gid, e.pw_dir))
-    return found
