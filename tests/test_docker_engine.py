@@ -262,6 +262,8 @@ BAD = [
     ("%docker inspect nope", "Error: No such object: nope"),
     ("%docker run --name 'bad name' -d busybox", "Invalid container name (bad name)"),
     ("%docker pull nginx", "docker: 'pull' is not a docker command in this lab"),
+    ("%docker run -d nginx:", "docker: invalid reference format."),
+    ("%docker run -d Nginx:1.25", "docker: invalid reference format: repository name (library/Nginx) must be lowercase."),
     ("%docker run", '"docker run" requires at least 1 argument.'),
     ("%docker exec dummy1", '"docker exec" requires at least 2 arguments.'),
 ]

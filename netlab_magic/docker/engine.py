@@ -160,8 +160,9 @@ class Engine:
                 publish: tuple[str, ...], detach: bool, remove: bool) -> Container:
         """``run`` up to the container's command: checks, namespace, veth, rules, proxies, job."""
         daemon = self.start()
-        if image == "" or image.startswith("-"):
-            raise InvalidName(f"docker: invalid reference format: {image!r}")
+        refused = images.reference_error(image)
+        if refused:
+            raise InvalidName(refused)
         name = name if name is not None else daemon.new_name(taken=lambda n: n in self.lab.list_netns())
         endpoint = random_id()
         restore = daemon.checkpoint()

@@ -10,6 +10,7 @@ private ``/run``; any other image runs
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from typing import Sequence
@@ -37,6 +38,25 @@ network namespace.)</p>
 </body>
 </html>
 """
+
+
+# distribution/reference's grammar (what `docker run` accepts): [domain/]path[:tag][@digest]; the first
+# component is a domain only if it has a dot or a port, or is localhost
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:(?=localhost[:/]|[^/]*[.:][^/]*/)[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?"
+_REFERENCE = re.compile(rf"{_DOMAIN}{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                        r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+
+
+def reference_error(image: str) -> str | None:
+    """Docker's words for an image reference it would refuse (``nginx:``, ``Nginx``), else None."""
+    if _REFERENCE.fullmatch(image):
+        return None
+    if image and _REFERENCE.fullmatch(image.lower()):
+        repo = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image.split("@")[0]
+        repo = repo if "/" in repo else "library/" + repo  # Docker names an official image so
+        return f"docker: invalid reference format: repository name ({repo}) must be lowercase."
+    return "docker: invalid reference format."
 
 
 def image_name(image: str) -> str:
@@ -70,4 +90,4 @@ def command_for(image: str, cmd: Sequence[str]) -> str:
     return known[0].format(python=shlex.quote(sys.executable), run=RUN_DIR)
 
 
-__all__ = ["RUN_DIR", "IMAGES", "DEFAULT_COMMAND", "NGINX_PAGE", "image_name", "image_port", "command_for"]
+__all__ = ["RUN_DIR", "IMAGES", "DEFAULT_COMMAND", "NGINX_PAGE", "image_name", "reference_error", "image_port", "command_for"]
