@@ -9,6 +9,7 @@ from .docker.magic import DockerMagics
 from .errors import NetlabError
 from .lab import Lab
 from .magics import NetlabMagics
+from .pyroute2_cells import install as let_pyroute2_run_in_cells
 from .threads import keep_subshells_in_lab
 
 
@@ -23,6 +24,7 @@ def load(ipython) -> None:  # noqa: ANN001
         Lab.current()
     except NetlabError as err:
         raise UsageError(str(err)) from None
+    let_pyroute2_run_in_cells()
     kernel = getattr(ipython, "kernel", None)
     if kernel is not None:
         keep_subshells_in_lab(kernel, Lab.adopt_calling_thread)
