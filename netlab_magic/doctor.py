@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -177,11 +178,92 @@ def user_namespaces() -> Check:
     return Check("user namespaces", True, f"allowed (max {max_ns or '?'})")
 
 
-def tool(name: str, package: str) -> Check:
-    path = shutil.which(name)
-    if path:
-        return Check(name, True, path)
-    return Check(name, False, "not found", f"install it: apt-get install {package}")
+# -- the tools the notebooks call, and the one line that installs the missing ones ------------
+
+OS_RELEASE = "/etc/os-release"
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A command the workbook calls: what it is for, and its package in each distribution family."""
+
+    command: str
+    use: str
+    debian: str
+    fedora: str
+    arch: str
+    must_say: tuple[tuple[str, str], ...] = ()  # (argument, a word its output must contain)
+    expected: str = ""                           # which flavour that proves, for the report
+
+
+TOOLS: tuple[Tool, ...] = (
+    Tool("ip", "every demo (ip netns, ip link, ip addr, ip route)", "iproute2", "iproute", "iproute2"),
+    Tool("iptables", "Docker's rules, counters, traces (the nf_tables backend: %netlab trace sees its rules)",
+         "iptables", "iptables-nft", "iptables-nft", (("-V", "nf_tables"),), "iptables-nft"),
+    Tool("ping", "reachability in every demo", "iputils-ping", "iputils", "iputils"),
+    Tool("nc", "listeners and clients (`nc -l 8080`, `nc -N`)", "netcat-openbsd", "netcat", "openbsd-netcat",
+         (("-h", "OpenBSD"), ("-h", "-N")), "OpenBSD netcat with -N"),
+    Tool("curl", "the web server in notebooks 05-07", "curl", "curl", "curl"),
+    Tool("tcpdump", "%netlab capture, as root", "tcpdump", "tcpdump", "tcpdump"),
+    Tool("conntrack", "%netlab conntrack and the NAT exercises", "conntrack", "conntrack-tools", "conntrack-tools"),
+    Tool("bash", "%%netns cells", "bash", "bash", "bash"),
+)
+
+# Debian's and Ubuntu's names are the ones scripts/setup.sh installs; Fedora's and Arch's are
+# their package indexes' names for the same programs.
+_INSTALL = {"debian": "apt-get install -y", "fedora": "dnf install -y", "arch": "pacman -S --needed"}
+
+
+def distribution_family(read=_read) -> str | None:
+    """``"debian"`` (Debian, Ubuntu and their kin), ``"fedora"``, ``"arch"`` or None, from os-release."""
+    fields = {}
+    for line in (read(OS_RELEASE) or "").splitlines():
+        key, _, value = line.partition("=")
+        fields[key.strip()] = value.strip().strip('"')
+    names = {fields.get("ID", ""), *fields.get("ID_LIKE", "").split()}
+    for family, members in (("debian", {"debian", "ubuntu"}), ("fedora", {"fedora"}), ("arch", {"arch"})):
+        if names & members:
+            return family
+    return None
+
+
+def install_line(tools: list[Tool], family: str | None) -> str:
+    """The one command that installs ``tools`` on this distribution family (as root)."""
+    if family is None:
+        return ("install with your distribution's packages: "
+                + ", ".join(f"{t.command} (Debian's {t.debian})" for t in tools))
+    return " ".join([_INSTALL[family], *dict.fromkeys(getattr(t, family) for t in tools)])
+
+
+def _says(path: str, argument: str) -> str:
+    try:
+        out = subprocess.run([path, argument], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout + out.stderr
+
+
+def tool_check(tool: Tool, family: str | None = None) -> Check:
+    """Is ``tool`` on PATH, and the flavour the workbook needs? If not, the line that installs it."""
+    path = shutil.which(tool.command)
+    fix = install_line([tool], family)
+    if not path:
+        return Check(tool.command, False, f"not found (used for {tool.use})", fix)
+    for argument, word in tool.must_say:
+        if word not in _says(path, argument):
+            return Check(tool.command, False, f"{path} is not {tool.expected} (used for {tool.use})", fix)
+    return Check(tool.command, True, path)
+
+
+def tool_checks(read=_read) -> list[Check]:
+    """One check per tool, and when some are missing a last one with the line that installs them all."""
+    family = distribution_family(read)
+    checks = [tool_check(t, family) for t in TOOLS]
+    missing = [t for t, c in zip(TOOLS, checks) if not c.ok]
+    if missing:
+        checks.append(Check("install", False, "missing: " + ", ".join(t.command for t in missing),
+                            install_line(missing, family)))
+    return checks
 
 
 def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazily
@@ -201,9 +283,7 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
                                           "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode])
     checks = [mode_check,
               user_namespaces(),
-              tool("ip", "iproute2"), tool("iptables", "iptables"), tool("ping", "iputils-ping"),
-              tool("nc", "netcat-openbsd"), tool("bash", "bash"),
-              tool("tcpdump", "tcpdump"), tool("conntrack", "conntrack")]
+              *tool_checks()]
     if lab is not None and shutil.which("iptables"):
         result = lab.run("host", ["iptables", "-w", "-S", "FORWARD"])
         checks.append(Check("iptables in the lab", result.returncode == 0,

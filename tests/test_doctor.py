@@ -179,3 +179,41 @@ def test_a_kernel_whose_sys_is_masked_as_in_a_container_says_what_to_change(mask
         assert k.ok("print(1 + 1)").stdout.strip() == "2"
     finally:
         k.shutdown()
+
+
+# -- the tools the notebooks call ------------------------------------------------------------
+
+OS_RELEASES = {
+    "debian": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n',
+    "ubuntu": 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n',
+    "fedora": 'NAME="Fedora Linux"\nID=fedora\n',
+    "arch": 'NAME="Arch Linux"\nID=arch\n',
+    "nixos": 'NAME=NixOS\nID=nixos\n',
+}
+
+
+@pytest.mark.parametrize("name, line", [
+    ("debian", "apt-get install -y netcat-openbsd curl conntrack"),
+    ("ubuntu", "apt-get install -y netcat-openbsd curl conntrack"),
+    ("fedora", "dnf install -y netcat curl conntrack-tools"),
+    ("arch", "pacman -S --needed openbsd-netcat curl conntrack-tools"),
+    ("nixos", "install with your distribution's packages: nc (Debian's netcat-openbsd), "
+              "curl (Debian's curl), conntrack (Debian's conntrack)"),
+])
+def test_the_install_line_is_the_distributions(name, line):
+    family = doctor.distribution_family(fake({doctor.OS_RELEASE: OS_RELEASES[name]}))
+    tools = [t for t in doctor.TOOLS if t.command in ("curl", "nc", "conntrack")]
+    assert doctor.install_line(tools, family) == line
+
+
+def test_a_netcat_without_dash_n_is_named_with_its_package(tmp_path, monkeypatch):
+    fake_nc = tmp_path / "nc"
+    fake_nc.write_text("#!/bin/sh\necho 'GNU netcat 0.7.1, a rewrite of the famous networking tool.'\n")
+    fake_nc.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    nc = next(t for t in doctor.TOOLS if t.command == "nc")
+    check = doctor.tool_check(nc, "debian")
+    assert not check.ok and check.detail.startswith(f"{fake_nc} is not OpenBSD netcat with -N")
+    assert check.advice == "apt-get install -y netcat-openbsd"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert doctor.tool_check(nc, "debian").ok  # this machine's: OpenBSD netcat
