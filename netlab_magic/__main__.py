@@ -1,13 +1,19 @@
-"""Command line: ``netlab install-kernel | workbook DIR | doctor`` (also ``python -m netlab_magic ...``)."""
+"""Command line: ``netlab-magic install-kernel | workbook DIR | doctor | --version``
+(also ``python -m netlab_magic ...``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+PROG = "netlab-magic"
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="netlab", description=__doc__)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install-kernel", help="install the 'Python 3 (netlab)' Jupyter kernel")
     where = inst.add_mutually_exclusive_group()
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             copied = copy_workbook(args.dir, force=args.force)
         except WorkbookError as err:
-            print(f"netlab workbook: {err}", file=sys.stderr)
+            print(f"{PROG} workbook: {err}", file=sys.stderr)
             return 1
         print(f"copied {len(copied)} notebooks to {args.dir}: open {copied[0]} first")
         return 0
