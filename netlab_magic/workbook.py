@@ -1,4 +1,4 @@
-"""Where the workbook is found and copied from: ``netlab workbook DIR``.
+"""Where the workbook is found and copied from: ``netlab-magic workbook DIR``.
 
 In an installed wheel the notebooks travel inside the package (``netlab_magic/workbook/``);
 in a clone (an editable install) they are the repository's ``notebooks/``.
@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
+# the notebooks, the pages they link to, nbval's sanitize.cfg (not editors' or Jupyter's leftovers)
+_WORKBOOK_SUFFIXES = (".ipynb", ".md", ".cfg", ".png", ".svg")
 
 
 class WorkbookError(Exception):
@@ -26,18 +28,18 @@ def workbook_dir() -> Path:
 
 
 def copy_workbook(target: str | os.PathLike, force: bool = False) -> list[str]:
-    """Copy every notebook (and nbval's ``sanitize.cfg``) into ``target``; return the notebooks' names.
+    """Copy the workbook into ``target``: every notebook and what they link to (the glossary), and
+    nbval's ``sanitize.cfg``; return the notebooks' names.
 
-    Refuses, before copying anything, to overwrite a notebook that is already there unless ``force``.
+    Refuses, before copying anything, to overwrite a file that is already there unless ``force``.
     """
     source = workbook_dir()
-    notebooks = sorted(p.name for p in source.glob("*.ipynb"))
+    files = sorted(p.name for p in source.iterdir() if p.is_file() and p.suffix in _WORKBOOK_SUFFIXES)
     dest = Path(target)
-    clash = [n for n in notebooks if (dest / n).exists()]
+    clash = [n for n in files if (dest / n).exists()]
     if clash and not force:
         raise WorkbookError(f"{dest} already has {', '.join(clash)}: use --force to overwrite, or another DIR")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in [*notebooks, "sanitize.cfg"]:
-        if (source / name).exists():
-            shutil.copyfile(source / name, dest / name)
-    return notebooks
+    for name in files:
+        shutil.copyfile(source / name, dest / name)
+    return [n for n in files if n.endswith(".ipynb")]
