@@ -6,9 +6,9 @@ was made (see :mod:`netlab_magic.namespaces`). Requests are the ones ``ip`` send
 byte in spirit; each method names its ``ip`` equivalent. The socket itself, :class:`Netlink`
 (any netlink protocol: its sequence numbers and dumps), is :class:`~netlab_magic.nftables.Nft`'s too.
 
-Why not pyroute2's ``IPRoute`` here: its synchronous API cannot run on the kernel's main
-thread (an asyncio loop runs there), costs about 1 ms per request and 0.35 ms to decode one
-link, where the kernel's own work is tens of microseconds. The message layouts are those of
+Why not pyroute2's ``IPRoute`` here: it costs about 1 ms per request and 0.35 ms to decode one
+link, where the kernel's own work is tens of microseconds, and it is an import of 130 ms (users'
+cells may use it: :mod:`netlab_magic.pyroute2_cells`). The message layouts are those of
 ``linux/rtnetlink.h``, ``linux/if_link.h`` and ``linux/if_addr.h`` (pyroute2 documents them
 too, and the tests cross-check this reader against ``ip -j``).
 
