@@ -312,8 +312,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("forward-drop",
              "ns1 (10.0.0.1) and ns3 (10.0.0.3) sit on bridge0 (10.0.0.10) of a host that runs Docker "
              "(FORWARD policy DROP, br_netfilter on, ip_forward on). Both reach the bridge's address; ns3 "
-             "cannot ping ns1. The host also routes to ns5 (10.9.0.1), on a network of its own that the "
-             "bridge's namespaces must not reach: let ns1 and ns3 talk, and nothing more.",
+             "cannot ping ns1. The host also routes to ns5 (10.9.0.1), on a network of its own that ns1 "
+             "and ns3 must not reach: let them talk to each other, and to nothing more.",
              _script("iptables -P FORWARD DROP\nsysctl -qw net.bridge.bridge-nf-call-iptables=1\n"
                      "sysctl -qw net.ipv4.ip_forward=1\n" + _BRIDGE + _NS5
                      + "ip netns exec ns3 ip addr add 10.0.0.3/24 dev veth3\n"

@@ -175,3 +175,16 @@ def test_no_stored_check_output_gives_the_fix():
             assert not FIXING.search(text), text
     assert checked >= 7
     assert FIXING.search("try: ip addr del 10.0.0.3/24 dev veth3") and FIXING.search("iptables -I FORWARD -o x -j ACCEPT")
+
+
+def test_hints_and_faults_name_no_fixing_command():
+    """07's hints, and what show_me() tells, point at the fault; lab 3's hint points at its own fault."""
+    from netlab_magic.troubleshoot import SCENARIOS
+
+    hints = [("".join(c["source"])) for c in json.loads(NOTEBOOK.read_text())["cells"]
+             if c["cell_type"] == "markdown" and "<summary>Hint" in "".join(c["source"])]
+    assert len(hints) == len(SCENARIOS)
+    for text in [*hints, *(s.fault for s in SCENARIOS.values()), *(s.story for s in SCENARIOS.values())]:
+        assert not FIXING.search(text), text
+    wrong_subnet = hints[list(SCENARIOS).index("wrong-subnet")]
+    assert "two addresses in one subnet" not in wrong_subnet and "/24" in wrong_subnet
