@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import ipaddress
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -145,6 +146,28 @@ def _cut_off(src: str, dst: str, dst_netns: str) -> Callable[[Any], CheckResult]
             return CheckResult(True, what)
         return CheckResult(False, what, f"a request got there ({arrived[0].fate}): the fix lets through "
                                         f"more than this lab asks for")
+    return check
+
+
+def _not_from_outside(src: str, fake: str, dst: str, dst_netns: str, asked: str) -> Callable[[Any], CheckResult]:
+    """What ``src`` sends to ``dst`` from ``fake``, an address outside ``asked``, never arrives in ``dst_netns``.
+
+    The request is made by hand (:mod:`netlab_magic.spoofed_ping`) and followed by a trace: a rule
+    that accepts a wider source range than the story asks lets it through.
+    """
+    def check(lab: Any) -> CheckResult:
+        what = f"a request to {dst} from outside {asked} ({fake}, sent by {src}) never arrives in {dst_netns}"
+        try:
+            trace = lab.trace(src, f"exec {sys.executable} -m netlab_magic.spoofed_ping {fake} {dst}",
+                              match=f"-d {dst}")
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
+        if trace.returncode != 0:
+            return CheckResult(False, what, f"the request could not be sent: {trace.output.strip()[-200:]}")
+        arrived = [p for p in trace.packets if dst_netns in p.namespaces]
+        if not arrived:
+            return CheckResult(True, what)
+        return CheckResult(False, what, f"it got there: the sources your rules accept are more than {asked}")
     return check
 
 
@@ -336,6 +359,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "replies; dummy2 must still not reach dummy1), but the ping still fails.",
              _after_return,
              _all(_reaches("dummy1", "172.19.0.2"), _cut_off("dummy2", "172.18.0.2", "dummy1"),
+                  _not_from_outside("dummy1", "172.20.0.5", "172.19.0.2", "dummy2", "172.18.0.0/16"),
                   _docker_user_before_return),
              Allowed(["iptables host filter DOCKER-USER"], {
                  "iptables host filter DOCKER-ISOLATION*": "Docker's isolation between its networks must stay "

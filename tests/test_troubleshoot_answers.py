@@ -109,6 +109,11 @@ GAMING = [
     ("after-return", "!" + DEL_RULES + "iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT && "
                      "iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT",
      "never arrives in dummy1 \u2014 a request got there"),
+    ("after-return", "!" + DEL_RULES + "iptables -I DOCKER-USER -s 172.16.0.0/12 -d 172.19.0.0/16 -j ACCEPT && "
+                     "iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -m conntrack "
+                     "--ctstate RELATED,ESTABLISHED -j ACCEPT",
+     "(172.20.0.5, sent by dummy1) never arrives in dummy2 \u2014 it got there: the sources your rules accept are "
+     "more than 172.18.0.0/16"),
     ("after-return", "!iptables -I DOCKER-USER -d 0.0.0.0/1 -j ACCEPT && iptables -I DOCKER-USER -d 128.0.0.0/1 -j ACCEPT",
      "never arrives in dummy1 \u2014 a request got there"),
     ("after-return", "!iptables -I FORWARD -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT && iptables -I FORWARD "
@@ -188,3 +193,14 @@ def test_hints_and_faults_name_no_fixing_command():
         assert not FIXING.search(text), text
     wrong_subnet = hints[list(SCENARIOS).index("wrong-subnet")]
     assert "two addresses in one subnet" not in wrong_subnet and "/24" in wrong_subnet
+
+
+def test_a_spoofed_echo_request_is_well_formed():
+    """The probe's packet, read back by the parser the trace uses, says what it was made to say."""
+    from netlab_magic.headers import parse_ipv4
+    from netlab_magic.spoofed_ping import checksum, echo_request
+
+    packet = echo_request("172.20.0.5", "172.19.0.2", 0x1234)
+    header = parse_ipv4(packet[:20], packet[20:])
+    assert (header.src, header.dst, header.icmp_type, header.icmp_id) == ("172.20.0.5", "172.19.0.2", 8, 0x1234)
+    assert checksum(packet[20:]) == 0
