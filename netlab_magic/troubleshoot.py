@@ -58,36 +58,25 @@ ip link set veth4 master bridge0
 ip link set dev veth2 up
 ip link set dev veth4 up
 """
-_ROUTED = """
-ip netns add ns1
-ip link add veth1 type veth peer name veth2
-ip link set veth1 netns ns1
-ip addr add 10.1.0.254/24 dev veth2
-ip link set dev veth2 up
-ip netns exec ns1 ip link set dev lo up
-ip netns exec ns1 ip addr add 10.1.0.1/24 dev veth1
-ip netns exec ns1 ip link set dev veth1 up
-ip netns exec ns1 ip route add default via 10.1.0.254
-ip netns add ns2
-ip link add veth3 type veth peer name veth4
-ip link set veth3 netns ns2
-ip addr add 10.2.0.254/24 dev veth4
-ip link set dev veth4 up
-ip netns exec ns2 ip link set dev lo up
-ip netns exec ns2 ip addr add 10.2.0.1/24 dev veth3
-ip netns exec ns2 ip link set dev veth3 up
+
+
+def _routed(netns: str, inside: str, outside: str, network: str) -> str:
+    """A namespace on a network of its own (``10.N.0.0/24``), the host its gateway (``.254``)."""
+    return f"""
+ip netns add {netns}
+ip link add {inside} type veth peer name {outside}
+ip link set {inside} netns {netns}
+ip addr add {network}.254/24 dev {outside}
+ip link set dev {outside} up
+ip netns exec {netns} ip link set dev lo up
+ip netns exec {netns} ip addr add {network}.1/24 dev {inside}
+ip netns exec {netns} ip link set dev {inside} up
 """
-_NS5 = """
-ip netns add ns5
-ip link add veth5 type veth peer name veth6
-ip link set veth5 netns ns5
-ip addr add 10.9.0.254/24 dev veth6
-ip link set dev veth6 up
-ip netns exec ns5 ip link set dev lo up
-ip netns exec ns5 ip addr add 10.9.0.1/24 dev veth5
-ip netns exec ns5 ip link set dev veth5 up
-ip netns exec ns5 ip route add default via 10.9.0.254
-"""
+
+
+_ROUTED = (_routed("ns1", "veth1", "veth2", "10.1.0") + "ip netns exec ns1 ip route add default via 10.1.0.254\n"
+           + _routed("ns2", "veth3", "veth4", "10.2.0"))
+_NS5 = _routed("ns5", "veth5", "veth6", "10.9.0") + "ip netns exec ns5 ip route add default via 10.9.0.254\n"
 
 
 @dataclass(frozen=True)
