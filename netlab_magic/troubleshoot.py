@@ -338,7 +338,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
                  "iptables host *": "the drop is in filter FORWARD: the fix belongs there",
                  "sysctl host net.bridge.*": "Docker's rules see bridged traffic only through br_netfilter",
                  "sysctl host *": "the host's settings are Docker's: the drop is in filter FORWARD",
-                 "link *": "the bridge and its ports were right", "route *": "the routes were right", **_AROUND},
+                 "link *": "the links were right: the drop is in filter FORWARD",
+                 "route *": "the routes were right", **_AROUND},
                  task="filter FORWARD in the host"),
              "br_netfilter hands every frame that bridge0 passes between two of its ports to iptables' "
              "FORWARD, whose policy is DROP, and no rule accepts it (notebook 03, Demo 2)."),

@@ -72,6 +72,9 @@ GAMING = [
     # a setting the lab keeps
     ("link-down", "!ip link set veth2 up && ip netns exec ns1 ip link set veth1 mtu 1400",
      "veth1 in ns1: MTU 1500 -> 1400: ns1's side was right"),
+    # answering oneself: ns1 gets its echo reply from its own lo
+    ("link-down", "%netns ns1 ip addr add 10.0.0.2/32 dev lo",
+     "lo in ns1: new address 10.0.0.2/32: ns1's side was right"),
     # a wider network than asked
     ("no-address", "!ip addr add 10.0.0.2/8 dev veth2",
      "veth2 has 10.0.0.2/8: another network than the story's (10.0.0.0/24)"),
@@ -94,6 +97,9 @@ GAMING = [
      "never arrives in ns5 \u2014 a request got there"),
     ("forward-drop", "!iptables -A FORWARD -s 10.0.0.0/8 -j ACCEPT", "never arrives in ns5 \u2014 a request got there"),
     ("forward-drop", "!iptables -I FORWARD -i bridge0 -j ACCEPT", "never arrives in ns5 \u2014 a request got there"),
+    # blinding the probe: a catch-all, and the link to ns5 set down so that nothing can reach it
+    ("forward-drop", "!iptables -A FORWARD -j ACCEPT && ip link set veth6 down",
+     "veth6 in the host was set down: the links were right: the drop is in filter FORWARD"),
     # an ACCEPT behind a jump to a chain of one's own
     ("forward-drop", "!iptables -N MINE && iptables -A MINE -o bridge0 -j ACCEPT && iptables -I FORWARD -j MINE",
      "a new chain of your own, filter MINE: a chain of your own hides what it accepts"),
