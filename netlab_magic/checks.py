@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import NetlabError
+from .errors import NamespaceNotFound, NetlabError
 from .model import HOST, Interface, LabSnapshot
 
 __all__ = [
@@ -148,18 +148,23 @@ def where(netns: str) -> str:
 
 
 class Missing(Exception):
-    """Something a check needs is not there; the message is the hint."""
+    """Something a check needs is not there; the message says what, ``look`` where to see it."""
+
+    def __init__(self, message: str, look: str = "") -> None:
+        super().__init__(message)
+        self.look = look
 
 
 def _interface(snap: LabSnapshot, netns: str, ifname: str) -> Interface:
     if netns not in snap:
-        raise Missing(f"namespace {netns!r} does not exist")
+        raise Missing(f"namespace {netns!r} does not exist", "ip netns list")
     ns = snap[netns]
     try:
         return ns.interface(ifname)
     except KeyError:
         have = ", ".join(i.name for i in ns.interfaces) or "none"
-        raise Missing(f"there is no interface {ifname} in {where(netns)} (it has: {have})") from None
+        raise Missing(f"there is no interface {ifname} in {where(netns)} (it has: {have})",
+                      show(netns, "link")) from None
 
 
 def _ipv4(iface: Interface) -> list[str]:
@@ -174,7 +179,9 @@ def run_check(what: str, body, look: str = "", more: str = "") -> CheckResult:  
     try:
         ok, detail = body()
     except Missing as err:
-        return CheckResult(False, what, str(err), look, more)
+        return CheckResult(False, what, str(err), err.look or look, more)
+    except NamespaceNotFound as err:
+        return CheckResult(False, what, str(err), "ip netns list", more)
     except NetlabError as err:
         return CheckResult(False, what, str(err), look, more)
     return CheckResult(ok, what, detail, *((look, more) if not ok else ()))
@@ -287,7 +294,7 @@ def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any 
         other = iface.peer.netns or "outside the lab"
         return False, f"its other end is {iface.peer.ifname or '?'} in {where(other)}"
     return run_check(f"{ifname} in {where(netns)} is a veth to {peer} in {where(peer_netns)}", body,
-                     show(netns, f"link show {ifname}") + " (after @: the other end)", SECTIONS["veth"])
+                     show(netns, f"link show {ifname}"), SECTIONS["veth"])
 
 
 def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = None) -> CheckResult:
@@ -317,7 +324,7 @@ def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None
     def body():
         snap = lab_or_current(lab).snapshot()
         if netns not in snap:
-            raise Missing(f"namespace {netns!r} does not exist")
+            raise Missing(f"namespace {netns!r} does not exist", "ip netns list")
         routes = [r for r in snap[netns].routes if r.dst == want_dst]
         if not routes:
             return False, f"there is none (routes: {'; '.join(str(r) for r in snap[netns].routes) or 'none'})"
