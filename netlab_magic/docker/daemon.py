@@ -24,7 +24,8 @@ Docker derives, the way the Docker Engine release it models does (:mod:`.version
   ``setIPAMSerialAlloc``). Observed on dockerd 20.10.24: ``def1`` got 172.17.0.2, was removed,
   and the next container on the bridge got 172.17.0.2 again
   (``tests/fixtures/docker/ipam-reuse.json``).
-- network ids: 64 random hex digits; bridge ``br-`` + the first 12 (``drivers/bridge/bridge.go``).
+- network and container ids: 64 random hex digits (``pkg/stringid``, ``GenerateRandomID``); a
+  network's bridge is ``br-`` + the first 12 (``drivers/bridge/bridge.go``).
 - the host end of a container's veth: ``veth`` + 7 random hex digits; the container end is
   renamed ``eth0`` (``netutils.GenerateIfaceName(nlh, "veth", 7)``, ``osl`` renames it).
 - the container's MAC: ``02:42`` + the four bytes of its IPv4 address in 20.10
@@ -160,8 +161,9 @@ class Container:
     """One container, from ``docker run`` to ``docker rm``: running, or exited and kept.
 
     The endpoint (``ip``, ``mac``, ``veth``, ``ports``) is dockerd's allocation; it stays on the
-    record after the container exited, for ``docker inspect``, but only a running container
-    holds it (addresses, host ports and rules). ``job``, ``pid``, ``proxies`` and ``proc`` are
+    record after the container exited, but only a running container holds it (addresses, host
+    ports and rules): dockerd releases a stopped container's network, and ``docker inspect``
+    then shows its address empty (:mod:`.inspect`). ``job``, ``pid``, ``proxies`` and ``proc`` are
     the handles of the engine that runs the container's command in the lab.
     """
 
