@@ -195,7 +195,8 @@ def show(netns: str, command: str) -> str:
 #: Where the workbook does each step the checks look for (what :meth:`CheckResult.hint` reveals).
 SECTIONS = {
     "netns": "notebook 01, 'A namespace without a cable', makes ns1 the talk's way",
-    "lo": "notebook 01, 'A namespace without a cable': what ns1's lo needed before it answered a ping",
+    "lo": "notebook 00, 'Reading a cell: on the host, or inside a namespace?': what demo's lo needed "
+          "before it answered a ping",
     "link": "notebook 01, 'The veth pair': what each end needed before it carried a packet "
             "(and notebook 02 for an end whose other end is not up)",
     "addr": "notebook 01, 'The veth pair', gives each end its address; notebook 02, 'Why: the host's "
