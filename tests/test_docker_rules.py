@@ -192,6 +192,8 @@ def test_each_container_gets_the_lowest_free_address(version: str) -> None:
     d.rm("c2")
     d.exited("c1", 0)  # a container's exit frees its address too
     assert [str(d.run(n).ip) for n in ("c4", "c5", "c6")] == ["172.17.0.2", "172.17.0.3", "172.17.0.5"]
+    d.network_create("gw254", subnet="192.0.2.0/24", gateway="192.0.2.254")
+    assert str(d.run("c7", network="gw254").ip) == "192.0.2.1"  # the bitmap reserves only .0 and .255
 
 
 @pytest.mark.parametrize(("version", "third"), [("20.10", "172.20.0.0/16"), ("28.5", "172.18.0.0/16")])
