@@ -2,15 +2,18 @@
 
 Each ``check_*`` function looks at the lab (:meth:`Lab.snapshot` or a command run inside a
 namespace) and returns a :class:`CheckResult`: true or false, shown as one line starting with
-✔ or ✘, with a hint when it is false. :func:`exercise` prints several of them and returns a
-bool-like :class:`ExerciseResult` whose display is the verdict.
+✔ or ✘. A false one says what was seen instead and where to look (a command that only shows),
+never the command that would make it true: the exercise is to find that. An explicit second
+step, :meth:`ExerciseResult.hint` (``_.hint()`` right after the check cell), says more: the
+notebook section where the same step was done. :func:`exercise` prints several checks and
+returns a bool-like :class:`ExerciseResult` whose display is the verdict.
 
     >>> from netlab_magic.checks import check_attached, check_ping, exercise
     >>> exercise(check_attached("bridge0", "veth6"),
     ...          check_ping("ns4", "10.0.0.1"))
     ✔ veth6 is a port of bridge0 (in the lab's host)
     ✘ ns4 can ping 10.0.0.1 — namespace 'ns4' does not exist (the lab has: host, ns1, ns3)
-    Not yet: 1 of 2 checks pass.
+    Not yet: 1 of 2 checks pass. Stuck? _.hint() in the next cell says more.
 
 Nothing here changes the lab: checks only read it, and ``ping`` only goes to the address
 asked for, from inside the lab.
@@ -23,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import NetlabError
+from .errors import NamespaceNotFound, NetlabError
 from .model import HOST, Interface, LabSnapshot
 
 __all__ = [
@@ -41,11 +44,17 @@ SETTLE = 1.5
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One statement about the lab (``what``), whether it holds, and a hint when it does not."""
+    """One statement about the lab (``what``) and whether it holds.
+
+    When it does not: ``detail`` is the symptom (what was seen instead), ``look`` a command that
+    shows it (never one that changes the lab), and ``more`` what :meth:`hint` reveals on request.
+    """
 
     ok: bool
     what: str
     detail: str = ""
+    look: str = ""
+    more: str = ""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -54,7 +63,13 @@ class CheckResult:
         line = f"{OK_MARK if self.ok else FAIL_MARK} {self.what}"
         if self.detail:
             line += f" \u2014 {self.detail}"
+        if self.look and not self.ok:
+            line += f" (look: {self.look})"
         return line
+
+    def hint(self) -> str:
+        """The second step: where the workbook did the same (empty when there is nothing more)."""
+        return "" if self.ok else self.more
 
     def __repr__(self) -> str:
         return str(self)
@@ -81,7 +96,16 @@ class ExerciseResult:
     def verdict(self) -> str:
         if self:
             return "Well done: the check passes." if self.total == 1 else f"Well done: all {self.total} checks pass."
-        return f"Not yet: {self.passed} of {self.total} checks pass."
+        verdict = f"Not yet: {self.passed} of {self.total} checks pass."
+        if any(c.hint() for c in self.checks):
+            verdict += " Stuck? _.hint() in the next cell says more."
+        return verdict
+
+    def hint(self) -> None:
+        """Print, for each check that fails, what :meth:`CheckResult.hint` reveals."""
+        for c in self.checks:
+            if c.hint():
+                print(f"{FAIL_MARK} {c.what}: {c.hint()}")
 
     def __str__(self) -> str:
         return "\n".join([*(str(c) for c in self.checks), self.verdict])
@@ -124,33 +148,67 @@ def where(netns: str) -> str:
 
 
 class Missing(Exception):
-    """Something a check needs is not there; the message is the hint."""
+    """Something a check needs is not there; the message says what, ``look`` where to see it."""
+
+    def __init__(self, message: str, look: str = "") -> None:
+        super().__init__(message)
+        self.look = look
 
 
 def _interface(snap: LabSnapshot, netns: str, ifname: str) -> Interface:
     if netns not in snap:
-        raise Missing(f"namespace {netns!r} does not exist")
+        raise Missing(f"namespace {netns!r} does not exist", "ip netns list")
     ns = snap[netns]
     try:
         return ns.interface(ifname)
     except KeyError:
         have = ", ".join(i.name for i in ns.interfaces) or "none"
-        raise Missing(f"there is no interface {ifname} in {where(netns)} (it has: {have})") from None
+        raise Missing(f"there is no interface {ifname} in {where(netns)} (it has: {have})",
+                      show(netns, "link")) from None
 
 
 def _ipv4(iface: Interface) -> list[str]:
     return [a for a in iface.addresses if ":" not in a]
 
 
-def run_check(what: str, body) -> CheckResult:  # noqa: ANN001 - a callable returning (ok, detail)
-    """A :class:`CheckResult` for ``what`` from ``body()``; a :class:`Missing` becomes a failed check with its hint."""
+def run_check(what: str, body, look: str = "", more: str = "") -> CheckResult:  # noqa: ANN001 - a callable returning (ok, detail)
+    """A :class:`CheckResult` for ``what`` from ``body()``; a :class:`Missing` becomes a failed check with its message.
+
+    ``look`` and ``more`` go with a failure (:class:`CheckResult`).
+    """
     try:
         ok, detail = body()
     except Missing as err:
-        return CheckResult(False, what, str(err))
+        return CheckResult(False, what, str(err), err.look or look, more)
+    except NamespaceNotFound as err:
+        return CheckResult(False, what, str(err), "ip netns list", more)
     except NetlabError as err:
-        return CheckResult(False, what, str(err))
-    return CheckResult(ok, what, detail)
+        return CheckResult(False, what, str(err), look, more)
+    return CheckResult(ok, what, detail, *((look, more) if not ok else ()))
+
+
+def show(netns: str, command: str) -> str:
+    """An ``ip`` command that shows something in ``netns`` (``ip -n NS ...``; on the host plain ``ip ...``)."""
+    return f"ip {command}" if netns == HOST else f"ip -n {netns} {command}"
+
+
+#: Where the workbook does each step the checks look for (what :meth:`CheckResult.hint` reveals).
+SECTIONS = {
+    "netns": "notebook 01, 'A namespace without a cable', makes ns1 the talk's way",
+    "lo": "notebook 00, 'Reading a cell: on the host, or inside a namespace?': what demo's lo needed "
+          "before it answered a ping",
+    "link": "notebook 01, 'The veth pair': what each end needed before it carried a packet "
+            "(and notebook 02 for an end whose other end is not up)",
+    "addr": "notebook 01, 'The veth pair', gives each end its address; notebook 02, 'Why: the host's "
+            "routing table', shows what an address adds to the routing table",
+    "no_addr": "notebook 02, 'Why: the host's routing table': an address that is left over keeps its "
+               "route; `ip addr help` lists the verbs of `ip addr`",
+    "veth": "notebook 01, 'The veth pair': how veth1 got into ns1 while veth2 stayed on the host",
+    "attached": "notebook 03, 'The bridge': how veth2 and veth4 became ports of bridge0",
+    "route": "notebook 02, 'Why: the host's routing table': where the host's routes come from",
+    "ping": "notebook 02, 'Why: the host's routing table' (a reply must find its way back too), "
+            "and notebook 07 for a way to look for the fault step by step",
+}
 
 
 # -- the checks ---------------------------------------------------------------------------------
@@ -161,8 +219,8 @@ def check_netns(name: str, *, lab: Any = None) -> CheckResult:
         have = lab_or_current(lab).list_netns()
         if name == HOST or name in have:
             return True, ""
-        return False, f"it does not (namespaces: {', '.join(have) or 'none'}); try: ip netns add {name}"
-    return run_check(f"namespace {name} exists", body)
+        return False, f"it does not (namespaces: {', '.join(have) or 'none'})"
+    return run_check(f"namespace {name} exists", body, "ip netns list", SECTIONS["netns"])
 
 
 def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -> CheckResult:
@@ -181,16 +239,17 @@ def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -
         if iface.kind == "loopback" and want == "UP":
             if iface.admin_up:
                 return True, ""
-            return False, f"it is down; try: ip link set dev {ifname} up"
+            return False, "it is down (no UP among its flags)"
         if iface.state == want:
             return True, ""
-        hint = f"it is {iface.state}"
+        seen = f"it is {iface.state}"
         if want == "UP" and not iface.admin_up:
-            hint += f"; try: ip link set dev {ifname} up"
+            seen += " (no UP among its flags)"
         elif want == "UP" and iface.state == "LOWERLAYERDOWN":
-            hint += " (it is up, but its other end is not)"
-        return False, hint
-    return run_check(f"{ifname} in {where(netns)} is {want}", body)
+            seen += " (UP among its flags, but the link below it has no carrier)"
+        return False, seen
+    return run_check(f"{ifname} in {where(netns)} is {want}", body, show(netns, f"link show {ifname}"),
+                     SECTIONS["lo" if ifname == "lo" else "link"])
 
 
 def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
@@ -203,8 +262,9 @@ def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckR
             return True, ""
         have = _ipv4(iface)
         seen = f"it has {', '.join(have)}" if have else "it has no IPv4 address"
-        return False, f"{seen}; try: ip addr add {want} dev {ifname}"
-    return run_check(f"{ifname} in {where(netns)} has {want}", body)
+        return False, seen
+    return run_check(f"{ifname} in {where(netns)} has {want}", body, show(netns, f"addr show dev {ifname}"),
+                     SECTIONS["addr"])
 
 
 def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
@@ -218,9 +278,10 @@ def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> Che
         except Missing:
             return True, ""
         if want in iface.addresses:
-            return False, f"it still has it; try: ip addr del {want} dev {ifname}"
+            return False, "it still has it"
         return True, ""
-    return run_check(f"{ifname} in {where(netns)} does not have {want}", body)
+    return run_check(f"{ifname} in {where(netns)} does not have {want}", body,
+                     show(netns, f"addr show dev {ifname}"), SECTIONS["no_addr"])
 
 
 def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any = None) -> CheckResult:
@@ -232,11 +293,9 @@ def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any 
         if (iface.peer.netns, iface.peer.ifname) == (peer_netns, peer):
             return True, ""
         other = iface.peer.netns or "outside the lab"
-        hint = f"its other end is {iface.peer.ifname or '?'} in {where(other)}"
-        if iface.peer.ifname == peer and iface.peer.netns != peer_netns:
-            hint += f"; try: ip link set {peer} netns {peer_netns}"
-        return False, hint
-    return run_check(f"{ifname} in {where(netns)} is a veth to {peer} in {where(peer_netns)}", body)
+        return False, f"its other end is {iface.peer.ifname or '?'} in {where(other)}"
+    return run_check(f"{ifname} in {where(netns)} is a veth to {peer} in {where(peer_netns)}", body,
+                     show(netns, f"link show {ifname}"), SECTIONS["veth"])
 
 
 def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = None) -> CheckResult:
@@ -251,8 +310,9 @@ def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = No
             return True, ""
         if iface.master:
             return False, f"it is a port of {iface.master}"
-        return False, f"it is not attached; try: ip link set {ifname} master {bridge}"
-    return run_check(f"{ifname} is a port of {bridge} (in {where(netns)})", body)
+        return False, "it is not a port of any bridge"
+    return run_check(f"{ifname} is a port of {bridge} (in {where(netns)})", body,
+                     show(netns, f"link show master {bridge}"), SECTIONS["attached"])
 
 
 def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None = None,
@@ -265,7 +325,7 @@ def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None
     def body():
         snap = lab_or_current(lab).snapshot()
         if netns not in snap:
-            raise Missing(f"namespace {netns!r} does not exist")
+            raise Missing(f"namespace {netns!r} does not exist", "ip netns list")
         routes = [r for r in snap[netns].routes if r.dst == want_dst]
         if not routes:
             return False, f"there is none (routes: {'; '.join(str(r) for r in snap[netns].routes) or 'none'})"
@@ -273,7 +333,7 @@ def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None
             if (dev is None or r.dev == dev) and (via is None or r.gateway == via):
                 return True, ""
         return False, f"it goes elsewhere: {'; '.join(str(r) for r in routes)}"
-    return run_check(what, body)
+    return run_check(what, body, show(netns, "route"), SECTIONS["route"])
 
 
 def check_ping(src_netns: str, dst_ip: str, expect: bool = True, *, lab: Any = None) -> CheckResult:
@@ -293,7 +353,7 @@ def check_ping(src_netns: str, dst_ip: str, expect: bool = True, *, lab: Any = N
         if replied:
             return False, "it got a reply"
         return False, _why_no_reply(result.stdout + result.stderr)
-    return run_check(what, body)
+    return run_check(what, body, show(src_netns, f"route get {dst}"), SECTIONS["ping"])
 
 
 def _why_no_reply(output: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import select
 import socket
 import sys
@@ -672,8 +673,8 @@ def fate(hops: Sequence[Hop]) -> str:
     if last.family == "ip" and last.hook == "INPUT":
         return f"delivered in {last.netns}"
     if last.hook == "POSTROUTING":
-        out = f" through {last.oif}" if last.oif else ""
-        return f"left {last.netns}{out}, and no namespace of the lab took it in"
+        out = f" towards {last.oif}" if last.oif else ""
+        return f"passed POSTROUTING in {last.netns}{out}; no namespace of the lab received it"
     if last.family == "ip" and last.hook == "PREROUTING":
         return (f"vanished in {last.netns} after PREROUTING: the routing decision found no way "
                 f"(no route? ip_forward off? rp_filter?)")
@@ -774,6 +775,29 @@ def run_trace(lab: "Lab", netns: str, command: str, match: str | None = None, *,
         rules = {n: tracing.rules(n) for n in seen
                  if any(ev.handle is not None and ev.table != TABLE for m, ev in events if m == n)}
         lost = tracing.lost
-    return build_trace(events, netns=netns, command=command, match=matcher, returncode=code,
-                       output=out.copy.getvalue() + err.copy.getvalue(), interfaces=interfaces, rules=rules,
-                       lost=lost, timed_out=timed_out)
+    trace = build_trace(events, netns=netns, command=command, match=matcher, returncode=code,
+                        output=out.copy.getvalue() + err.copy.getvalue(), interfaces=interfaces, rules=rules,
+                        lost=lost, timed_out=timed_out)
+    for i, p in enumerate(trace.packets):
+        last = p.hops[-1] if p.hops else None
+        if last and last.hook == "POSTROUTING" and last.oif and p.header and last.verdict != "DROP":
+            why = why_not_sent(lab, last.netns, last.oif, str(p.header.destination))
+            if why:
+                trace.packets[i] = replace(p, fate=f"{p.fate.split(';')[0]}; not sent: {why}")
+    return trace
+
+
+def why_not_sent(lab: "Lab", netns: str, oif: str, dst: str) -> str:
+    """Why a packet that passed POSTROUTING towards ``oif`` did not leave, where the kernel says so:
+    the link has no carrier (``ip link``: ``NO-CARRIER``), or the next hop never answered ARP
+    (``ip neigh``: ``INCOMPLETE`` or ``FAILED``). Empty when neither holds (it was sent)."""
+    link = lab.run(netns, ["ip", "-o", "link", "show", "dev", oif]).stdout
+    if "NO-CARRIER" in link or " state DOWN " in link or "LOWERLAYERDOWN" in link:
+        return f"{oif} has no carrier"  # (its state word, DOWN or LOWERLAYERDOWN, can be a race)
+    route = lab.run(netns, ["ip", "route", "get", dst, "oif", oif]).stdout
+    via = re.search(r"\bvia (\S+)", route)
+    hop = via.group(1) if via else dst
+    neigh = lab.run(netns, ["ip", "neigh", "show", hop, "dev", oif]).stdout.split()
+    if neigh and neigh[-1] in ("INCOMPLETE", "FAILED"):
+        return f"no answer to ARP for {hop} on {oif}"
+    return ""

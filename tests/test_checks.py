@@ -6,8 +6,11 @@ The last one runs the checks against a real lab and is skipped without root.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,19 +89,19 @@ def test_netns(lab):
     assert check_netns("ns1", lab=lab)
     assert check_netns("host", lab=lab)
     missing = check_netns("ns4", lab=lab)
-    assert not missing and "ip netns add ns4" in missing.detail and "ns1, ns3" in missing.detail
+    assert not missing and "ns1, ns3" in missing.detail and missing.look == "ip netns list"
 
 
 def test_link_states(lab):
     assert check_link("host", "veth2", lab=lab)
     assert check_link("host", "lo", lab=lab)  # a loopback that is up reports UNKNOWN
     lo_down = check_link("ns1", "lo", lab=lab)
-    assert not lo_down and "ip link set dev lo up" in lo_down.detail
+    assert not lo_down and "no UP among its flags" in lo_down.detail and "look: ip -n ns1 link show lo" in str(lo_down)
     lower = check_link("host", "veth4", lab=lab)
-    assert not lower and "LOWERLAYERDOWN" in lower.detail and "other end" in lower.detail
+    assert not lower and "LOWERLAYERDOWN" in lower.detail and "no carrier" in lower.detail
     assert check_link("host", "veth4", state="LOWERLAYERDOWN", lab=lab)
     down = check_link("ns3", "veth3", lab=lab)
-    assert not down and "ip link set dev veth3 up" in down.detail
+    assert not down and "it is DOWN" in down.detail and "notebook 01" in down.hint()
     gone = check_link("ns1", "veth7", lab=lab)
     assert not gone and "no interface veth7" in gone.detail and "lo, veth1" in gone.detail
     assert "namespace 'ns9' does not exist" in check_link("ns9", "lo", lab=lab).detail
@@ -107,13 +110,13 @@ def test_link_states(lab):
 def test_addresses(lab):
     assert check_addr("ns1", "veth1", "10.0.0.1/24", lab=lab)
     wrong = check_addr("ns3", "veth3", "10.0.1.3/24", lab=lab)
-    assert not wrong and "it has 10.0.0.3/24" in wrong.detail and "ip addr add 10.0.1.3/24 dev veth3" in wrong.detail
+    assert not wrong and wrong.detail == "it has 10.0.0.3/24" and wrong.look == "ip -n ns3 addr show dev veth3"
     none = check_addr("host", "veth2", "10.0.0.2/24", lab=lab)
     assert not none and "no IPv4 address" in none.detail
     assert check_no_addr("host", "veth2", "10.0.0.2/24", lab=lab)
     assert check_no_addr("ns4", "veth5", "10.0.0.5/24", lab=lab)  # nothing there: nothing to remove
     still = check_no_addr("ns3", "veth3", "10.0.0.3/24", lab=lab)
-    assert not still and "ip addr del 10.0.0.3/24 dev veth3" in still.detail
+    assert not still and still.detail == "it still has it"
     with pytest.raises(ValueError):
         check_addr("ns1", "veth1", "not-an-address", lab=lab)
 
@@ -128,7 +131,7 @@ def test_veth_and_bridge(lab):
     assert check_attached("bridge0", "veth2", lab=lab)
     assert check_attached("bridge0", "veth4", lab=lab)
     loose = check_attached("bridge0", "veth9", lab=lab)
-    assert not loose and "ip link set veth9 master bridge0" in loose.detail
+    assert not loose and loose.detail == "it is not a port of any bridge" and loose.look == "ip link show master bridge0"
     assert "not a bridge" in check_attached("veth2", "veth4", lab=lab).detail
     assert not check_attached("bridge1", "veth2", lab=lab)
 
@@ -168,8 +171,10 @@ def test_exercise_prints_lines_and_returns_verdict(lab, capsys):
     assert [line[0] for line in out] == ["\u2714", "\u2714", "\u2718"]
     assert isinstance(result, ExerciseResult) and not result
     assert (result.passed, result.total) == (2, 3)
-    assert repr(result) == "Not yet: 2 of 3 checks pass."
+    assert repr(result) == "Not yet: 2 of 3 checks pass. Stuck? _.hint() in the next cell says more."
     assert str(result).splitlines()[-1] == repr(result)
+    result.hint()
+    assert capsys.readouterr().out.startswith("\u2718 ns3 can ping 10.0.0.1: notebook 02")
     done = exercise(check_netns("ns1", lab=lab))
     assert done and repr(done) == "Well done: the check passes."
     assert not exercise()  # no checks: nothing is proven
@@ -209,6 +214,44 @@ def test_real_lab():
     done = subprocess.run([sys.executable, "-c", REAL_LAB_SCRIPT], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "real lab: ok" in done.stdout
+
+
+#: What fixes the lab rather than showing it: a verb of ip/iptables/sysctl that changes something.
+FIXING = re.compile(r"\btry:|\bip (-n \S+ )?(netns|link|addr|address|route) (add|del|delete|set|flush|replace)\b"
+                    r"|\bset \S+ (master|netns)\b|\bsysctl -w\b|\biptables\b.* -[AIDRNFP] ")
+
+
+def test_no_check_says_the_fixing_command(lab, capsys):
+    """Every way the checks of notebooks 00-03 can fail, and their verdict: symptoms and where to
+    look, never the command that makes them pass (issue 18, part 3)."""
+    results = [
+        check_netns("blue", lab=lab), check_link("ns1", "lo", lab=lab), check_link("ns3", "veth3", lab=lab),
+        check_link("host", "veth4", lab=lab), check_link("ns9", "lo", lab=lab), check_link("ns1", "veth7", lab=lab),
+        check_veth("ns1", "veth1", "ns3", "veth2", lab=lab), check_veth("host", "bridge0", "ns1", "veth1", lab=lab),
+        check_veth("host", "veth9", "ns1", "x", lab=lab), check_veth("host", "veth2", "ns3", "veth1", lab=lab),
+        check_addr("ns3", "veth3", "10.0.1.3/24", lab=lab), check_addr("host", "veth2", "10.0.0.2/24", lab=lab),
+        check_no_addr("ns3", "veth3", "10.0.0.3/24", lab=lab), check_attached("bridge0", "veth9", lab=lab),
+        check_attached("veth2", "veth4", lab=lab), check_route("ns1", "10.0.1.0/24", lab=lab),
+        check_route("host", "10.0.0.0/24", dev="veth2", lab=lab), check_ping("ns3", "10.0.0.1", lab=lab),
+        check_ping("ns1", "192.168.7.1", lab=lab), check_ping("ns1", "10.0.0.10", expect=False, lab=lab),
+    ]
+    assert not any(results)
+    shown = str(exercise(*results)) + capsys.readouterr().out
+    assert all(r.look for r in results) and all(r.hint() for r in results)
+    assert not FIXING.search(shown), FIXING.search(shown)
+    exercise(*results).hint()
+    assert not FIXING.search(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("notebook", ["00-start-here", "01-bare-veth", "02-second-namespace", "03-bridge"])
+def test_stored_check_outputs_guide(notebook):
+    """The stored outputs of notebooks 00-03 show the guiding form: no fixing command."""
+    nb = json.loads((Path(__file__).parent.parent / "notebooks" / f"{notebook}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "exercise(" in "".join(cell["source"]):
+            out = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                          for o in cell.get("outputs", []))
+            assert "checks pass" in out and not FIXING.search(out), out
 
 
 def test_module_exports():

@@ -166,19 +166,45 @@ def test_default_pools_bridge_names_veths_macs() -> None:
     assert [str(d.run(n).ip) for n in ("c1", "c2")] == ["172.17.0.2", "172.17.0.3"]
 
 
-def test_addresses_are_handed_out_serially() -> None:
+def test_a_freed_address_comes_back_as_on_docker_20_10_24() -> None:
+    """The sequence of a real dockerd 20.10.24 (tests/fixtures/docker/ipam-reuse.json)."""
+    capture = json.loads((FIXTURES / "ipam-reuse.json").read_text())
     d = Daemon()
-    d.run("c1"), d.run("c2")
-    d.rm("c1")
-    assert d.run("c3").ip == IPv4Address("172.17.0.4")  # .2 is not reused before the range wraps
+    for step in capture["steps"]:
+        if "rm" in step:
+            d.rm(step["rm"])
+        elif "network_create" in step:
+            d.network_create(step["network_create"])
+        else:
+            c = d.run(step["name"], network=step["network"], publish=tuple(step.get("publish", ())))
+            if "IPAddress" in step:
+                assert str(c.ip) == step["IPAddress"]
+            if "IPv4Address" in step:
+                net = d.network(step["network"])
+                assert f"{c.ip}/{net.subnet.prefixlen}" == step["IPv4Address"]
+                assert c.mac == step["MacAddress"]
 
 
-def test_a_removed_network_frees_its_pool() -> None:
-    d = Daemon()
+@pytest.mark.parametrize("version", ["20.10", "28.5"])
+def test_each_container_gets_the_lowest_free_address(version: str) -> None:
+    d = Daemon(version=version)
+    d.run("c1"), d.run("c2"), d.run("c3")
+    d.rm("c2")
+    d.exited("c1", 0)  # a container's exit frees its address too
+    assert [str(d.run(n).ip) for n in ("c4", "c5", "c6")] == ["172.17.0.2", "172.17.0.3", "172.17.0.5"]
+    d.network_create("gw254", subnet="192.0.2.0/24", gateway="192.0.2.254")
+    assert str(d.run("c7", network="gw254").ip) == "192.0.2.1"  # the bitmap reserves only .0 and .255
+
+
+@pytest.mark.parametrize(("version", "third"), [("20.10", "172.20.0.0/16"), ("28.5", "172.18.0.0/16")])
+def test_a_removed_networks_pool(version: str, third: str) -> None:
+    """28.x takes the lowest free pool; 20.10 searches on from the pool it handed out last."""
+    d = Daemon(version=version)
     d.network_create("one")
     d.network_create("two")
     d.network_rm("one")
-    assert d.network_create("three").subnet == IPv4Network("172.18.0.0/16")
+    assert d.network_create("three").subnet == IPv4Network(third)
+    assert d.network_create("four").subnet == IPv4Network("172.21.0.0/16" if version == "20.10" else "172.20.0.0/16")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -32,3 +32,20 @@ def test_notebook_was_run_top_to_bottom_in_the_netlab_kernel(path):
     assert len(ignored) <= 1, f"{path.name}: outputs that teach must be checked, not ignored"
     assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])), \
         f"{path.name}: a stored run raised an error"
+
+
+def test_the_sanitizer_never_turns_one_link_state_into_another():
+    """nbval compares through notebooks/sanitize.cfg: a rule may say that a state is not decided
+    (a race), but must not make a DOWN look like a LOWERLAYERDOWN, or the reverse (issue 18)."""
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(NOTEBOOKS[0].parent / "sanitize.cfg")
+    line = ("2: veth2@if3: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state {} mode DEFAULT "
+            "group default qlen 1000\r\n    link/ether 46:5c:a8:9f:81:48 brd ff:ff:ff:ff:ff:ff link-netns ns1\r\n")
+    for state, other in (("DOWN", "LOWERLAYERDOWN"), ("LOWERLAYERDOWN", "DOWN"), ("UP", "DOWN")):
+        text = line.format(state)
+        for section in cfg.sections():
+            text = re.sub(cfg[section]["regex"], cfg[section]["replace"], text)
+        assert f"state {other} " not in text, (section, text)

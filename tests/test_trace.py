@@ -193,14 +193,23 @@ def test_demo2_drop_is_the_forward_policy_then_the_accept_rule_passes(lab):
         assert [h["netns"] for h in hops if h["hook"] == "INPUT"] == [dst]
 
 
-def test_a_ping_that_arp_cannot_deliver_leaves_its_namespace_and_goes_nowhere(lab):
+def test_a_ping_that_arp_cannot_deliver_passes_postrouting_and_is_not_sent(lab):
     lab.ok(DEMO1)
     lab.ok(DEMO1_NS1)
     time.sleep(0.5)
     t = trace(lab, "ns1", "ping -c 1 -W 1 10.0.0.7")  # no one has 10.0.0.7
     [packet] = t["packets"]
     assert [(h["netns"], h["hook"]) for h in packet["hops"]] == [("ns1", "OUTPUT"), ("ns1", "POSTROUTING")]
-    assert packet["fate"].startswith("left ns1 through veth1")
+    assert packet["fate"].startswith("passed POSTROUTING in ns1 towards veth1; not sent: "), packet["fate"]
+    assert "no answer to ARP for 10.0.0.7 on veth1" in packet["fate"]  # it never left: ip neigh says why
+
+
+def test_a_packet_towards_a_link_without_carrier_is_not_sent(lab):
+    lab.ok("!ip netns add ns1 && ip link add veth1 type veth peer name veth2 && ip link set veth1 netns ns1")
+    lab.ok("%netns ns1 ip addr add 10.0.0.1/24 dev veth1 && ip link set dev veth1 up")  # veth2 stays down
+    t = trace(lab, "ns1", "ping -c 1 -W 1 10.0.0.2")
+    [packet] = t["packets"]
+    assert packet["fate"].startswith("passed POSTROUTING in ns1 towards veth1; not sent: veth1 has no carrier")
 
 
 # -- Demo 3: Docker's isolation --------------------------------------------------------------------------

@@ -7,11 +7,25 @@ Docker derives, the way the Docker Engine release it models does (:mod:`.version
 
 - address pools: ``172.17.0.0/16`` for the default ``bridge`` network (device ``docker0``), then
   ``172.18.0.0/16``, ``172.19.0.0/16`` ... ``172.31.0.0/16``, then ``192.168.0.0/20``,
-  ``192.168.16.0/20`` ... (``libnetwork/ipamutils/utils.go``); the first pool that no other
-  network uses is taken. Gateway ``.1``; containers ``.2``, ``.3``, ... in the order they start,
-  and an address freed by ``docker rm`` is handed out again only after the range wraps
-  (libnetwork's serial allocation: ``setIPAMSerialAlloc``, ``libnetwork/ipam/allocator.go``).
-- network ids: 64 random hex digits; bridge ``br-`` + the first 12 (``drivers/bridge/bridge.go``).
+  ``192.168.16.0/20`` ... (``libnetwork/ipamutils/utils.go``). Docker 28 takes the lowest pool
+  that no network uses (``libnetwork/ipams/defaultipam/address_space.go``,
+  ``allocatePredefinedPool``); Docker 20.10 searches from the pool after the one it handed out
+  last, so a removed network's pool comes back only after the list wraps (libnetwork's
+  ``ipam/allocator.go``: ``getPredefineds`` and ``updateStartIndex``).
+- container addresses: gateway ``.1``; each container gets the **lowest free** address of its
+  network, and an address freed by ``docker rm`` (or by a container's exit) is the next one handed
+  out. libnetwork's ``ipam/allocator.go`` (``requestAddress``) scans its bitmap serially only if
+  the request carries ``com.docker.network.ipam.serial=true``
+  (``bitmask.SetAny(serial)``: serial starts after the last bit set, otherwise at the first free
+  one); the daemon creates a container's endpoint with no IPAM options
+  (``daemon/network.go``, ``buildCreateEndpointOptions``: ``CreateOptionIpam(ip, ip6, ipList,
+  nil)``), which ``libnetwork/endpoint.go`` passes on to ``RequestAddress``. Serial allocation is
+  SwarmKit's, for swarm networks (``manager/allocator/cnmallocator/networkallocator.go``:
+  ``setIPAMSerialAlloc``). Observed on dockerd 20.10.24: ``def1`` got 172.17.0.2, was removed,
+  and the next container on the bridge got 172.17.0.2 again
+  (``tests/fixtures/docker/ipam-reuse.json``).
+- network and container ids: 64 random hex digits (``pkg/stringid``, ``GenerateRandomID``); a
+  network's bridge is ``br-`` + the first 12 (``drivers/bridge/bridge.go``).
 - the host end of a container's veth: ``veth`` + 7 random hex digits; the container end is
   renamed ``eth0`` (``netutils.GenerateIfaceName(nlh, "veth", 7)``, ``osl`` renames it).
 - the container's MAC: ``02:42`` + the four bytes of its IPv4 address in 20.10
@@ -147,8 +161,9 @@ class Container:
     """One container, from ``docker run`` to ``docker rm``: running, or exited and kept.
 
     The endpoint (``ip``, ``mac``, ``veth``, ``ports``) is dockerd's allocation; it stays on the
-    record after the container exited, for ``docker inspect``, but only a running container
-    holds it (addresses, host ports and rules). ``job``, ``pid``, ``proxies`` and ``proc`` are
+    record after the container exited, but only a running container holds it (addresses, host
+    ports and rules): dockerd releases a stopped container's network, and ``docker inspect``
+    then shows its address empty (:mod:`.inspect`). ``job``, ``pid``, ``proxies`` and ``proc`` are
     the handles of the engine that runs the container's command in the lab.
     """
 
@@ -201,7 +216,7 @@ class Daemon:
     networks: dict[str, Network] = field(default_factory=dict)
     containers: dict[str, Container] = field(default_factory=dict)
     history: list[Network | Container] = field(default_factory=list)  # what holds rules, in creation order
-    _last_host: dict[str, int] = field(default_factory=dict, repr=False)
+    _pool_start: int = field(default=0, repr=False)  # 20.10: where the next pool search starts
 
     def __post_init__(self) -> None:
         self.release = versions.release(self.version)
@@ -248,7 +263,6 @@ class Daemon:
                               "has active endpoints")
         del self.networks[name]
         self.history.remove(net)
-        self._last_host.pop(name, None)
 
     def network(self, name: str) -> Network:
         """The network called ``name``, or Docker's "not found"."""
@@ -323,11 +337,11 @@ class Daemon:
     def checkpoint(self) -> Callable[[], None]:
         """Remember the model now; calling the result puts it back (records are not copied)."""
         networks, containers = dict(self.networks), dict(self.containers)
-        history, last_host = list(self.history), dict(self._last_host)
+        history, pool_start = list(self.history), self._pool_start
 
         def restore() -> None:
             self.networks, self.containers = networks, containers
-            self.history, self._last_host = history, last_host
+            self.history, self._pool_start = history, pool_start
         return restore
 
     # -- internals -----------------------------------------------------------------------
@@ -343,24 +357,22 @@ class Daemon:
             if any(wanted.overlaps(u) for u in used):
                 raise AlreadyExists("Pool overlaps with other one on this address space")
             return wanted
-        for pool in default_address_pools():
+        pools = default_address_pools()
+        start = self._pool_start if self.release.rotating_pools else 0
+        for i, pool in enumerate(pools[start:] + pools[:start]):
             if not any(pool.overlaps(u) for u in used):
+                self._pool_start = (start + i + 1) % len(pools)
                 return pool
         raise NetlabError("could not find an available, non-overlapping IPv4 address pool "
                           "among the defaults to assign to the network")
 
     def _next_address(self, net: Network) -> IPv4Address:
+        """The lowest address of ``net`` that no running container and not the gateway holds."""
         taken = {c.ip for c in self.containers.values() if c.network == net.name and c.running}
         taken.add(net.gateway)
-        first = int(net.subnet.network_address) + 1
-        last = int(net.subnet.broadcast_address) - 1
-        start = self._last_host.get(net.name, first)
-        size = last - first + 1
-        for step in range(1, size + 1):
-            candidate = first + (start - first + step) % size
-            if IPv4Address(candidate) not in taken:
-                self._last_host[net.name] = candidate
-                return IPv4Address(candidate)
+        for candidate in net.subnet.hosts():
+            if candidate not in taken:
+                return candidate
         raise NetlabError(f"no available IPv4 addresses on this network's address pools: "
                           f"{net.name} ({net.id})")
 

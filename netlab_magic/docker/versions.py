@@ -37,6 +37,11 @@ class Release:
     gateway_modes: tuple[str, ...] = ()
     #: a subnet with host bits (``10.0.0.1/24``): taken as its network (20.10) or refused (28.x)
     strict_subnets: bool = False
+    #: ``docker network create`` without ``--subnet``: the search for a free default pool starts
+    #: after the pool handed out last (20.10: libnetwork's ``ipam/allocator.go``,
+    #: ``predefinedStartIndices``), or at the lowest pool (28.x: the linear allocator,
+    #: ``libnetwork/ipams/defaultipam/address_space.go``, ``allocatePredefinedPool``).
+    rotating_pools: bool = False
     go: str = ""  #: the Go release it was built with ("": not known here)
     git_commit: str = ""  #: the engine's commit, as ``docker version`` prints it ("": not known here)
     #: where the numbers come from
@@ -52,7 +57,7 @@ class Release:
 RELEASES: dict[str, Release] = {
     "20.10": Release(
         key="20.10", version="20.10.24+dfsg1", api="1.41", min_api="1.12", go="go1.19.8",
-        git_commit="5d6db84", mac_from_ip=True,
+        git_commit="5d6db84", mac_from_ip=True, rotating_pools=True,
         source="Debian 12's docker.io, captured: tests/fixtures/docker/proxy-on/docker-version.txt"),
     "28.5": Release(
         key="28.5", version="28.5.2", api="1.51", min_api="1.24", mac_from_ip=False,
