@@ -69,12 +69,22 @@ def jupyter_path():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def kernel(jupyter_path):
-    """A netlab kernel (rootless through its user namespace, or root), shared by a module."""
+def _module_kernel():
     k = Kernel("netlab-test")
     yield k
     k.shutdown()
+
+
+@pytest.fixture(scope="module")
+def kernel(jupyter_path):
+    """A netlab kernel (rootless through its user namespace, or root), shared by a module."""
+    yield from _module_kernel()
+
+
+@pytest.fixture(scope="module")
+def kernel_b(jupyter_path):
+    """A second netlab kernel beside ``kernel``: a second notebook of the same user."""
+    yield from _module_kernel()
 
 
 @pytest.fixture

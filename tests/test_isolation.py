@@ -9,7 +9,6 @@ this test, outside every lab): none of them may be touched either.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import tempfile
@@ -19,14 +18,6 @@ import pytest
 from kernel_client import Kernel
 
 LISTENER = "%%netns host --bg --name listener\nnc -l 8080"
-
-
-@pytest.fixture(scope="module")
-def kernel_b(jupyter_path):
-    """A second netlab kernel, beside the module's kernel (A)."""
-    k = Kernel("netlab-test")
-    yield k
-    k.shutdown()
 
 
 @pytest.fixture
@@ -87,3 +78,23 @@ def test_hostname_in_a_cell_renames_only_the_lab(lab):
     lab.ok("%netlab reset")
     assert lab.ok("!hostname").stdout.strip() == machine  # a fresh host has the machine's name again
 
+
+def test_a_container_has_its_own_processes_and_host_name(lab):
+    """As Docker gives them: PID 1 is the command, ``ps`` lists the container's processes only,
+    the host name is the short id or ``--hostname``, ``docker top`` lists them from the host."""
+    cid = lab.ok("%docker run -d --name box busybox sleep 1000").stdout.strip()
+    lab.ok("%docker run -d --name named --hostname web-1 busybox sh -c "
+           "'(setsid sleep 6029 >/dev/null 2>&1 &); exec sleep 1000'")
+    assert lab.ok("%docker exec box hostname").stdout.strip() == cid[:12]
+    assert lab.ok("%docker exec named hostname").stdout.strip() == "web-1"
+    assert lab.ok("%docker inspect -f '{{.Config.Hostname}}' named").stdout.strip() == "web-1"
+    ps = lab.ok("%docker exec box ps -e -o pid=,args=").stdout.split("\n")
+    assert [line.split(None, 1) for line in ps if line.strip()][:1] == [["1", "sleep 1000"]], ps
+    assert not any("6029" in line or "nc" in line for line in ps), ps  # not the other container's, not the lab's
+    top = lab.ok("%docker top named").stdout.splitlines()
+    assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], top
+    assert sorted(line.split(None, 7)[-1] for line in top[1:]) == ["sleep 1000", "sleep 6029"], top
+    pid = lab.ok("%docker inspect -f '{{.State.Pid}}' named").stdout.strip()
+    assert lab.ok(f"!ps -o args= -p {pid}").stdout.strip() == "sleep 1000"  # State.Pid, as the lab's host numbers it
+    lab.ok("%docker rm -f named")
+    assert "6029" not in lab.ok("!ps -e -o args=").stdout  # its daemonized process went with it
