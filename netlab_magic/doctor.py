@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from .display import Table
+from .isolation import INIT_NAME, PIDNS_ENV
 from .sandbox import ADVICE, privilege_mode, refusal
 
 
@@ -177,6 +178,18 @@ def user_namespaces() -> Check:
     return Check("user namespaces", True, f"allowed (max {max_ns or '?'})")
 
 
+def own_processes(environ=os.environ, read=_read) -> Check:
+    """Do the kernel's commands see and signal only its own processes (the launcher's PID namespace)?"""
+    refused = environ.get(PIDNS_ENV)
+    if refused:
+        return Check("own processes", False, refused, "cells can see and signal the processes of the "
+                     "kernel's PID namespace; the container or host refuses a PID namespace with its own /proc")
+    if (read("/proc/1/comm") or "").strip() == INIT_NAME:
+        return Check("own processes", True, "a PID namespace of the kernel's own (PID 1: its init)")
+    return Check("own processes", False, "the kernel shares its PID namespace (an ordinary kernel)",
+                 "cells can see and signal every process the kernel can: pick the 'Python 3 (netlab)' kernel")
+
+
 def tool(name: str, package: str) -> Check:
     path = shutil.which(name)
     if path:
@@ -200,6 +213,7 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
         mode_check = Check("mode", True, {"root": "root: the lab is a private namespace of this kernel",
                                           "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode])
     checks = [mode_check,
+              own_processes(),
               user_namespaces(),
               tool("ip", "iproute2"), tool("iptables", "iptables"), tool("ping", "iputils-ping"),
               tool("nc", "netcat-openbsd"), tool("bash", "bash"),

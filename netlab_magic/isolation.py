@@ -33,6 +33,11 @@ PARENT_ENV = "JPY_PARENT_PID"
 #: How often the launcher looks whether that process is still there (ipykernel's own period).
 PARENT_POLL = 1.0
 
+#: Set by the launcher when the kernel keeps the launcher's PID namespace: why (``%netlab doctor`` says it).
+PIDNS_ENV = "NETLAB_PIDNS_REFUSED"
+#: What ``ps`` shows for the init (PID 1).
+INIT_NAME = "netlab-init"
+
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
 _PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15
 
@@ -56,7 +61,7 @@ def enter_pid_namespace() -> str | None:
         _wait_outside(init)
     _private_proc()
     syscalls.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the launcher killed: the whole namespace goes
-    syscalls.prctl(_PR_SET_NAME, b"netlab-init")  # what `ps` shows for PID 1
+    syscalls.prctl(_PR_SET_NAME, INIT_NAME.encode())
     kernel = os.fork()
     if kernel == 0:
         syscalls.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

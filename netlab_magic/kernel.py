@@ -21,9 +21,6 @@ import sys
 from . import syscalls
 from .sandbox import ERROR_ENV
 
-#: Set by the launcher when the kernel keeps the launcher's PID namespace: why (for the doctor).
-PIDNS_ENV = "NETLAB_PIDNS_REFUSED"
-
 
 
 class UsernsError(OSError):
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             print(message, file=sys.stderr)
             os.environ[ERROR_ENV] = message
     if not os.environ.get(ERROR_ENV):
-        from .isolation import enter_pid_namespace
+        from .isolation import PIDNS_ENV, enter_pid_namespace
 
         refused = enter_pid_namespace()
         if refused:
