@@ -185,7 +185,7 @@ def own_processes(environ=os.environ, read=_read) -> Check:
         return Check("own processes", False, refused, "cells can see and signal the processes of the "
                      "kernel's PID namespace; the container or host refuses a PID namespace with its own /proc")
     if (read("/proc/1/comm") or "").strip() == INIT_NAME:
-        return Check("own processes", True, "a PID namespace of the kernel's own (PID 1: its init)")
+        return Check("own processes", True, f"a PID namespace of its own (PID 1: {INIT_NAME})")
     return Check("own processes", False, "the kernel shares its PID namespace (an ordinary kernel)",
                  "cells can see and signal every process the kernel can: pick the 'Python 3 (netlab)' kernel")
 
