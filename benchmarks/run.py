@@ -18,7 +18,8 @@ measured side by side in one run:
            raw (a fresh socket in each namespace, messages read, not parsed): ``floor.dumps``;
 7. kernel  the "Python 3 (netlab)" kernel's start through jupyter_client, as JupyterLab starts it:
            until it answers ``kernel_info`` (the lab is made by then), and until a first
-           ``%netns host true`` has run, against a plain ``python3`` kernel.
+           ``%netns host true`` has run, against a plain ``python3`` kernel; then ``%netns ns1
+           true`` cells in that kernel (10 per start).
 
 Every measurement runs in a fresh child process (``run.py --child ...``), so each has its own
 lab sandbox: everything, the shell baselines included, happens inside the lab's host namespace
@@ -331,6 +332,13 @@ def child_kernel(rounds: int) -> dict:
                 if reply["content"]["status"] != "ok":
                     raise SystemExit(f"{name}: {cell!r} failed")
                 first = time.perf_counter() - t
+                if name == "netlab":  # what a command costs in the kernel itself, through Jupyter
+                    kc.execute_interactive("!ip netns add ns1", timeout=60, output_hook=lambda msg: None)
+                    for _ in range(10):
+                        c = time.perf_counter()
+                        kc.execute_interactive("%netns ns1 true", timeout=60, output_hook=lambda msg: None)
+                        times.setdefault("netlab: %netns ns1 true, a cell through jupyter_client", []).append(
+                            time.perf_counter() - c)
             finally:
                 kc.stop_channels()
                 km.shutdown_kernel(now=True)
