@@ -43,6 +43,7 @@ def start_command(lab: Lab, c: Container, undo: Undo, exited: Callable[[object],
         raise AlreadyExists(f"docker: Error response from daemon: a lab job called {name!r} is "
                             "running: stop it first")
     job = lab.start_job(c.netns, contained(c), name=name)
+    job.command = c.command  # what `%netlab jobs` shows: the container's command, as `docker ps` does
     undo.append(lambda: (job.stop(), forget_job(lab, job.name)))
     c.job, c.shim_pid, c.started = job.name, job.proc.pid, time.time()
     c.pid = container_init(c) or 0
@@ -58,29 +59,43 @@ def start_foreground(lab: Lab, c: Container) -> None:
 
 def contained(c: Container) -> str:
     """The container's command (bash) as PID 1 of a PID, mount and UTS namespace of its own, with
-    its own /proc and host name: ``unshare --pid --fork --mount-proc --uts``, then ``hostname``."""
-    return ("exec unshare --pid --fork --kill-child --mount-proc --uts -- "
-            "sh -c 'hostname \"$0\" && exec bash -c \"$1\"' " + shlex.quote(c.hostname) + " " + shlex.quote(c.command))
+    its own /proc and host name. In two steps, so that everything is in place before PID 1 exists:
+    ``unshare --uts --mount``, where ``hostname`` names it and the lab's ``/run/netns`` goes
+    (Docker's containers have none: a copy would hold the namespaces named then alive, and list
+    those named later as dead files); then ``unshare --pid --fork --mount-proc``, whose child
+    mounts the new /proc and becomes the command."""
+    inner = "exec unshare --pid --fork --kill-child --mount-proc -- bash -c \"$1\""
+    return (f"exec unshare --uts --mount -- sh -c 'umount -l /run/netns; hostname \"$0\" && {inner}' "
+            + shlex.quote(c.hostname) + " " + shlex.quote(c.command))
 
 
 def container_init(c: Container, timeout: float = 2.0) -> int | None:
-    """The pid (the lab's numbering) of the container's PID 1, the child of its shim, once forked;
-    None if the command has ended already."""
+    """The pid (the lab's numbering) of the container's PID 1 once it runs the command (the shim's
+    second ``unshare`` forked it, and it mounted /proc and left ``unshare``); None if it ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
+            with open(f"/proc/{c.shim_pid}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+            comm, state = head.split("(", 1)[1], tail.split()[0]
             with open(f"/proc/{c.shim_pid}/task/{c.shim_pid}/children") as f:
                 children = f.read().split()
-            with open(f"/proc/{c.shim_pid}/stat") as f:
-                ended = f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+            if state in "ZX":
+                return None
+            if comm == "unshare" and children and _comm(children[0]) not in ("unshare", None):
+                return int(children[0])
         except OSError:
-            return None
-        if children:
-            return int(children[0])
-        if ended:
             return None
         time.sleep(0.005)
     return None
+
+
+def _comm(pid: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _running_init(c: Container) -> int:
