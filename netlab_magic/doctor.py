@@ -178,16 +178,15 @@ def user_namespaces() -> Check:
     return Check("user namespaces", True, f"allowed (max {max_ns or '?'})")
 
 
-def own_processes(environ=os.environ, read=_read) -> Check:
-    """Do the kernel's commands see and signal only its own processes (the launcher's PID namespace)?"""
+def own_processes(environ=os.environ, read=_read) -> str:
+    """Whether the kernel's commands see and signal only their own processes (the launcher's PID
+    namespace), or why not: said in the "mode" row (the demos run either way)."""
     refused = environ.get(PIDNS_ENV)
     if refused:
-        return Check("own processes", False, refused, "cells can see and signal the processes of the "
-                     "kernel's PID namespace; the container or host refuses a PID namespace with its own /proc")
+        return f"processes shared with the machine ({refused})"
     if (read("/proc/1/comm") or "").strip() == INIT_NAME:
-        return Check("own processes", True, f"a PID namespace of its own (PID 1: {INIT_NAME})")
-    return Check("own processes", False, "the kernel shares its PID namespace (an ordinary kernel)",
-                 "cells can see and signal every process the kernel can: pick the 'Python 3 (netlab)' kernel")
+        return f"its own processes (PID 1: {INIT_NAME})"
+    return "processes shared with the machine (an ordinary kernel: the 'Python 3 (netlab)' kernel has its own)"
 
 
 def tool(name: str, package: str) -> Check:
@@ -211,9 +210,9 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
         mode_check = Check("mode", True, f"{mode}: a lab can be made here")
     else:
         mode_check = Check("mode", True, {"root": "root: the lab is a private namespace of this kernel",
-                                          "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode])
+                                          "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode]
+                           + "; " + own_processes())
     checks = [mode_check,
-              own_processes(),
               user_namespaces(),
               tool("ip", "iproute2"), tool("iptables", "iptables"), tool("ping", "iputils-ping"),
               tool("nc", "netcat-openbsd"), tool("bash", "bash"),

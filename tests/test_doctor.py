@@ -183,6 +183,6 @@ def test_a_kernel_whose_sys_is_masked_as_in_a_container_says_what_to_change(mask
 
 def test_own_processes_says_why_a_pid_namespace_was_refused():
     refused = doctor.own_processes(environ={"NETLAB_PIDNS_REFUSED": "no PID namespace of its own: Operation not permitted"})
-    assert not refused.ok and refused.detail.endswith("Operation not permitted")
-    assert doctor.own_processes(environ={}, read=lambda path: "netlab-init\n").ok
-    assert not doctor.own_processes(environ={}, read=lambda path: "systemd\n").ok
+    assert refused == "processes shared with the machine (no PID namespace of its own: Operation not permitted)"
+    assert doctor.own_processes(environ={}, read=lambda path: "netlab-init\n").startswith("its own processes")
+    assert "an ordinary kernel" in doctor.own_processes(environ={}, read=lambda path: "systemd\n")
