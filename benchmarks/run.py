@@ -15,7 +15,11 @@ measured side by side in one run:
 4. counters  reading the counters of 1,000 iptables rules in a namespace;
 5. workbook  every notebook of ``notebooks/`` under nbval (skipped if there are none);
 6. snapshot  ``lab.snapshot()`` of a 10/30/100-namespace lab against the same netlink dumps done
-           raw (a fresh socket in each namespace, messages read, not parsed): ``floor.dumps``.
+           raw (a fresh socket in each namespace, messages read, not parsed): ``floor.dumps``;
+7. kernel  the "Python 3 (netlab)" kernel's start through jupyter_client, as JupyterLab starts it:
+           until it answers ``kernel_info`` (the lab is made by then), and until a first
+           ``%netns host true`` has run, against a plain ``python3`` kernel; then ``%netns ns1
+           true`` cells in that kernel (10 per start).
 
 Every measurement runs in a fresh child process (``run.py --child ...``), so each has its own
 lab sandbox: everything, the shell baselines included, happens inside the lab's host namespace
@@ -308,6 +312,41 @@ def child_snapshot(sizes: list[int], reps: int) -> dict:
     return out
 
 
+def child_kernel(rounds: int) -> dict:
+    """Start the netlab and the plain python3 kernel ``rounds`` times each, interleaved."""
+    from jupyter_client.manager import KernelManager
+
+    cells = {"netlab": "%netns host true", "python3": "pass"}
+    times: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, cell in cells.items():
+            t = time.perf_counter()
+            km = KernelManager(kernel_name=name)
+            km.start_kernel()
+            kc = km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=60)
+                ready = time.perf_counter() - t
+                reply = kc.execute_interactive(cell, timeout=60, output_hook=lambda msg: None)
+                if reply["content"]["status"] != "ok":
+                    raise SystemExit(f"{name}: {cell!r} failed")
+                first = time.perf_counter() - t
+                if name == "netlab":  # what a command costs in the kernel itself, through Jupyter
+                    kc.execute_interactive("!ip netns add ns1", timeout=60, output_hook=lambda msg: None)
+                    for _ in range(10):
+                        c = time.perf_counter()
+                        kc.execute_interactive("%netns ns1 true", timeout=60, output_hook=lambda msg: None)
+                        times.setdefault("netlab: %netns ns1 true, a cell through jupyter_client", []).append(
+                            time.perf_counter() - c)
+            finally:
+                kc.stop_channels()
+                km.shutdown_kernel(now=True)
+            times.setdefault(f"{name}: ready (kernel_info)", []).append(ready)
+            times.setdefault(f"{name}: first cell ({cell}) done", []).append(first)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def netns_count() -> int:
     """Network namespaces alive in the kernel, dying ones included (slab objects; SLUB may count a few spare)."""
     try:
@@ -386,8 +425,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition: a smoke test (seconds)")
     parser.add_argument("--n", default=None, help="namespace counts to build, comma-separated (default 10,100,500,1000)")
     parser.add_argument("--json", help="also write the raw results to this file")
-    parser.add_argument("--only", default="build,teardown,enter,counters,workbook,snapshot",
-                        help="scenarios to run, comma-separated (default: all six)")
+    parser.add_argument("--only", default="build,teardown,enter,counters,workbook,snapshot,kernel",
+                        help="scenarios to run, comma-separated (default: all seven)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -403,6 +442,8 @@ def main() -> None:
             result = child_counters(int(rest[0]), int(rest[1]))
         elif kind == "snapshot":
             result = child_snapshot([int(x) for x in rest[0].split(",")], int(rest[1]))
+        elif kind == "kernel":
+            result = child_kernel(int(rest[0]))
         else:
             raise SystemExit(f"unknown child {kind}")
         print(json.dumps(result))
@@ -414,7 +455,7 @@ def main() -> None:
     sizes = [int(x) for x in (args.n or ("3" if args.quick else "10,100,500,1000")).split(",")]
     settle = 2.0 if args.quick else 30.0
     results: dict = {"machine": machine(), "build": {}, "teardown": {}, "enter": {}, "counters": {},
-                     "workbook": None, "snapshot": {}}
+                     "workbook": None, "snapshot": {}, "kernel": {}}
     started = time.monotonic()
     report: list[str] = [f"netlab_magic benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
                          "machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items())]
@@ -507,6 +548,14 @@ def main() -> None:
                 for n, v in snap.items()]
         report.append(table("6. lab.snapshot() vs the same dumps raw (median; IPv6 on, as the talk's labs have it)",
                             ["namespaces", "first snapshot", "snapshot", "raw dumps", "x raw"], rows))
+        print(report[-1], flush=True)
+
+    # 7. kernel start -------------------------------------------------------------------------
+    if "kernel" in only:
+        starts = run_child("kernel", "2" if args.quick else "15")
+        results["kernel"] = starts
+        report.append(table("7. Kernel start through jupyter_client (median)",
+                            ["what", "time"], [[k, fmt_s(v)] for k, v in starts.items()]))
         print(report[-1], flush=True)
 
     report.append(targets(results, sizes))

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from .display import Table
+from .isolation import INIT_NAME, PIDNS_ENV
 from .sandbox import ADVICE, privilege_mode, refusal
 
 
@@ -266,6 +267,17 @@ def tool_checks(read=_read) -> list[Check]:
     return checks
 
 
+def own_processes(environ=os.environ, read=_read) -> str:
+    """Whether the kernel's commands see and signal only their own processes (the launcher's PID
+    namespace), or why not: said in the "mode" row (the demos run either way)."""
+    refused = environ.get(PIDNS_ENV)
+    if refused:
+        return f"processes shared with the machine ({refused})"
+    if (read("/proc/1/comm") or "").strip() == INIT_NAME:
+        return f"its own processes (PID 1: {INIT_NAME})"
+    return "processes shared with the machine (an ordinary kernel: the 'Python 3 (netlab)' kernel has its own)"
+
+
 def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazily
     """All checks. With a ``lab``, networking checks run inside the lab's host."""
     mode = lab.mode if lab is not None else privilege_mode()
@@ -280,7 +292,8 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
         mode_check = Check("mode", True, f"{mode}: a lab can be made here")
     else:
         mode_check = Check("mode", True, {"root": "root: the lab is a private namespace of this kernel",
-                                          "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode])
+                                          "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode]
+                           + "; " + own_processes())
     checks = [mode_check,
               user_namespaces(),
               *tool_checks()]

@@ -1,12 +1,16 @@
 """The "Python 3 (netlab)" kernel launcher: an IPython kernel that starts inside its own
-user and mount namespaces, so the lab works without root.
+user and mount namespaces, so the lab works without root, and in a PID namespace of its own.
 
 A process can only enter a new user namespace while it has one thread, and an IPython
 kernel has several; so the launcher does it first, then ``exec``\\ s the ordinary kernel with
 the extension loaded. The kernel stays in the machine's network namespace (its ZMQ sockets
 must stay reachable by the Jupyter server); only the thread that runs cells moves into the lab.
+Before that, the launcher forks as ``unshare --pid --fork --mount-proc`` does
+(:func:`netlab_magic.isolation.enter_pid_namespace`): the kernel and everything it starts see
+and signal only their own processes; the launcher waits outside, the process Jupyter knows.
 
-As real root no user namespace is needed: the launcher only loads the extension.
+As real root no user namespace is needed: the launcher only makes the PID namespace and loads
+the extension.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ def main(argv: list[str] | None = None) -> None:
             message = refusal_text(getattr(err, "call", "unshare(CLONE_NEWUSER)"), err)
             print(message, file=sys.stderr)
             os.environ[ERROR_ENV] = message
+    if not os.environ.get(ERROR_ENV):
+        from .isolation import PIDNS_ENV, enter_pid_namespace
+
+        refused = enter_pid_namespace()
+        if refused:
+            os.environ[PIDNS_ENV] = refused
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "--ext=netlab_magic", *argv])
 
 

@@ -10,7 +10,10 @@ cells) lives in:
   namespaces of its own, carries it in its mount table, which is how the keeper finds it;
 * the lab's **host**: a new network namespace with only ``lo`` (no uplink), which plays the
   talk's host, and a ``/sys`` mounted from inside it. ``!ip link`` and ``!ls /sys/class/net``
-  in a cell show the lab's host, never the machine.
+  in a cell show the lab's host, never the machine;
+* a **UTS namespace** of its own, named as the machine is (:func:`isolation.own_host_name`):
+  ``hostname X`` in a cell renames the lab, never the machine. (The lab's own *processes*
+  come from the kernel's launcher: see :mod:`netlab_magic.isolation`.)
 
 Only the main thread moves; the kernel's other threads, and the ZMQ sockets it opened
 before, stay in the machine's network namespace, so Jupyter keeps talking to the kernel.
@@ -37,7 +40,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from . import keeper, namespaces, syscalls
+from . import isolation, keeper, namespaces, syscalls
 from .errors import NamespaceNotFound, PrivilegeError
 from .model import HOST
 from .names import check_netns_name
@@ -96,6 +99,7 @@ class Sandbox:
         self.generation = 0
         self._keeper: subprocess.Popen | None = None
         self._keeper_pipe: int | None = None
+        self.uts_fd: int | None = None
         self._adopted = threading.local()
 
     # -- entering and leaving -------------------------------------------------------------
@@ -118,6 +122,8 @@ class Sandbox:
                 raise PrivilegeError(f"cannot make the lab's private mounts ({err.strerror}): {ADVICE}") from err
             raise
         self.mnt_fd = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        isolation.own_host_name()
+        self.uts_fd = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
         os.makedirs(NETNS_DIR, exist_ok=True)
         _mount_netns_dir()
         os.makedirs(os.path.dirname(HOST_FILE), exist_ok=True)
@@ -202,6 +208,7 @@ class Sandbox:
         self.sweep()
         self.new_host()
         self._drop_netns_dir()
+        isolation.name_host(isolation.machine_names())
 
     def destroy_namespaces(self) -> None:
         """Kill every process in the lab and remove every namespace file (host included)."""
@@ -239,9 +246,10 @@ class Sandbox:
             os.close(self._keeper_pipe)
             self._keeper.wait()
             self._keeper = None
-        if self.mnt_fd is not None:
-            os.close(self.mnt_fd)
-            self.mnt_fd = None
+        for fd in (self.mnt_fd, self.uts_fd):
+            if fd is not None:
+                os.close(fd)
+        self.mnt_fd = self.uts_fd = None
 
     # -- threads ------------------------------------------------------------------------------
 
@@ -264,6 +272,7 @@ class Sandbox:
             syscalls.unshare(syscalls.CLONE_FS)  # a mount namespace is entered by a thread with its own fs
             syscalls.setns(self.mnt_fd, syscalls.CLONE_NEWNS)
             os.chdir(cwd)
+            syscalls.setns(self.uts_fd, syscalls.CLONE_NEWUTS)
             state.joined = True
         syscalls.setns(self.host_fd, syscalls.CLONE_NEWNET)
         state.generation = self.generation

@@ -11,13 +11,16 @@ import os
 
 CLONE_FS = 0x00000200
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
 MS_RDONLY = 0x1
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -50,6 +53,17 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
         ),
         f"mount {target}",
     )
+
+
+def prctl(option: int, arg: int | bytes) -> None:
+    """``prctl(2)`` with one argument."""
+    _check(_libc.prctl(option, arg, 0, 0, 0), "prctl")
+
+
+def setdomainname(name: str) -> None:
+    """``setdomainname(2)`` (``socket.sethostname`` is the host name's)."""
+    data = name.encode()
+    _check(_libc.setdomainname(data, len(data)), "setdomainname")
 
 
 def umount(target: str, flags: int = MNT_DETACH) -> None:

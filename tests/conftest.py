@@ -1,4 +1,4 @@
-"""Shared fixtures: real Jupyter kernels, and a guard that the machine's own network is untouched.
+"""Shared fixtures: real Jupyter kernels, and a guard that the machine's network and name are untouched.
 
 Tests talk to real kernels over jupyter_client, exactly as JupyterLab does. The kernelspec
 "netlab-test" is written to a temporary JUPYTER_PATH, so the suite does not depend on what
@@ -22,7 +22,8 @@ from kernel_client import IS_ROOT, Kernel
 # -- the machine stays as it was ----------------------------------------------------------------
 
 def machine_network() -> dict[str, list[str]]:
-    """What the machine's own network looks like: named namespaces, links, firewall rules."""
+    """What the machine's own network looks like: named namespaces, links, firewall rules, and its
+    host and domain names (a cell's ``hostname X`` must rename only its lab)."""
     def lines(argv: list[str]) -> list[str]:
         if not shutil.which(argv[0]):
             return []
@@ -33,6 +34,7 @@ def machine_network() -> dict[str, list[str]]:
         "netns": lines(["ip", "netns", "list"]),
         "links": [ln.split(":")[1].strip().split("@")[0] for ln in lines(["ip", "-o", "link", "show"])],
         "routes": lines(["ip", "route", "show", "table", "all"]),
+        "names": [os.uname().nodename, lines(["cat", "/proc/sys/kernel/domainname"])],
     }
     if IS_ROOT:
         state["iptables"] = [ln for ln in lines(["iptables-save"]) if ln.startswith(("-A", ":", "*"))]
@@ -41,11 +43,11 @@ def machine_network() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="session", autouse=True)
 def machine_untouched():
-    """After the whole suite the machine's namespaces, links, routes and firewall are unchanged."""
+    """After the whole suite the machine's namespaces, links, routes, firewall and names are unchanged."""
     before = machine_network()
     yield
     after = machine_network()
-    assert after == before, f"the suite changed the machine's own network: before={before} after={after}"
+    assert after == before, f"the suite changed the machine's own network or name: before={before} after={after}"
 
 
 # -- kernels --------------------------------------------------------------------------------------
@@ -67,12 +69,22 @@ def jupyter_path():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def kernel(jupyter_path):
-    """A netlab kernel (rootless through its user namespace, or root), shared by a module."""
+def _module_kernel():
     k = Kernel("netlab-test")
     yield k
     k.shutdown()
+
+
+@pytest.fixture(scope="module")
+def kernel(jupyter_path):
+    """A netlab kernel (rootless through its user namespace, or root), shared by a module."""
+    yield from _module_kernel()
+
+
+@pytest.fixture(scope="module")
+def kernel_b(jupyter_path):
+    """A second netlab kernel beside ``kernel``: a second notebook of the same user."""
+    yield from _module_kernel()
 
 
 @pytest.fixture

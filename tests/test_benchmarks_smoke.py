@@ -24,7 +24,8 @@ def test_quick_run_prints_every_table():
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     for title in ("1. Build an N-namespace star", "2. Teardown", "3. Entering a namespace",
-                  "4. Counters of 1,000 iptables rules", "5. Workbook", "6. lab.snapshot() vs the same dumps raw"):
+                  "4. Counters of 1,000 iptables rules", "5. Workbook", "6. lab.snapshot() vs the same dumps raw",
+                  "7. Kernel start"):
         assert title in out, out
     for label in ("(a) bash loop of ip", "(b) ip -batch", "(c) pyroute2", "netlab per-call API",
                   "netlab build_star()", "(d) netlink floor", "lab.reset()", "%netns ns1 true",

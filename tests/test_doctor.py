@@ -217,3 +217,10 @@ def test_a_netcat_without_dash_n_is_named_with_its_package(tmp_path, monkeypatch
     assert check.advice == "apt-get install -y netcat-openbsd"
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert doctor.tool_check(nc, "debian").ok  # this machine's: OpenBSD netcat
+
+
+def test_own_processes_says_why_a_pid_namespace_was_refused():
+    refused = doctor.own_processes(environ={"NETLAB_PIDNS_REFUSED": "no PID namespace of its own: Operation not permitted"})
+    assert refused == "processes shared with the machine (no PID namespace of its own: Operation not permitted)"
+    assert doctor.own_processes(environ={}, read=lambda path: "netlab-init\n").startswith("its own processes")
+    assert "an ordinary kernel" in doctor.own_processes(environ={}, read=lambda path: "systemd\n")

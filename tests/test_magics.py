@@ -140,6 +140,7 @@ def test_status_shows_the_lab(lab):
 def test_doctor(lab):
     text = lab.ok("%netlab doctor").results[0]
     assert re.search(r"mode\s+yes\s+(root|rootless)", text)
+    assert "its own processes (PID 1: netlab-init)" in text, text  # the netlab kernel's PID namespace
     for tool in ("ip", "iptables", "ping", "nc", "curl", "tcpdump", "conntrack"):  # every tool the notebooks call
         assert re.search(rf"^\s*{tool}\s+yes", text, re.M), text
 

@@ -177,6 +177,7 @@ class Container:
     image: str = ""
     cmd: tuple[str, ...] = ()  # what the user gave after IMAGE (empty: the image's default)
     command: str = ""  # the bash command really run inside the namespace
+    hostname: str = ""  # --hostname; by default the short id, as Docker names it
     auto_remove: bool = False  # --rm: removed as soon as it exits
     endpoint_id: str = field(default_factory=random_id)
     sandbox_id: str = field(default_factory=random_id)
@@ -186,9 +187,13 @@ class Container:
     exit_code: int | None = None  # None while it runs
     # the engine's handles on what runs
     job: str | None = None  # the lab job running the command (detached containers)
-    pid: int = 0
+    pid: int = 0  # the container's PID 1, as the lab's host numbers it (Docker's State.Pid)
+    shim_pid: int = 0  # what holds its namespaces and waits outside (`unshare --fork`, see .processes)
     proxies: list[str] = field(default_factory=list)  # lab jobs of our docker-proxy
     proc: Any = field(default=None, repr=False)  # a foreground command, while it streams
+
+    def __post_init__(self) -> None:
+        self.hostname = self.hostname or self.id[:12]
 
     @property
     def running(self) -> bool:

@@ -139,8 +139,8 @@ class Engine:
 
     def run(self, image: str, cmd: Sequence[str] = (), *, name: str | None = None,
             network: str = DEFAULT_NETWORK, publish: Sequence[str] = (), detach: bool = True,
-            remove: bool = False) -> Container:
-        """``docker run [-d] [--rm] [--name NAME] [--network NET] [-p HOST:CONTAINER]... IMAGE [CMD...]``.
+            remove: bool = False, hostname: str | None = None) -> Container:
+        """``docker run [-d] [--rm] [--name NAME] [-h HOSTNAME] [--network NET] [-p HOST:CONTAINER]... IMAGE [CMD...]``.
 
         Detached, the command runs as a lab job and this returns at once (a web image once its
         server listens). In the foreground its output streams here until it ends (Ctrl-C stops
@@ -148,7 +148,7 @@ class Engine:
         """
         with self._lock:
             c = self._create(image, tuple(cmd), name=name, network=network, publish=tuple(publish),
-                             detach=detach, remove=remove)
+                             detach=detach, remove=remove, hostname=hostname)
         port = images.image_port(image)
         if not detach:
             self._foreground(c)
@@ -157,7 +157,7 @@ class Engine:
         return c
 
     def _create(self, image: str, cmd: tuple[str, ...], *, name: str | None, network: str,
-                publish: tuple[str, ...], detach: bool, remove: bool) -> Container:
+                publish: tuple[str, ...], detach: bool, remove: bool, hostname: str | None) -> Container:
         """``run`` up to the container's command: checks, namespace, veth, rules, proxies, job."""
         daemon = self.start()
         refused = images.reference_error(image)
@@ -172,7 +172,7 @@ class Engine:
             try:
                 return daemon.run(name, network=network, publish=publish, veth=self._free_veth(), image=image,
                                   cmd=cmd, command=images.command_for(image, cmd), auto_remove=remove,
-                                  endpoint_id=endpoint)
+                                  endpoint_id=endpoint, hostname=hostname or "")
             except PortAllocated as err:  # the bridge driver's words, with the endpoint
                 raise PortAllocated(connectivity_error(name, endpoint, str(err))) from err
 
@@ -238,8 +238,17 @@ class Engine:
             c = self.get(name)
             if not c.running:
                 raise NetlabError(f"Error response from daemon: Container {c.id} is not running")
-            proc = self.lab.popen(c.netns, process.shell_argv(command))
+            proc = self.lab.popen(c.netns, processes.exec_argv(c, process.shell_argv(command)))
         return process.stream(proc, timeout=timeout)
+
+    @_serialized
+    def top(self, name: str) -> str:
+        """``docker top NAME``: the container's processes, as ``ps -f`` shows them in the lab's host."""
+        c = self.get(name)
+        if not c.running:
+            raise NetlabError(f"Error response from daemon: Container {c.id} is not running")
+        pids = ",".join(str(p) for p in processes.container_pids(c))
+        return self.lab.run("host", ["ps", "-f", "-p", pids], check=True).stdout
 
     @_serialized
     def stop(self, name: str) -> Container:

@@ -98,7 +98,7 @@ def container_json(c: Container, net: Network | None, release: Release | None = 
                   "StartedAt": iso(c.started), "FinishedAt": iso(c.finished) if c.finished else ZERO_TIME},
         "Image": c.image, "Name": "/" + c.name,
         "HostConfig": {"NetworkMode": "default" if on_default else c.network, "PortBindings": bindings},
-        "Config": {"Hostname": c.id[:12], "Image": c.image, "Cmd": list(c.cmd) or argv,
+        "Config": {"Hostname": c.hostname, "Image": c.image, "Cmd": list(c.cmd) or argv,
                    **({"ExposedPorts": exposed} if exposed else {})},
         "NetworkSettings": settings,
     }

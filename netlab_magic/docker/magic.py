@@ -88,7 +88,8 @@ def _run(lab: Lab, args: Parsed) -> None:
     _count("run", args, 1)
     image, *cmd = args["args"]
     c = engine_mod.engine(lab).run(image, cmd, name=args.name, network=args.network or DEFAULT_NETWORK,
-                                   publish=args.publish or [], detach=bool(args.detach), remove=bool(args.rm))
+                                   publish=args.publish or [], detach=bool(args.detach), remove=bool(args.rm),
+                                   hostname=args.hostname)
     if args.detach:
         print(c.id)
 
@@ -146,6 +147,11 @@ def _inspector(command: str, get: Callable[[engine_mod.Engine], Callable[[str], 
     return handler
 
 
+def _top(lab: Lab, args: Parsed) -> None:
+    _count("top", args, 1, 1)
+    print(engine_mod.engine(lab).top(args["args"][0]), end="")
+
+
 def _logs(lab: Lab, args: Parsed) -> None:
     _count("logs", args, 1, 1)
     print(engine_mod.engine(lab).logs(args["args"][0]), end="")
@@ -173,6 +179,7 @@ COMMANDS = Registry([
         Flag(("-d", "--detach"), "detach", BOOL, "Run container in background and print container ID"),
         Flag(("--rm",), "rm", BOOL, "Automatically remove the container when it exits"),
         Flag(("--name",), "name", VALUE, "Assign a name to the container", "NAME"),
+        Flag(("-h", "--hostname"), "hostname", VALUE, "Container host name", "NAME"),
         Flag(("--network", "--net"), "network", VALUE, "Connect a container to a network", "NET"),
         Flag(("-p", "--publish"), "publish", MULTI, "Publish a container's port to the host",
              "[IP:]HOST:CONTAINER[/PROTO]"),
@@ -184,6 +191,7 @@ COMMANDS = Registry([
     Command("exec", "NAME CMD...", "Execute a command in a running container", _exec, _TTY,
             aliases=("container exec",), stop_at=1),
     Command("logs", "NAME", "Fetch the logs of a container", _logs, aliases=("container logs",)),
+    Command("top", "NAME", "Display the running processes of a container", _top, aliases=("container top",)),
     Command("stop", "NAME...", "Stop one or more running containers",
             _each_name("stop", lambda e, name, args: e.stop(name)), aliases=("container stop",)),
     Command("rm", "NAME...", "Remove one or more containers",

@@ -4,14 +4,22 @@ The container's command runs as a lab job inside its namespace (``docker-NAME``)
 ``docker-proxy`` (:mod:`.proxy`, started with ``python -m``) as a lab job in the lab's host
 (``docker-proxy-PORT-tcp``), with the arguments of Docker's own. Each start pushes its undo, so a
 ``docker run`` that fails later stops what it started.
+
+As Docker's runtime does, the command gets a PID, mount and UTS namespace of its own
+(:func:`contained`): it is PID 1 of its namespace, ``ps`` in the container lists only the
+container's processes, its host name is the short container id or ``--hostname``. The process
+that holds them (``unshare --fork``, our shim: containerd's shim plays that part for Docker)
+waits outside; ``exec`` enters them with ``nsenter`` (:func:`exec_argv`), ``top`` lists them
+(:func:`container_pids`).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from .. import process
 from ..errors import AlreadyExists, NetlabError, NotFound
@@ -34,16 +42,85 @@ def start_command(lab: Lab, c: Container, undo: Undo, exited: Callable[[object],
     if any(j.name == name and j.running for j in lab.jobs.all()):
         raise AlreadyExists(f"docker: Error response from daemon: a lab job called {name!r} is "
                             "running: stop it first")
-    job = lab.start_job(c.netns, c.command, name=name)
+    job = lab.start_job(c.netns, contained(c), name=name)
+    job.command = c.command  # what `%netlab jobs` shows: the container's command, as `docker ps` does
     undo.append(lambda: (job.stop(), forget_job(lab, job.name)))
-    c.job, c.pid, c.started = job.name, job.proc.pid, time.time()
+    c.job, c.shim_pid, c.started = job.name, job.proc.pid, time.time()
+    c.pid = container_init(c) or 0
     exited(job.proc)
 
 
 def start_foreground(lab: Lab, c: Container) -> None:
     """The container's command in its namespace, its output for the caller to stream (``c.proc``)."""
-    proc = lab.popen(c.netns, process.shell_argv(c.command))
-    c.pid, c.started, c.proc = proc.pid, time.time(), proc
+    proc = lab.popen(c.netns, process.shell_argv(contained(c)))
+    c.shim_pid, c.started, c.proc = proc.pid, time.time(), proc
+    c.pid = container_init(c) or 0
+
+
+def contained(c: Container) -> str:
+    """The container's command (bash) as PID 1 of a PID, mount and UTS namespace of its own, with
+    its own /proc and host name. In two steps, so that everything is in place before PID 1 exists:
+    ``unshare --uts --mount``, where ``hostname`` names it and the lab's ``/run/netns`` goes
+    (Docker's containers have none: a copy would hold the namespaces named then alive, and list
+    those named later as dead files); then ``unshare --pid --fork --mount-proc``, whose child
+    mounts the new /proc and becomes the command."""
+    inner = "exec unshare --pid --fork --kill-child --mount-proc -- bash -c \"$1\""
+    return (f"exec unshare --uts --mount -- sh -c 'umount -l /run/netns; hostname \"$0\" && {inner}' "
+            + shlex.quote(c.hostname) + " " + shlex.quote(c.command))
+
+
+def container_init(c: Container, timeout: float = 2.0) -> int | None:
+    """The pid (the lab's numbering) of the container's PID 1 once it runs the command (the shim's
+    second ``unshare`` forked it, and it mounted /proc and left ``unshare``); None if it ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{c.shim_pid}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+            comm, state = head.split("(", 1)[1], tail.split()[0]
+            with open(f"/proc/{c.shim_pid}/task/{c.shim_pid}/children") as f:
+                children = f.read().split()
+            if state in "ZX":
+                return None
+            if comm == "unshare" and children and _comm(children[0]) not in ("unshare", None):
+                return int(children[0])
+        except OSError:
+            return None
+        time.sleep(0.005)
+    return None
+
+
+def _comm(pid: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _running_init(c: Container) -> int:
+    if not c.pid or not os.path.exists(f"/proc/{c.pid}"):
+        raise NetlabError(f"Error response from daemon: Container {c.id} is not running")
+    return c.pid
+
+
+def exec_argv(c: Container, argv: Sequence[str]) -> list[str]:
+    """``argv`` entering the container's PID, mount and UTS namespaces (``docker exec``)."""
+    return ["nsenter", "--target", str(_running_init(c)), "--pid", "--mount", "--uts", "--", *argv]
+
+
+def container_pids(c: Container) -> list[int]:
+    """Every process of the container (the lab's numbering): those in its PID namespace."""
+    target = os.stat(f"/proc/{_running_init(c)}/ns/pid").st_ino
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/pid").st_ino == target:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return sorted(pids)
 
 
 def start_proxies(lab: Lab, c: Container, undo: Undo) -> None:
@@ -111,5 +188,5 @@ def docker_exit_code(code: int | None) -> int:
     return 128 - code if code < 0 else code
 
 
-__all__ = ["job_name", "start_command", "start_foreground", "start_proxies", "wait_listening", "stop_processes", "forget_job",
+__all__ = ["job_name", "start_command", "contained", "container_init", "exec_argv", "container_pids", "start_foreground", "start_proxies", "wait_listening", "stop_processes", "forget_job",
            "docker_exit_code"]
