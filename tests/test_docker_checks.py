@@ -127,39 +127,22 @@ def answer(kernel, name: str, cells: list[str], undo: list[str] = ()) -> tuple[b
     return r.results[-1] == "True", r.stdout
 
 
-def before_any_answer(kernel, name: str) -> None:
-    """As the exercise begins, only what must change fails: the ping or the page, TCP or the DNAT."""
-    ok, out = answer(kernel, name, [])
-    assert not ok
-    assert out.count("\u2718") == 2, out
-    assert "\u2714 only" in out and "\u2714 Docker's own rules are all there" in out, out
-
-
 # -- 04: let dummy1 talk to dummy2 (Docker 20.10) -----------------------------------------------
 
 RELATED = "-m conntrack --ctstate RELATED,ESTABLISHED"
 
 
-def test_isolation_before_any_answer(kernel):
-    before_any_answer(kernel, "04")
-
-
-@pytest.mark.parametrize("cells", [
-    [f"!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
-     f"!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 {RELATED} -j ACCEPT"],
-    ["!iptables -I DOCKER-USER -i {br1} -o {br2} -j ACCEPT",
-     "!iptables -I DOCKER-USER -i {br2} -o {br1} -m state --state RELATED,ESTABLISHED -j ACCEPT"],
-    ["!iptables -I DOCKER-USER -s 172.18.0.2 -d 172.19.0.2 -j ACCEPT",
-     "!iptables -I DOCKER-USER -m conntrack --ctdir REPLY -j ACCEPT"],
-    ["!iptables -N FROM-DUMMY1", "!iptables -A FROM-DUMMY1 -o {br2} -j ACCEPT",
-     "!iptables -I DOCKER-USER -i {br1} -j FROM-DUMMY1",
-     "!iptables -I DOCKER-USER -m conntrack --ctstate ESTABLISHED -j ACCEPT"],
-], ids=["addresses-conntrack", "bridges-state", "containers-ctdir-reply", "own-chain"])
-def test_isolation_correct_answers_pass(kernel, cells):
-    ok, out = answer(kernel, "04", cells)
-    assert ok, out
-
-
+CORRECT_04 = {
+    "addresses-conntrack": [f"!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
+                            f"!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 {RELATED} -j ACCEPT"],
+    "bridges-state": ["!iptables -I DOCKER-USER -i {br1} -o {br2} -j ACCEPT",
+                      "!iptables -I DOCKER-USER -i {br2} -o {br1} -m state --state RELATED,ESTABLISHED -j ACCEPT"],
+    "containers-ctdir-reply": ["!iptables -I DOCKER-USER -s 172.18.0.2 -d 172.19.0.2 -j ACCEPT",
+                               "!iptables -I DOCKER-USER -m conntrack --ctdir REPLY -j ACCEPT"],
+    "own-chain": ["!iptables -N FROM-DUMMY1", "!iptables -A FROM-DUMMY1 -o {br2} -j ACCEPT",
+                  "!iptables -I DOCKER-USER -i {br1} -j FROM-DUMMY1",
+                  "!iptables -I DOCKER-USER -m conntrack --ctstate ESTABLISHED -j ACCEPT"],
+}
 GAMING_04 = {
     "both-directions": (["!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
                          "!iptables -I DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT"],
@@ -220,37 +203,18 @@ GAMING_04 = {
 }
 
 
-@pytest.mark.parametrize("name", GAMING_04)
-def test_isolation_gaming_answers_fail(kernel, name):
-    cells, says = GAMING_04[name]
-    undo = ["!ip -n dummy1 link del cheat1 2>/dev/null; true"]
-    if name == "a-port-moved-to-the-other-bridge":
-        undo.append("!ip link set {v1} master {br1}")
-    ok, out = answer(kernel, "04", cells, undo=undo)
-    assert not ok
-    assert says in out, out
-
-
 # -- 04: the same on Docker 28 --------------------------------------------------------------------
 
-def test_isolation_28_before_any_answer(kernel):
-    before_any_answer(kernel, "04-28")
-
-
-@pytest.mark.parametrize("cells", [
-    ["!iptables -t raw -I PREROUTING -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
-     "!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT"],
-    ["!iptables -t raw -I PREROUTING -i {br1} -d 172.19.0.2 -j ACCEPT",
-     "!iptables -I DOCKER-USER -i {br1} -o {br2} -j ACCEPT",
-     "!iptables -I DOCKER-USER -m state --state RELATED,ESTABLISHED -j ACCEPT"],
-    ["!iptables -t raw -I PREROUTING -s 172.18.0.2 -d 172.19.0.2 -m comment --comment 'dummy1 to dummy2' -j ACCEPT",
-     "!iptables -I DOCKER-USER -s 172.18.0.2 -d 172.19.0.2 -j ACCEPT"],
-], ids=["addresses", "bridges-state", "containers-comment"])
-def test_isolation_28_correct_answers_pass(kernel, cells):
-    ok, out = answer(kernel, "04-28", cells)
-    assert ok, out
-
-
+CORRECT_04_28 = {
+    "addresses": ["!iptables -t raw -I PREROUTING -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
+                  "!iptables -I DOCKER-USER -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT"],
+    "bridges-state": ["!iptables -t raw -I PREROUTING -i {br1} -d 172.19.0.2 -j ACCEPT",
+                      "!iptables -I DOCKER-USER -i {br1} -o {br2} -j ACCEPT",
+                      "!iptables -I DOCKER-USER -m state --state RELATED,ESTABLISHED -j ACCEPT"],
+    "containers-comment": ["!iptables -t raw -I PREROUTING -s 172.18.0.2 -d 172.19.0.2 -m comment --comment "
+                           "'dummy1 to dummy2' -j ACCEPT",
+                           "!iptables -I DOCKER-USER -s 172.18.0.2 -d 172.19.0.2 -j ACCEPT"],
+}
 GAMING_04_28 = {
     "raw-both-directions": (["!iptables -t raw -I PREROUTING -s 172.18.0.0/16 -d 172.19.0.0/16 -j ACCEPT",
                              "!iptables -t raw -I PREROUTING -s 172.19.0.0/16 -d 172.18.0.0/16 -j ACCEPT",
@@ -276,39 +240,22 @@ GAMING_04_28 = {
 }
 
 
-@pytest.mark.parametrize("name", GAMING_04_28)
-def test_isolation_28_gaming_answers_fail(kernel, name):
-    cells, says = GAMING_04_28[name]
-    ok, out = answer(kernel, "04-28", cells)
-    assert not ok
-    assert says in out, out
-
-
 # -- 05: localhost:8889 without a proxy -----------------------------------------------------------
 
 LOCALNET = "!sysctl -w net.ipv4.conf.docker0.route_localnet=1"
 
 
-def test_port_forwarding_before_any_answer(kernel):
-    before_any_answer(kernel, "05")
-
-
-@pytest.mark.parametrize("cells", [
-    ["!iptables -t nat -I OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8889 -j DNAT --to-destination 172.17.0.2:80",
-     LOCALNET, "!iptables -t nat -I POSTROUTING -s 127.0.0.1/32 -o docker0 -j MASQUERADE"],
-    ["!iptables -t nat -A OUTPUT -o lo -p tcp --dport 8889 -j DNAT --to-destination 172.17.0.2:80", LOCALNET,
-     "!iptables -t nat -A POSTROUTING -o docker0 -m addrtype --src-type LOCAL -j MASQUERADE"],
-    ["!iptables -t nat -N LOCAL8889", "!iptables -t nat -A LOCAL8889 -p tcp --dport 8889 -j DNAT --to-destination "
-     "172.17.0.2:80", "!iptables -t nat -I OUTPUT -d 127.0.0.1 -j LOCAL8889", LOCALNET,
-     "!iptables -t nat -I POSTROUTING -s 127.0.0.0/8 -o docker0 -j SNAT --to-source 172.17.0.1"],
-    ["!iptables -t nat -I OUTPUT -d 127.0.0.1 -p tcp --dport 8889 -j DOCKER", LOCALNET,
-     "!iptables -t nat -I POSTROUTING -s 127.0.0.1 -o docker0 -j MASQUERADE"],
-], ids=["the-solution", "dockers-own-masquerade", "own-chain-snat", "the-talks-rule-reused"])
-def test_port_forwarding_correct_answers_pass(kernel, cells):
-    ok, out = answer(kernel, "05", cells)
-    assert ok, out
-
-
+CORRECT_05 = {
+    "the-solution": ["!iptables -t nat -I OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8889 -j DNAT --to-destination "
+                     "172.17.0.2:80", LOCALNET, "!iptables -t nat -I POSTROUTING -s 127.0.0.1/32 -o docker0 -j MASQUERADE"],
+    "dockers-own-masquerade": ["!iptables -t nat -A OUTPUT -o lo -p tcp --dport 8889 -j DNAT --to-destination 172.17.0.2:80",
+                               LOCALNET, "!iptables -t nat -A POSTROUTING -o docker0 -m addrtype --src-type LOCAL -j MASQUERADE"],
+    "own-chain-snat": ["!iptables -t nat -N LOCAL8889", "!iptables -t nat -A LOCAL8889 -p tcp --dport 8889 -j DNAT "
+                       "--to-destination 172.17.0.2:80", "!iptables -t nat -I OUTPUT -d 127.0.0.1 -j LOCAL8889", LOCALNET,
+                       "!iptables -t nat -I POSTROUTING -s 127.0.0.0/8 -o docker0 -j SNAT --to-source 172.17.0.1"],
+    "the-talks-rule-reused": ["!iptables -t nat -I OUTPUT -d 127.0.0.1 -p tcp --dport 8889 -j DOCKER", LOCALNET,
+                              "!iptables -t nat -I POSTROUTING -s 127.0.0.1 -o docker0 -j MASQUERADE"],
+}
 DNAT_8889 = "!iptables -t nat -I OUTPUT -d 127.0.0.1/32 -p tcp --dport 8889 -j DNAT --to-destination 172.17.0.2:80"
 MASQ_LOCAL = "!iptables -t nat -I POSTROUTING -s 127.0.0.1/32 -o docker0 -j MASQUERADE"
 GAMING_05 = {
@@ -333,6 +280,11 @@ GAMING_05 = {
     "to-the-proxys-port": (["!iptables -t nat -I OUTPUT -d 127.0.0.1 -p tcp --dport 8889 -j REDIRECT --to-ports 8888"],
                            "\u2718 a connection to 127.0.0.1:8889 is DNATed to nginx:80 (conntrack shows it) \u2014 "
                            "it ended at "),
+    "a-listener-on-the-port": (["%%netns host --bg --name cheat\nexec python3 -c \"import socket, time; s = socket.socket(); "
+                                "s.bind(('127.0.0.1', 8889)); s.listen(); time.sleep(60)\"",
+                                "import time\nfor _ in range(100):\n    if ':8889' in __import__('subprocess').run("
+                                "['ss', '-Hltn'], capture_output=True, text=True).stdout:\n        break\n    time.sleep(0.1)"],
+                               "\u2718 nothing listens on TCP port 8889 in the lab's host \u2014 something does"),
     "outside-the-named-chains": ([DNAT_8889, LOCALNET, "!iptables -t mangle -I OUTPUT -p tcp --dport 8889 -j ACCEPT",
                                   MASQ_LOCAL],
                                  "\u2718 only nat OUTPUT, nat POSTROUTING and docker0's route_localnet changed \u2014 you "
@@ -340,47 +292,17 @@ GAMING_05 = {
 }
 
 
-@pytest.mark.parametrize("name", GAMING_05)
-def test_port_forwarding_gaming_answers_fail(kernel, name):
-    cells, says = GAMING_05[name]
-    ok, out = answer(kernel, "05", cells, undo=["!iptables -t mangle -F OUTPUT 2>/dev/null; true"])
-    if name == "the-proxy-stopped":  # the answers after it need a running proxy: build the exercise again
-        kernel.exercise = None
-    assert not ok
-    assert says in out, out
-
-
-def test_a_listener_on_the_port_is_not_the_answer(kernel):
-    ready(kernel, "05")
-    kernel.ok("%%netns host --bg --name cheat\nexec python3 -c \"import socket, time; s = socket.socket(); "
-              "s.bind(('127.0.0.1', 8889)); s.listen(); time.sleep(60)\"")
-    kernel.ok("import time\nfor _ in range(100):\n    if ':8889' in __import__('subprocess').run(['ss', '-Hltn'], "
-              "capture_output=True, text=True).stdout:\n        break\n    time.sleep(0.1)")  # it listens
-    ok, out = answer(kernel, "05", [], undo=["%netlab stop cheat"])
-    assert not ok
-    assert "\u2718 nothing listens on TCP port 8889 in the lab's host" in out
-
-
 # -- 05: from another machine, on Docker 28 -------------------------------------------------------
 
 ACCEPT_80 = "!iptables -I DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT"
 
 
-def test_outside_before_any_answer(kernel):
-    before_any_answer(kernel, "05-28")
-
-
-@pytest.mark.parametrize("cells", [
-    [ACCEPT_80],
-    ["!iptables -I DOCKER -i eth0 -o docker0 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT"],
-    ["!iptables -N PUBLISH", "!iptables -A PUBLISH -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
-     "!iptables -I DOCKER -o docker0 -j PUBLISH"],
-], ids=["the-solution", "from-eth0", "own-chain"])
-def test_outside_correct_answers_pass(kernel, cells):
-    ok, out = answer(kernel, "05-28", cells)
-    assert ok, out
-
-
+CORRECT_05_28 = {
+    "the-solution": [ACCEPT_80],
+    "from-eth0": ["!iptables -I DOCKER -i eth0 -o docker0 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT"],
+    "own-chain": ["!iptables -N PUBLISH", "!iptables -A PUBLISH -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+                  "!iptables -I DOCKER -o docker0 -j PUBLISH"],
+}
 GAMING_05_28 = {
     "docker-user-accepts-all": (["!iptables -I DOCKER-USER -j ACCEPT"],
                                 "\u2718 other cannot start a conversation with web through 172.18.0.1:8888 \u2014 a TCP SYN "
@@ -412,12 +334,39 @@ GAMING_05_28 = {
 }
 
 
-@pytest.mark.parametrize("name", GAMING_05_28)
-def test_outside_gaming_answers_fail(kernel, name):
-    cells, says = GAMING_05_28[name]
-    ok, out = answer(kernel, "05-28", cells, undo=["!ip link del cheat1 2>/dev/null; true"])
-    assert not ok
-    assert says in out, out
+# -- every answer, exercise by exercise (each exercise's lab built once) -----------------------------
+
+#: Per exercise: the answers that pass (name -> cells), those that fail (name -> (cells, the line
+#: that says why)), and what to take back after each besides the firewall and the sysctls.
+ANSWERS = {
+    "04": (CORRECT_04, GAMING_04, ["!ip -n dummy1 link del cheat1 2>/dev/null; true"]),
+    "04-28": (CORRECT_04_28, GAMING_04_28, []),
+    "05": (CORRECT_05, GAMING_05, ["!iptables -t mangle -F OUTPUT 2>/dev/null; true"]),
+    "05-28": (CORRECT_05_28, GAMING_05_28, ["!ip link del cheat1 2>/dev/null; true"]),
+}
+TAKE_BACK_ALSO = {"a-port-moved-to-the-other-bridge": ["!ip link set {v1} master {br1}"],
+                  "a-listener-on-the-port": ["%netlab stop cheat"]}
+CASES = [(exercise, name) for exercise, (good, bad, _) in ANSWERS.items() for name in ("nothing yet", *good, *bad)]
+
+
+@pytest.mark.parametrize("exercise, name", CASES, ids=[f"{e}:{n}" for e, n in CASES])
+def test_an_answer(kernel, exercise, name):
+    """Nothing yet: only what must change fails. A correct form passes; a gaming one fails, saying why."""
+    good, bad, undo = ANSWERS[exercise]
+    if name == "nothing yet":
+        ok, out = answer(kernel, exercise, [])
+        assert not ok and out.count("\u2718") == 2, out  # the ping or the page, TCP or the DNAT
+        assert "\u2714 only" in out and "\u2714 Docker's own rules are all there" in out, out
+        return
+    cells = good[name] if name in good else bad[name][0]
+    ok, out = answer(kernel, exercise, cells, undo=undo + TAKE_BACK_ALSO.get(name, []))
+    if name == "the-proxy-stopped":  # the answers after it need a running proxy: build the exercise again
+        kernel.exercise = None
+    if name in good:
+        assert ok, out
+    else:
+        assert not ok
+        assert bad[name][1] in out, out
 
 
 # -- what the checks print ------------------------------------------------------------------------
