@@ -68,8 +68,10 @@ def test_docker_drops_between_networks_and_lets_one_network_talk_inside():
     (["-I DOCKER-USER -m comment --comment \"dummy1 to dummy2 only\" -j ACCEPT"], True),
     (["-I DOCKER-USER -d 0.0.0.0/1 -j ACCEPT", "-I DOCKER-USER -d 128.0.0.0/1 -j ACCEPT"], True),
     (["-N MINE", "-A MINE -j ACCEPT", "-I DOCKER-USER -j MINE"], True),
+    (["-I DOCKER-USER -m iprange --src-range 172.18.0.0-172.18.255.255 -d 172.19.0.0/16 -j ACCEPT"], False),
+    (["-I DOCKER-USER -m iprange --src-range 172.16.0.0-172.31.255.255 -j ACCEPT"], True),
     (["-I DOCKER-USER -s 172.19.0.0/16 -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT"], False),
-], ids=["conntrack", "state", "ctdir", "comment", "split-halves", "own-chain", "not-syn"])
+], ids=["conntrack", "state", "ctdir", "comment", "split-halves", "own-chain", "iprange", "iprange-wide", "not-syn"])
 def test_a_new_connection_back_is_judged_by_what_the_rules_match(answer, new_back_opens):
     t, br = demo3()
     t = with_rules(t, *answer)

@@ -9,7 +9,7 @@ what it matches, not by its words: a comment, split halves of the address space,
 one's own are all the same to it.
 
 It knows the matches a learner writes for these exercises: ``-s -d -i -o -p`` (with ``!``),
-``--sport --dport --dports``, ``--syn --tcp-flags --icmp-type``, conntrack's ``--ctstate
+``-m iprange``, ``--sport --dport --dports``, ``--syn --tcp-flags --icmp-type``, conntrack's ``--ctstate
 --ctdir`` and ``-m state --state``, ``-m addrtype --src-type/--dst-type LOCAL``, comments.
 A match it does not know is said in :attr:`Decision.unknown`; the walk takes an ACCEPT with
 an unknown match as matching and a DROP with one as not (so what it reports open may be, what it
@@ -157,6 +157,10 @@ def _condition(option: str, value: str, flow: Flow) -> bool | None:
     if option in ("-s", "--source", "-d", "--destination"):
         address = flow.src if option in ("-s", "--source") else flow.dst
         return any(ipaddress.ip_address(address) in ipaddress.ip_network(v, strict=False) for v in value.split(","))
+    if option in ("--src-range", "--dst-range"):  # -m iprange
+        low, _, high = value.partition("-")
+        address = ipaddress.ip_address(flow.src if option == "--src-range" else flow.dst)
+        return ipaddress.ip_address(low) <= address <= ipaddress.ip_address(high or low)
     if option in ("-i", "--in-interface", "-o", "--out-interface"):
         name = flow.iif if option in ("-i", "--in-interface") else flow.oif
         if name is None:
