@@ -4,6 +4,8 @@ A prediction is the list of hooks the packet passes, as ``"NETNS HOOK"`` (``"ns3
 ``"host FORWARD"``), and optionally how it ends (``"dropped in host"``, ``"delivered in ns1"``).
 The bridge's own hooks count only if the prediction names one (``"host bridge FORWARD"``).
 Each check is a :class:`~netlab_magic.checks.CheckResult` for :func:`~netlab_magic.checks.exercise`.
+A wrong prediction is told *which* step is wrong, and where to look, never what the kernel
+reported there: the trace above it shows that, for the learner to read.
 
     >>> t = lab.trace("ns3", "ping -c 1 -W 1 10.0.0.1")
     >>> exercise(check_path(t, ["ns3 OUTPUT", "ns3 POSTROUTING", "host PREROUTING", "host FORWARD"],
@@ -38,12 +40,14 @@ def check_path(trace: Trace, prediction: Sequence[str], *, end: str | None = Non
     said = [_norm(s) for s in prediction]
     results = [_compare(what, said, real, list(prediction))]
     if end is not None:
-        if not end.strip():
+        said_end = end.lower().split()
+        if len(said_end) < 3 or said_end[1] != "in":
             results.append(CheckResult(False, f"packet {packet + 1} ends the way you said",
                                        "say how it ends: \"delivered in NETNS\" or \"dropped in NETNS\""))
         else:
-            ok = p.fate.lower().startswith(" ".join(end.split()).lower())
-            results.append(CheckResult(ok, f"packet {packet + 1} was {end}", "" if ok else f"it was {p.fate}"))
+            ok = p.fate.lower().split()[:len(said_end)] == said_end
+            results.append(CheckResult(ok, f"packet {packet + 1} was {end}", "" if ok else
+                                       f"it ended otherwise: the title of packet {packet + 1}'s table says how"))
     return results
 
 
@@ -56,19 +60,20 @@ def check_drop(trace: Trace, chain: str, *, packet: int = 0) -> CheckResult:
         return CheckResult(False, what, f"the trace has {len(trace.packets)} packet(s), not {packet + 1}")
     drop = trace.packets[packet].drop
     if drop is None:
-        return CheckResult(False, what, f"it was not dropped: {trace.packets[packet].fate}")
+        return CheckResult(False, what, "it was not dropped: the title of its table says how it ended")
     if drop.chain == chain:
         return CheckResult(True, what)
-    return CheckResult(False, what, f"the kernel reported {drop.table} {drop.chain}: {drop.reason}")
+    return CheckResult(False, what, f"another chain dropped it: the last line of packet {packet + 1}'s table names it")
 
 
 def _compare(what: str, said: list[str], real: list[str], typed: list[str]) -> CheckResult:
     for i, (mine, theirs) in enumerate(zip(said, real)):
         if mine != _norm(theirs):
-            return CheckResult(False, what, f"step {i + 1}: you said {typed[i]!r}, the kernel reported {theirs!r}")
+            return CheckResult(False, what, f"step {i + 1} ({typed[i]!r}) is not where it went"
+                                            + (" next" if i else " first") + ": the trace's table lists its hooks in order")
     if len(said) < len(real):
-        return CheckResult(False, what, f"it went on after step {len(said)}: {', '.join(real[len(said):])}")
+        return CheckResult(False, what, f"it went on after step {len(said)} ({typed[-1]!r}): "
+                                        f"{len(real) - len(said)} more hook(s) in the trace's table")
     if len(said) > len(real):
-        return CheckResult(False, what, f"it stopped after step {len(real)} ({real[-1] if real else 'nothing'}); "
-                                        f"{typed[len(real)]!r} never happened")
+        return CheckResult(False, what, f"it stopped after step {len(real)}: {typed[len(real)]!r} never happened")
     return CheckResult(True, what)

@@ -1,9 +1,12 @@
 """Broken labs to diagnose: each one a small lab with one thing wrong, and checks that it is fixed.
 
-:func:`broken` resets the lab and builds one of :data:`SCENARIOS` (how, it does not say: that is
-the puzzle); :func:`fixed` returns checks for :func:`~netlab_magic.checks.exercise` that pass only
-when the fix is real: the traffic flows, *and* what should stay closed stays closed (no
-catch-all ``ACCEPT``, no firewall switched off). Their hints describe, never give the command.
+:func:`broken` resets the lab, builds one of :data:`SCENARIOS` (how, it does not say: that is
+the puzzle) and records what it is (:mod:`netlab_magic.changes`); :func:`fixed` returns checks for
+:func:`~netlab_magic.checks.exercise` that judge what the kernel does, not the text of a fix:
+real packets for what must flow, in both directions, and a trace of what must stay blocked (it
+must die on the way, one way); and nothing changed but what the lab is about (a chain of one's
+own, a broader sysctl, another cable are named and refused). Their lines name the symptom and
+where to look, never the command; :func:`show_me` tells the fault when asked.
 
     >>> broken("link-down")
     >>> exercise(fixed("link-down"))
@@ -14,14 +17,18 @@ from __future__ import annotations
 import contextlib
 import io
 import ipaddress
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .checks import CheckResult, lab_or_current
+from .changes import Allowed, LabRecord, check_changes, record
+from .checks import SETTLE, CheckResult, lab_or_current, where
+from .docker.tables import Tables
 from .errors import NetlabError, NotFound
 from .model import HOST
 
-__all__ = ["SCENARIOS", "Scenario", "broken", "fixed"]
+__all__ = ["SCENARIOS", "Scenario", "broken", "fixed", "show_me"]
 
 _DEMO1 = """
 ip netns add ns1
@@ -51,35 +58,42 @@ ip link set veth4 master bridge0
 ip link set dev veth2 up
 ip link set dev veth4 up
 """
-_ROUTED = """
-ip netns add ns1
-ip link add veth1 type veth peer name veth2
-ip link set veth1 netns ns1
-ip addr add 10.1.0.254/24 dev veth2
-ip link set dev veth2 up
-ip netns exec ns1 ip link set dev lo up
-ip netns exec ns1 ip addr add 10.1.0.1/24 dev veth1
-ip netns exec ns1 ip link set dev veth1 up
-ip netns exec ns1 ip route add default via 10.1.0.254
-ip netns add ns2
-ip link add veth3 type veth peer name veth4
-ip link set veth3 netns ns2
-ip addr add 10.2.0.254/24 dev veth4
-ip link set dev veth4 up
-ip netns exec ns2 ip link set dev lo up
-ip netns exec ns2 ip addr add 10.2.0.1/24 dev veth3
-ip netns exec ns2 ip link set dev veth3 up
+
+
+def _routed(netns: str, inside: str, outside: str, network: str) -> str:
+    """A namespace on a network of its own (``10.N.0.0/24``), the host its gateway (``.254``)."""
+    return f"""
+ip netns add {netns}
+ip link add {inside} type veth peer name {outside}
+ip link set {inside} netns {netns}
+ip addr add {network}.254/24 dev {outside}
+ip link set dev {outside} up
+ip netns exec {netns} ip link set dev lo up
+ip netns exec {netns} ip addr add {network}.1/24 dev {inside}
+ip netns exec {netns} ip link set dev {inside} up
 """
+
+
+_ROUTED = (_routed("ns1", "veth1", "veth2", "10.1.0") + "ip netns exec ns1 ip route add default via 10.1.0.254\n"
+           + _routed("ns2", "veth3", "veth4", "10.2.0"))
+_NS5 = _routed("ns5", "veth5", "veth6", "10.9.0") + "ip netns exec ns5 ip route add default via 10.9.0.254\n"
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One broken lab: what the learner is told, how it is built, and what "fixed" means."""
+    """One broken lab: what the learner is told, how it is built, and what "fixed" means.
+
+    ``checks`` probe the lab with real packets (what must pass, and what must stay blocked);
+    ``allowed`` is what the fix may change (anything else changed is named and refused);
+    ``fault`` is what :func:`show_me` tells when the learner asks: the fault, never the command.
+    """
 
     name: str
     story: str
     build: Callable[[Any], None]
     checks: Callable[[Any], list[CheckResult]]
+    allowed: Allowed
+    fault: str
 
 
 def _script(text: str) -> Callable[[Any], None]:
@@ -88,79 +102,131 @@ def _script(text: str) -> Callable[[Any], None]:
     return build
 
 
-# -- checks with neutral words (a hint, never the command) ------------------------------------------
+# -- checks: the symptom and where to look, never the command that fixes it ------------------------
 
-def _ping(src: str, dst: str, expect: bool = True) -> Callable[[Any], CheckResult]:
+def _trace_tip(src: str, dst: str) -> str:
+    return f"`%netlab trace {src} -- ping -c 1 -W 1 {dst}` shows where it stops"
+
+
+def _reaches(src: str, dst: str) -> Callable[[Any], CheckResult]:
+    """``src`` pings ``dst`` and gets the answer (the round trip works)."""
     def check(lab: Any) -> CheckResult:
-        what = f"{src} gets an answer from {dst}" if expect else f"{src} still gets no answer from {dst}"
+        what = f"{where(src)} gets an answer from {dst}"
         try:
             result = lab.run(src, ["ping", "-c", "1", "-W", "1", dst], timeout=10)
         except NetlabError as err:
             return CheckResult(False, what, str(err))
-        answered = result.returncode == 0
-        if answered == expect:
+        if result.returncode == 0:
             return CheckResult(True, what)
-        return CheckResult(False, what, "no answer yet" if expect else
-                           "it answers: the fix opens more than it should")
+        return CheckResult(False, what, f"no answer yet: {_trace_tip(src, dst)}")
     return check
 
 
-def _states(netns: str, *ifnames: str) -> Callable[[Any], CheckResult]:
+def _cut_off(src: str, dst: str, dst_netns: str) -> Callable[[Any], CheckResult]:
+    """A request from ``src`` to ``dst`` never arrives in ``dst_netns`` (one way, followed by a trace)."""
     def check(lab: Any) -> CheckResult:
-        what = f"{' and '.join(ifnames)} in {netns} {'are' if len(ifnames) > 1 else 'is'} up"
+        what = f"what {where(src)} sends to {dst} still never arrives in {dst_netns}"
         try:
-            ns = lab.netns(netns).read()
-            down = [i.name for i in ns.interfaces if i.name in ifnames and i.state != "UP"]
+            trace = lab.trace(src, f"ping -c 1 -W 0.3 {dst}", match=f"-d {dst}")
         except NetlabError as err:
             return CheckResult(False, what, str(err))
-        return CheckResult(not down, what, "" if not down else "; ".join(
-            f"{i.name} is {i.state}" for i in ns.interfaces if i.name in down))
+        arrived = [p for p in trace.packets if dst_netns in p.namespaces]
+        if not arrived:
+            return CheckResult(True, what)
+        return CheckResult(False, what, f"a request got there ({arrived[0].fate}): the fix lets through "
+                                        f"more than this lab asks for")
+    return check
+
+
+def _not_from_outside(src: str, fake: str, dst: str, dst_netns: str, asked: str) -> Callable[[Any], CheckResult]:
+    """What ``src`` sends to ``dst`` from ``fake``, an address outside ``asked``, never arrives in ``dst_netns``.
+
+    The request is made by hand (:mod:`netlab_magic.spoofed_ping`) and followed by a trace: a rule
+    that accepts a wider source range than the story asks lets it through.
+    """
+    def check(lab: Any) -> CheckResult:
+        what = f"a request to {dst} from outside {asked} ({fake}, sent by {src}) never arrives in {dst_netns}"
+        try:
+            trace = lab.trace(src, f"exec {sys.executable} -m netlab_magic.spoofed_ping {fake} {dst}",
+                              match=f"-d {dst}")
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
+        if trace.returncode != 0:
+            return CheckResult(False, what, f"the request could not be sent: {trace.output.strip()[-200:]}")
+        arrived = [p for p in trace.packets if dst_netns in p.namespaces]
+        if not arrived:
+            return CheckResult(True, what)
+        return CheckResult(False, what, f"it got there: the sources your rules accept are more than {asked}")
+    return check
+
+
+def _carries(netns: str, ifname: str) -> Callable[[Any], CheckResult]:
+    """``ifname`` in ``netns`` is UP: up itself, and its other end up too (operstate, settled)."""
+    def check(lab: Any) -> CheckResult:
+        what = f"{ifname} in {where(netns)} can carry packets (UP)"
+        try:
+            iface = lab.netns(netns).read().interface(ifname)
+            deadline = time.monotonic() + SETTLE
+            while iface.state != "UP" and iface.admin_up and time.monotonic() < deadline:
+                time.sleep(0.1)  # the kernel reports a new operstate with up to a second's delay
+                iface = lab.netns(netns).read().interface(ifname)
+        except KeyError:
+            return CheckResult(False, what, f"there is no {ifname} in {where(netns)}")
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
+        if iface.state == "UP":
+            return CheckResult(True, what)
+        return CheckResult(False, what, f"it is {iface.state}: `%netlab status` shows both ends of the cable "
+                                        "(notebook 01 says what each state means)")
     return check
 
 
 def _address(netns: str, ifname: str, cidr: str) -> Callable[[Any], CheckResult]:
+    """``ifname`` in ``netns`` has ``cidr``, and no IPv4 address outside its network."""
     want = ipaddress.ip_interface(cidr)
 
     def check(lab: Any) -> CheckResult:
-        what = f"{ifname} in {netns} has {want} and no address outside {want.network}"
+        what = f"{want.ip} is on {ifname} in {where(netns)}, in {want.network} and no other network"
         try:
             iface = lab.netns(netns).read().interface(ifname)
-        except (NetlabError, KeyError) as err:
-            return CheckResult(False, what, f"no interface {ifname} in {netns}" if isinstance(err, KeyError) else str(err))
+        except KeyError:
+            return CheckResult(False, what, f"there is no {ifname} in {where(netns)}")
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
         v4 = [ipaddress.ip_interface(a) for a in iface.addresses if ":" not in a]
         if want not in v4:
-            return CheckResult(False, what, "not that address yet")
+            other = [str(a) for a in v4 if a.ip == want.ip]
+            return CheckResult(False, what, f"{ifname} has {other[0]}: another network than the story's "
+                                            f"({want.network})" if other else
+                               f"not yet: `ip addr` in {where(netns)} shows what {ifname} has")
         stray = [str(a) for a in v4 if a.network != want.network]
-        return CheckResult(not stray, what, "" if not stray else f"it still has {', '.join(stray)}")
+        return CheckResult(not stray, what, "" if not stray else
+                           f"{ifname} is also in {', '.join(stray)}: one interface, one network here")
     return check
 
 
-def _sysctl(netns: str, key: str, value: str) -> Callable[[Any], CheckResult]:
+def _forwards(netns: str, *ifnames: str) -> Callable[[Any], CheckResult]:
+    """``netns`` routes what comes in through each of ``ifnames`` (its ``forwarding`` is on)."""
     def check(lab: Any) -> CheckResult:
-        what = f"{key} is {value} in {'the host' if netns == HOST else netns}"
-        have = lab.netns(netns).sysctl(key)
-        return CheckResult(have == value, what, "" if have == value else f"it is {have}")
+        what = f"{where(netns)} passes on what comes in through {' and '.join(ifnames)}"
+        try:
+            off = [i for i in ifnames if lab.netns(netns).sysctl(f"net.ipv4.conf.{i}.forwarding") != "1"]
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
+        return CheckResult(not off, what, "" if not off else
+                           f"not through {' and '.join(off)}: the trace shows where the request vanished")
     return check
 
 
-def _iptables_S(lab: Any, chain: str) -> list[str]:
-    result = lab.run(HOST, ["iptables", "-S", chain])
-    if result.returncode:
-        raise NotFound(f"there is no chain {chain} in the host's filter table")
-    return result.stdout.splitlines()
-
-
-def _forward_still_guarded(lab: Any) -> CheckResult:
-    what = "FORWARD still drops what no rule accepts (policy DROP, no rule accepting everything)"
+def _policy_drop(lab: Any) -> CheckResult:
+    what = "FORWARD's policy is still DROP"
     try:
-        rules = _iptables_S(lab, "FORWARD")
+        policy = Tables.parse(lab.run(HOST, ["iptables-save", "-t", "filter"]).stdout).policies.get(
+            ("filter", "FORWARD"), "ACCEPT")
     except NetlabError as err:
         return CheckResult(False, what, str(err))
-    if "-P FORWARD DROP" not in rules:
-        return CheckResult(False, what, "the policy was changed: every forwarded packet would pass")
-    if "-A FORWARD -j ACCEPT" in rules:
-        return CheckResult(False, what, "a rule accepts every packet: that is no firewall at all")
-    return CheckResult(True, what)
+    return CheckResult(policy == "DROP", what, "" if policy == "DROP" else
+                       f"it is {policy}: every forwarded packet not dropped by a rule would pass")
 
 
 def _brnf_on(lab: Any) -> CheckResult:
@@ -170,35 +236,27 @@ def _brnf_on(lab: Any) -> CheckResult:
 
 
 def _docker_user_before_return(lab: Any) -> CheckResult:
-    what = "your rules in DOCKER-USER come before its RETURN"
+    what = "every rule of DOCKER-USER is read (none after its RETURN)"
     try:
-        rules = [r for r in _iptables_S(lab, "DOCKER-USER") if r.startswith("-A ")]
+        rules = Tables.parse(lab.run(HOST, ["iptables-save", "-t", "filter"]).stdout).chains["filter"].get(
+            "DOCKER-USER", [])
     except NetlabError as err:
         return CheckResult(False, what, str(err))
-    mine = [i for i, r in enumerate(rules) if r != "-A DOCKER-USER -j RETURN"]
-    ret = [i for i, r in enumerate(rules) if r == "-A DOCKER-USER -j RETURN"]
-    if not mine:
-        return CheckResult(False, what, "there are none")
-    if ret and max(mine) > ret[0]:
-        return CheckResult(False, what, "a packet that reaches the RETURN goes back to FORWARD: "
-                                        "what comes after it is never read")
+    ret = [i for i, r in enumerate(rules) if r == "-j RETURN"]
+    if ret and ret[0] < len(rules) - 1:
+        return CheckResult(False, what, "a packet that meets the RETURN goes back to FORWARD: `iptables -S "
+                                        "DOCKER-USER` lists the rules in the order they are read")
     return CheckResult(True, what)
-
-
-def _isolation_intact(lab: Any) -> CheckResult:
-    from .docker.checks import check_isolation_intact
-
-    return check_isolation_intact(lab=lab)
 
 
 def _route(netns: str, to: str) -> Callable[[Any], CheckResult]:
     target = ipaddress.ip_address(to)
 
     def check(lab: Any) -> CheckResult:
-        what = f"{netns} has a route towards {to}"
+        what = f"{netns} has a way back to {to}"
         routes = lab.netns(netns).read().routes
         ok = any(r.dst == "default" or target in ipaddress.ip_network(r.dst, strict=False) for r in routes)
-        return CheckResult(ok, what, "" if ok else "none of its routes covers it")
+        return CheckResult(ok, what, "" if ok else f"none of its routes covers it: `ip route` in {netns} lists them")
     return check
 
 
@@ -223,46 +281,114 @@ def _all(*checks: Callable[[Any], CheckResult]) -> Callable[[Any], list[CheckRes
     return lambda lab: [check(lab) for check in checks]
 
 
+#: Said of changes every lab keeps: a cable or namespace of one's own goes around the lab's point.
+_AROUND = {"cable *": "a cable of your own goes around the path this lab is about",
+           "netns *": "the lab's namespaces are the ones in the story",
+           "nftables *": "a table of your own next to iptables hides what it does"}
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("link-down",
              "ns1 (10.0.0.1) is joined to the host (10.0.0.2) by a veth pair, as in Demo 1. "
              "ns1 cannot ping the host.",
              _script(_DEMO1 + "ip addr add 10.0.0.2/24 dev veth2\n"),
-             _all(_states("ns1", "veth1"), _states(HOST, "veth2"), _ping("ns1", "10.0.0.2"))),
+             _all(_carries("ns1", "veth1"), _reaches("ns1", "10.0.0.2"), _reaches(HOST, "10.0.0.1")),
+             Allowed(["link host veth2"], {"link ns1 *": "ns1's side was right",
+                                           "link host *": "the lab is about the host's end of ns1's cable", **_AROUND},
+                     task="the host's end of the cable"),
+             "veth1 is up, but its other end, veth2 in the host, was never set up: a veth carries packets "
+             "only when both ends are up (LOWERLAYERDOWN, notebook 01)."),
     Scenario("no-address",
              "ns1 (10.0.0.1) is joined to the host (10.0.0.2) by a veth pair, as in Demo 1. "
              "Both ends are up, and still ns1 cannot ping the host.",
              _script(_DEMO1 + "ip link set dev veth2 up\n"),
-             _all(_address(HOST, "veth2", "10.0.0.2/24"), _ping("ns1", "10.0.0.2"))),
+             _all(_address(HOST, "veth2", "10.0.0.2/24"), _reaches("ns1", "10.0.0.2"), _reaches(HOST, "10.0.0.1")),
+             Allowed(["link host veth2"], {"link ns1 *": "ns1's side was right",
+                                           "link host *": "the lab is about the host's end of ns1's cable",
+                                           "route *": "a route to a subnet comes with an address in it", **_AROUND},
+                     task="the host's end of the cable"),
+             "Nobody in the host has 10.0.0.2: veth2 has no IPv4 address at all, so nobody answers ns1's "
+             "ARP question (notebook 01, the addresses of Demo 1)."),
     Scenario("wrong-subnet",
              "ns1 (10.0.0.1) and ns3 (10.0.0.3) sit on bridge0 (10.0.0.10), as in Demo 2. "
              "ns1 reaches the bridge; ns3 cannot ping ns1, nor the bridge.",
              _script(_BRIDGE + "ip netns exec ns3 ip addr add 10.0.1.3/24 dev veth3\n"),
-             _all(_address("ns3", "veth3", "10.0.0.3/24"), _ping("ns3", "10.0.0.1"), _ping("ns1", "10.0.0.3"))),
+             _all(_address("ns3", "veth3", "10.0.0.3/24"), _reaches("ns3", "10.0.0.1"), _reaches("ns1", "10.0.0.3"),
+                  _reaches("ns3", "10.0.0.10")),
+             Allowed(["link ns3 veth3"], {"link ns1 *": "ns1 was right: the fault is ns3's",
+                                          "link host *": "the bridge was right: the fault is ns3's",
+                                          "route *": "a route to a subnet comes with an address in it", **_AROUND},
+                     task="ns3's interface"),
+             "ns3's only address, 10.0.1.3/24, is in another subnet than the bridge and ns1 (10.0.0.0/24): "
+             "ns3 has a route to 10.0.1.0/24 and none to 10.0.0.0/24 (notebook 02)."),
     Scenario("forward-drop",
              "ns1 (10.0.0.1) and ns3 (10.0.0.3) sit on bridge0 (10.0.0.10) of a host that runs Docker "
-             "(FORWARD policy DROP, br_netfilter on). Both reach the bridge's address; ns3 cannot ping ns1.",
-             _script("iptables -P FORWARD DROP\nsysctl -qw net.bridge.bridge-nf-call-iptables=1\n" + _BRIDGE
-                     + "ip netns exec ns3 ip addr add 10.0.0.3/24 dev veth3\n"),
-             _all(_ping("ns3", "10.0.0.1"), _ping("ns1", "10.0.0.3"), _forward_still_guarded, _brnf_on)),
+             "(FORWARD policy DROP, br_netfilter on, ip_forward on). Both reach the bridge's address; ns3 "
+             "cannot ping ns1. The host also routes to ns5 (10.9.0.1), on a network of its own that ns1 "
+             "and ns3 must not reach: let them talk to each other, and to nothing more.",
+             _script("iptables -P FORWARD DROP\nsysctl -qw net.bridge.bridge-nf-call-iptables=1\n"
+                     "sysctl -qw net.ipv4.ip_forward=1\n" + _BRIDGE + _NS5
+                     + "ip netns exec ns3 ip addr add 10.0.0.3/24 dev veth3\n"
+                       "ip netns exec ns1 ip route add default via 10.0.0.10\n"
+                       "ip netns exec ns3 ip route add default via 10.0.0.10\n"),
+             _all(_reaches("ns3", "10.0.0.1"), _reaches("ns1", "10.0.0.3"), _cut_off("ns3", "10.9.0.1", "ns5"),
+                  _cut_off("ns1", "10.9.0.1", "ns5"), _policy_drop, _brnf_on),
+             Allowed(["iptables host filter FORWARD"], {
+                 "iptables host filter *": "a chain of your own hides what it accepts: the drop is in FORWARD",
+                 "iptables host *": "the drop is in filter FORWARD: the fix belongs there",
+                 "sysctl host net.bridge.*": "Docker's rules see bridged traffic only through br_netfilter",
+                 "sysctl host *": "the host's settings are Docker's: the drop is in filter FORWARD",
+                 "link *": "the links were right: the drop is in filter FORWARD",
+                 "route *": "the routes were right", **_AROUND},
+                 task="filter FORWARD in the host"),
+             "br_netfilter hands every frame that bridge0 passes between two of its ports to iptables' "
+             "FORWARD, whose policy is DROP, and no rule accepts it (notebook 03, Demo 2)."),
     Scenario("after-return",
              "Docker's Demo 3: containers dummy1 (172.18.0.2) and dummy2 (172.19.0.2) on two networks. "
              "A colleague added two rules to DOCKER-USER so that dummy1 can reach dummy2 (and get the "
-             "replies), but the ping still fails.",
+             "replies; dummy2 must still not reach dummy1), but the ping still fails.",
              _after_return,
-             _all(_ping("dummy1", "172.19.0.2"), _ping("dummy2", "172.18.0.2", expect=False),
-                  _docker_user_before_return, _isolation_intact)),
+             _all(_reaches("dummy1", "172.19.0.2"), _cut_off("dummy2", "172.18.0.2", "dummy1"),
+                  _not_from_outside("dummy1", "172.20.0.5", "172.19.0.2", "dummy2", "172.18.0.0/16"),
+                  _docker_user_before_return),
+             Allowed(["iptables host filter DOCKER-USER"], {
+                 "iptables host filter DOCKER-ISOLATION*": "Docker's isolation between its networks must stay "
+                                                           "as Docker made it (DOCKER-USER is yours)",
+                 "iptables host filter DOCKER*": "Docker's own chain: dockerd rewrites it (DOCKER-USER is yours)",
+                 "iptables host filter FORWARD": "Docker's FORWARD: dockerd rewrites it (DOCKER-USER is yours)",
+                 "iptables host filter *": "a chain of your own hides what it accepts: the rules belong in "
+                                           "DOCKER-USER",
+                 "iptables host raw *": "Docker's own protection of its containers",
+                 "iptables host *": "Docker's NAT and tables: the rules belong in DOCKER-USER",
+                 "sysctl *": "Docker's settings", **_AROUND},
+                 task="DOCKER-USER"),
+             "Both rules of your colleague come after DOCKER-USER's `-j RETURN`: a chain is read from the "
+             "top, so every packet returns to FORWARD before it meets them (notebook 04)."),
     Scenario("no-forwarding",
              "ns1 (10.1.0.1/24) and ns2 (10.2.0.1/24) are on two networks; the host is the gateway of "
              "both (10.1.0.254 and 10.2.0.254). Each pings its gateway; ns1 cannot ping ns2.",
              _script(_ROUTED + "ip netns exec ns2 ip route add default via 10.2.0.254\n"
                      "sysctl -qw net.ipv4.ip_forward=0\n"),
-             _all(_sysctl(HOST, "net.ipv4.ip_forward", "1"), _ping("ns1", "10.2.0.1"))),
+             _all(_forwards(HOST, "veth2", "veth4"), _reaches("ns1", "10.2.0.1"), _reaches("ns2", "10.1.0.1")),
+             Allowed(["sysctl host net.ipv4.ip_forward", "sysctl host net.ipv4.conf.*.forwarding"],
+                     {"iptables *": "nothing in the firewall drops it", "route *": "the routes were right",
+                      "link *": "the links and addresses were right", "sysctl *": "that setting was right",
+                      **_AROUND},
+                     task="the host's forwarding"),
+             "The host is not a router: net.ipv4.ip_forward is 0 in its namespace, so what comes in for "
+             "another network is not passed on (notebook 02, Demo 1.5)."),
     Scenario("no-route-back",
              "ns1 (10.1.0.1/24) and ns2 (10.2.0.1/24) are on two networks; the host is the gateway of "
              "both (10.1.0.254 and 10.2.0.254) and forwards between them. ns1 cannot ping ns2.",
              _script(_ROUTED + "sysctl -qw net.ipv4.ip_forward=1\n"),
-             _all(_route("ns2", "10.1.0.1"), _ping("ns1", "10.2.0.1"))),
+             _all(_route("ns2", "10.1.0.1"), _reaches("ns1", "10.2.0.1"), _reaches("ns2", "10.1.0.1")),
+             Allowed(["route ns2"], {"iptables host nat *": "NAT hides ns1's address from ns2: this lab is "
+                                                            "about ns2's way back",
+                                     "route *": "that namespace's routes were right",
+                                     "link *": "the links and addresses were right", **_AROUND},
+                     task="ns2's routes"),
+             "ns2 has a route only to its own network (10.2.0.0/24): its answer to 10.1.0.1 has no way "
+             "out (notebook 02, Demo 1.5)."),
 ]}
 
 
@@ -273,15 +399,35 @@ def _scenario(name: str) -> Scenario:
         raise NotFound(f"no broken lab called {name!r} (there are: {', '.join(SCENARIOS)})") from None
 
 
+#: What each broken lab was when :func:`broken` built it: (the lab's generation, the record).
+_BUILT: dict[str, tuple[int, LabRecord]] = {}
+
+
 def broken(name: str, lab: Any = None) -> None:
     """Reset the lab and build the broken lab ``name``; print what is wrong, as a user would say it."""
     scenario = _scenario(name)
     lab = lab_or_current(lab)
     lab.reset()
     scenario.build(lab)
+    _BUILT[name] = (lab.generation, record(lab))
     print(f"[{name}] {scenario.story}")
 
 
 def fixed(name: str, lab: Any = None) -> list[CheckResult]:
-    """Checks that the broken lab ``name`` is fixed for real (pass them to ``exercise``)."""
-    return _scenario(name).checks(lab_or_current(lab))
+    """Checks that the broken lab ``name`` is fixed for real (pass them to ``exercise``).
+
+    The traffic the story asks for flows both ways, what must stay blocked dies on the way (one
+    way, followed by a trace), and nothing changed but what the lab is about.
+    """
+    scenario = _scenario(name)
+    lab = lab_or_current(lab)
+    built = _BUILT.get(name)
+    if built is None or built[0] != lab.generation:
+        return [CheckResult(False, f"the lab is the one broken({name!r}) built",
+                            f"the lab was reset or rebuilt since: run broken({name!r}) again")]
+    return [*scenario.checks(lab), check_changes(built[1], scenario.allowed, lab=lab)]
+
+
+def show_me(name: str) -> None:
+    """Print what is wrong in the broken lab ``name`` (the fault, not the command that fixes it)."""
+    print(f"[{name}] {_scenario(name).fault}")

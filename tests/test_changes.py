@@ -4,24 +4,9 @@ exercise allows passes, the rest is named; looking at the lab (ping, trace, ipta
 from __future__ import annotations
 
 CHANGES = "__import__('netlab_magic.changes', fromlist=['x'])"
-LAB = """
-ip netns add ns1
-ip netns add ns3
-ip link add veth1 type veth peer name veth2
-ip link set veth1 netns ns1
-ip link add veth3 type veth peer name veth4
-ip link set veth3 netns ns3
-ip link add bridge0 type bridge
-ip addr add 10.0.0.10/24 dev bridge0
-ip link set bridge0 up
-ip link set veth2 master bridge0
-ip link set veth4 master bridge0
-ip link set dev veth2 up
-ip link set dev veth4 up
-ip netns exec ns1 ip addr add 10.0.0.1/24 dev veth1
-ip netns exec ns1 ip link set dev veth1 up
+#: Demo 2's bridge (notebook 07's), ns3 on it, a FORWARD policy and a chain of the lab's own.
+LAB_EXTRA = """
 ip netns exec ns3 ip addr add 10.0.0.3/24 dev veth3
-ip netns exec ns3 ip link set dev veth3 up
 iptables -P FORWARD DROP
 iptables -N KEEP
 iptables -A KEEP -j RETURN
@@ -47,7 +32,8 @@ ip netns add ns9
 
 def build(k) -> None:
     k.ok(f"_c = {CHANGES}; _lab = __import__('netlab_magic').Lab.current()\n"
-         f"_lab.run('host', 'set -e\\n' + {LAB!r}, check=True); _before = _c.record(_lab)")
+         "from netlab_magic.troubleshoot import _BRIDGE\n"
+         f"_lab.run('host', 'set -e\\n' + _BRIDGE + {LAB_EXTRA!r}, check=True); _before = _c.record(_lab)")
 
 
 def test_every_kind_of_change_is_one_line(lab):

@@ -1,5 +1,6 @@
-"""Notebook 07's broken labs: each is broken as its story says, its solution fixes it, and a
-catch-all "fix" (policy ACCEPT, a rule accepting everything, br_netfilter off) does not pass."""
+"""Notebook 07's broken labs, root and rootless: each is broken as its story says and its solution
+(the notebook's) fixes it; the checks need the lab broken() built; a bad name is one line.
+(Many forms of each fix, and gaming answers: tests/test_troubleshoot_answers.py.)"""
 
 from __future__ import annotations
 
@@ -19,39 +20,30 @@ SOLUTIONS = {
     "no-forwarding": ["!sysctl -w net.ipv4.ip_forward=1"],
     "no-route-back": ["%netns ns2 ip route add default via 10.2.0.254"],
 }
-CATCH_ALLS = [
-    ("forward-drop", "!iptables -P FORWARD ACCEPT"),
-    ("forward-drop", "!iptables -A FORWARD -j ACCEPT"),
-    ("forward-drop", "!sysctl -w net.bridge.bridge-nf-call-iptables=0"),
-    ("after-return", "!iptables -F DOCKER-ISOLATION-STAGE-2"),
-    ("after-return", "!iptables -I DOCKER-USER -j ACCEPT"),
-    ("wrong-subnet", "%netns ns3 ip addr add 10.0.0.3/24 dev veth3"),  # the wrong address is left behind
-]
 TROUBLE = "__import__('netlab_magic.troubleshoot', fromlist=['x'])"
 
 
-def results(k, name: str) -> list[bool]:
-    return k.value(f"[c.ok for c in {TROUBLE}.fixed({name!r})]")
+def results(k, name: str) -> list[str]:
+    return k.value(f"[str(c) for c in {TROUBLE}.fixed({name!r})]")
 
 
 @pytest.mark.parametrize("name", list(SOLUTIONS))
-def test_broken_then_fixed(lab, name):
-    story = lab.ok(f"{TROUBLE}.broken({name!r})").stdout
+def test_broken_then_fixed(kernel, name):
+    story = kernel.ok(f"{TROUBLE}.broken({name!r})").stdout
     assert story.startswith(f"[{name}] ")
-    assert not all(results(lab, name)), "the lab must start broken"
     for cell in SOLUTIONS[name]:
-        lab.ok(cell)
-    lab.ok("import time; time.sleep(0.5)")  # links settle
-    assert all(results(lab, name)), lab.value(f"[str(c) for c in {TROUBLE}.fixed({name!r})]")
+        kernel.ok(cell)
+    lines = results(kernel, name)
+    assert all(line.startswith("\u2714") for line in lines), lines
 
 
-@pytest.mark.parametrize("name, cell", CATCH_ALLS)
-def test_a_catch_all_is_not_a_fix(lab, name, cell):
-    lab.ok(f"{TROUBLE}.broken({name!r})")
-    lab.ok(cell)
-    assert not all(results(lab, name))
+def test_the_checks_need_the_lab_broken_first(kernel):
+    kernel.ok("%netlab reset")
+    assert results(kernel, "no-route-back") == [
+        "\u2718 the lab is the one broken('no-route-back') built \u2014 the lab was reset or rebuilt since: "
+        "run broken('no-route-back') again"]
 
 
-def test_an_unknown_lab_is_one_line(lab):
-    r = lab.run(f"{TROUBLE}.broken('nope')")
+def test_an_unknown_lab_is_one_line(kernel):
+    r = kernel.run(f"{TROUBLE}.broken('nope')")
     assert r.error and r.error[0] == "NotFound" and "there are: link-down, no-address" in r.error[1]
