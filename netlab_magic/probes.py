@@ -4,9 +4,11 @@ A :class:`Probe` is one packet from a namespace to an address, of one :data:`KIN
 packet of a new conversation (a TCP SYN, a UDP datagram, an ICMP echo request) or a packet that
 pretends to answer one that never began (a TCP ACK, an ICMP echo reply), which is what a
 firewall that recognises answers by their flags or ICMP type lets through. :func:`send_probes`
-sends them all at once, from raw sockets inside their namespaces, while the kernel's packet
-trace (:mod:`netlab_magic.trace`) is on in every namespace of the lab, and returns for each an
-:class:`Outcome`: the namespace it was delivered in, or the hop that dropped it.
+sends them all at once, from raw sockets inside their namespaces (``python -m
+netlab_magic.probes``, one process per source namespace; checksums by :mod:`.spoofed_ping`),
+while the kernel's packet trace (:mod:`netlab_magic.trace`) is on in every namespace of the
+lab, and returns for each an :class:`Outcome`: the namespace it was delivered in, or the hop
+that dropped it.
 
 So "cannot reach" is exact and one-way: the packet itself did not arrive (a lost answer does
 not count as a blocked request), and the rule that stopped it is known.
@@ -19,12 +21,15 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import struct
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from .model import HOST
 from .process import stop_group
+from .spoofed_ping import checksum
 from .trace import Hop, Packet, Tracing, build_trace
 
 if TYPE_CHECKING:
@@ -46,52 +51,6 @@ FAKE_ANSWERS = ("ack", "pong")
 #: Probes take source ports (or ICMP ids) from here, each its own, from a random start every time
 #: (so that no connection a former probe left in conntrack answers for a new one).
 ID_RANGE = (33000, 60000)
-
-# One process per source namespace: every probe of that namespace, from raw sockets (so that no
-# TCP stack retransmits, and an ACK or echo reply can be sent that answers nothing).
-_SEND_PY = r"""
-import json, socket, struct, sys
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xffff)
-    s += s >> 16
-    return ~s & 0xffff
-
-def source_for(dst):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.connect((dst, 9))
-        return u.getsockname()[0]
-    finally:
-        u.close()
-
-for dst, kind, port, ident in json.loads(sys.argv[1]):
-    try:
-        if kind in ("syn", "ack"):
-            flags = 0x02 if kind == "syn" else 0x10
-            head = struct.pack("!HHIIBBHHH", ident, port, 1000 + ident, 0 if kind == "syn" else 1, 5 << 4,
-                               flags, 64240, 0, 0)
-            pseudo = socket.inet_aton(source_for(dst)) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(head))
-            head = head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
-            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-            s.sendto(head, (dst, 0))
-        elif kind in ("ping", "pong"):
-            body = struct.pack("!BBHHH", 8 if kind == "ping" else 0, 0, 0, ident, ident) + b"netlab probe"
-            body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
-            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-            s.sendto(body, (dst, 0))
-        else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("", ident))
-            s.sendto(b"netlab probe" + b"." * (ident % 512), (dst, port))  # its length tells it apart
-        s.close()
-    except OSError as err:
-        print(f"{dst} {kind}: {err}", file=sys.stderr)
-"""
-
 
 @dataclass(frozen=True)
 class Probe:
@@ -167,7 +126,7 @@ def _send(lab: "Lab", probes: Sequence[Probe], timeout: float) -> list[Outcome]:
         lab.require(probe.src)
         by_src.setdefault(probe.src, []).append([probe.dst, probe.kind, probe.port, ident])
     with Tracing(lab, [HOST, *lab.list_netns()]) as tracing:
-        senders = [lab.popen(src, [sys.executable, "-c", _SEND_PY, json.dumps(todo)]) for src, todo in by_src.items()]
+        senders = [lab.popen(src, [sys.executable, "-m", __name__, json.dumps(todo)]) for src, todo in by_src.items()]
         try:
             for proc in senders:
                 proc.wait(timeout)
@@ -181,3 +140,44 @@ def _send(lab: "Lab", probes: Sequence[Probe], timeout: float) -> list[Outcome]:
     trace = build_trace(events, netns=HOST, command="probes", interfaces=interfaces, rules=rules)
     return [Outcome(probe, next((p for p in trace.packets if _matches(probe, ident, p)), None))
             for probe, ident in ids]
+
+
+# -- the sender: ``python -m netlab_magic.probes JSON``, one process per source namespace ----------
+
+def send(todo: Sequence[Sequence]) -> None:
+    """Send each ``[dst, kind, port, ident]`` once, from raw sockets of the namespace this runs in
+    (so that no TCP stack retransmits, and an ACK or an echo reply can answer nothing). ``ident``
+    is the source port or ICMP id; it is also the TCP sequence, the ICMP sequence and, for UDP,
+    the payload's length, so that the trace tells every probe apart."""
+    for dst, kind, port, ident in todo:
+        try:
+            if kind in ("syn", "ack"):
+                head = struct.pack("!HHIIBBHHH", ident, port, 1000 + ident, 0 if kind == "syn" else 1, 5 << 4,
+                                   0x02 if kind == "syn" else 0x10, 64240, 0, 0)
+                pseudo = (socket.inet_aton(_source_for(dst)) + socket.inet_aton(dst)
+                          + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(head)))
+                head = head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
+                with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as s:
+                    s.sendto(head, (dst, 0))
+            elif kind in ("ping", "pong"):
+                body = struct.pack("!BBHHH", 8 if kind == "ping" else 0, 0, 0, ident, ident) + b"netlab probe"
+                body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+                with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+                    s.sendto(body, (dst, 0))
+            else:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("", ident))
+                    s.sendto(b"netlab probe" + b"." * (ident % 512), (dst, port))
+        except OSError as err:  # no route, say: the probe never left, which the trace shows too
+            print(f"{dst} {kind}: {err}", file=sys.stderr)
+
+
+def _source_for(dst: str) -> str:
+    """The address this namespace sends from towards ``dst`` (for the TCP checksum)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.connect((dst, 9))
+        return u.getsockname()[0]
+
+
+if __name__ == "__main__":
+    send(json.loads(sys.argv[1]))
