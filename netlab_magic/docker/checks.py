@@ -526,36 +526,39 @@ def check_opens_no_more(*opened: tuple[str, str], lab: Any = None) -> CheckResul
         the_lab = lab_or_current(lab)
         daemon = _daemon(the_lab)
         docker, now = rules.build(daemon), Tables.parse(the_lab.run(HOST, ["iptables-save"], check=True).stdout)
-        host = the_lab.netns(HOST).read()
-        local = frozenset(a.split("/")[0] for i in host.interfaces for a in i.addresses)
-        sources = [(name, net.bridge, str(_first_ip(daemon, net))) for name, net in daemon.networks.items()]
-        if any(i.name == "eth0" for i in host.interfaces):
-            from .outside import OUTSIDE_IP
-            sources.append(("outside", "eth0", str(OUTSIDE_IP.ip)))
-        for net in daemon.networks.values():
-            targets = [(c.name, str(c.ip)) for c in daemon.containers.values() if c.network == net.name]
-            targets.append((f"a container not started yet in {net.name}", str(net.subnet[200])))
-            for source, iif, src in sources:
-                if iif == net.bridge:
-                    continue
-                for target, dst in targets:
-                    for proto, port, icmp, flags, state, words in _SERVICES:
-                        for dnat in (False, True):
-                            if dnat and proto == "icmp":
-                                continue
-                            if _opened(opened, source, net.name, target, proto, port, dnat):
-                                continue
-                            flow = Flow(src, dst, iif, net.bridge, proto, port, icmp_type=icmp, tcp_flags=flags,
-                                        ctstate=state, local=local)
-                            was, got = _forwarded(docker, flow, dnat), _forwarded(now, flow, dnat)
-                            if was.verdict != "ACCEPT" and got.verdict == "ACCEPT":
-                                how = ", once DNATed there," if dnat else ""
-                                doubt = (f" (or so it seems: what {', '.join(got.unknown)} matches is not known here)"
-                                         if got.unknown else "")
-                                return False, (f"{words} from {source} to {target}{how} would now pass, where Docker "
-                                               f"drops it; it meets {got}{doubt}")
+        for source, network, target, words, flow, dnat in _questions(daemon, the_lab.netns(HOST).read().interfaces):
+            if _opened(opened, source, network, target, flow.proto, flow.dport, dnat):
+                continue
+            was, got = _forwarded(docker, flow, dnat), _forwarded(now, flow, dnat)
+            if was.verdict != "ACCEPT" and got.verdict == "ACCEPT":
+                how = ", once DNATed there," if dnat else ""
+                doubt = (f" (or so it seems: what {', '.join(got.unknown)} matches is not known here)"
+                         if got.unknown else "")
+                return False, (f"{words} from {source} to {target}{how} would now pass, where Docker drops it; "
+                               f"it meets {got}{doubt}")
         return True, ""
     return run_check(what, body)
+
+
+def _questions(daemon: Any, host_interfaces: Iterable[Any]) -> Iterable[tuple[str, str, str, str, Flow, bool]]:
+    """``(source, network, target, words, flow, dnat)``: every packet :func:`check_opens_no_more` asks
+    about, from each network and the outside (if the host has its uplink) into every other network."""
+    interfaces = list(host_interfaces)
+    local = frozenset(a.split("/")[0] for i in interfaces for a in i.addresses)
+    sources = [(name, net.bridge, str(_first_ip(daemon, net))) for name, net in daemon.networks.items()]
+    if any(i.name == "eth0" for i in interfaces):
+        from .outside import OUTSIDE_IP
+        sources.append(("outside", "eth0", str(OUTSIDE_IP.ip)))
+    for net in daemon.networks.values():
+        targets = [(c.name, str(c.ip)) for c in daemon.containers.values() if c.network == net.name]
+        targets.append((f"a container not started yet in {net.name}", str(net.subnet[200])))
+        for (source, iif, src), (target, dst) in ((s, t) for s in sources if s[1] != net.bridge for t in targets):
+            for proto, port, icmp, flags, state, words in _SERVICES:
+                flow = Flow(src, dst, iif, net.bridge, proto, port, icmp_type=icmp, tcp_flags=flags,
+                            ctstate=state, local=local)
+                yield source, net.name, target, words, flow, False
+                if proto != "icmp":  # a port can be DNATed there
+                    yield source, net.name, target, words, flow, True
 
 
 def _first_ip(daemon: Any, net: Any) -> Any:
