@@ -34,6 +34,8 @@ if [ -n "$MODULES" ]; then  # the kernel's own module tree (veth, bridge, nf_tab
     done
     # the kernel loads modules (ip link add ... type veth) with this root's modprobe: busybox's
     echo /bin/modprobe > /proc/sys/kernel/modprobe
+    # bridged traffic through iptables (Demo 2), as on the machines the talk ran on
+    modprobe br_netfilter || fail "modprobe br_netfilter failed"
 fi
 PORT=
 for port in /sys/class/virtio-ports/*; do

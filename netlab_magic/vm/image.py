@@ -14,7 +14,8 @@ downloads anything, and only from the distribution's package archive, with ``apt
 
 Everything else the guest runs (``ip``, ``iptables``, ``nc``, ``python3``) is this machine's own,
 shared read-only over virtio-9p. The cache is ``$NETLAB_VM_CACHE``, else
-``$XDG_CACHE_HOME/netlab-magic/vm`` (``~/.cache/netlab-magic/vm``).
+``$XDG_CACHE_HOME/netlab-magic/vm`` (``~/.cache/netlab-magic/vm``), or for every user of the
+machine :data:`SYSTEM_CACHE`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from typing import Callable
 from ..errors import NetlabError
 
 CACHE_ENV = "NETLAB_VM_CACHE"
+#: Prepared once by root for every user of the machine (``netlab-magic vm prepare --system``,
+#: ``scripts/setup.sh --vm``): looked in after the user's own cache.
+SYSTEM_CACHE = Path("/var/cache/netlab-magic/vm")
 KERNEL_META_PACKAGE = "linux-image-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 #: What the initramfs loads before it can mount the shared root, dependencies resolved by modprobe.
@@ -81,8 +85,14 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
 
 
 def find(cache: Path | None = None) -> Image | None:
-    """The prepared image in the cache (the one :func:`prepare` made last), or None."""
-    cache = cache or cache_dir()
+    """The prepared image (the one :func:`prepare` made last) in ``cache``; by default in the user's
+    cache, else in :data:`SYSTEM_CACHE`; or None."""
+    if cache is None:
+        return _find_in(cache_dir()) or _find_in(SYSTEM_CACHE)
+    return _find_in(cache)
+
+
+def _find_in(cache: Path) -> Image | None:
     try:
         meta = json.loads((cache / "current" / "image.json").read_text())
     except (OSError, ValueError):
@@ -114,7 +124,7 @@ def prepare(cache: Path | None = None, progress: Callable[[str], None] = print) 
     if " " in str(cache.resolve()) or "," in str(cache.resolve()):
         raise ImageError(f"the VM cache's path must have no space or comma (QEMU and the guest split on them): {cache}")
     package = kernel_package()
-    existing = find(cache)
+    existing = _find_in(cache)
     if existing is not None and existing.package.split("=")[0] == package:
         progress(f"the VM image is ready: {existing.directory} ({existing.package})")
         return existing
@@ -150,7 +160,7 @@ def prepare(cache: Path | None = None, progress: Callable[[str], None] = print) 
         tmp_link.replace(cache / "current")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    image = find(cache)
+    image = _find_in(cache)
     assert image is not None
     progress(f"the VM image is ready: {image.directory} ({image.package})")
     return image

@@ -15,6 +15,7 @@ host's TSC frequency is passed (FINDINGS: the feasibility run).
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import socket
@@ -33,6 +34,7 @@ MEMORY_MIB = 512
 TB_SIZE_MIB = 64
 #: How long the guest gets to boot and answer, under TCG on a busy machine.
 READY_TIMEOUT = 60.0
+_KERNEL_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")  # "[    1.364750] " before a kernel message
 
 
 class VMError(NetlabError):
@@ -133,10 +135,10 @@ class Machine:
         exit_fd = os.pidfd_open(self.proc.pid)
         try:
             conn = self._accept(exit_fd, deadline)
-            client = AgentClient(conn, on_lost=self._describe_end)
+            client = AgentClient(conn, on_lost=self.describe_end)
             if not client.wait_hello(lambda: max(0.0, deadline - time.monotonic()), exit_fd):
                 if self.proc.poll() is not None:
-                    raise VMError(self._describe_end())
+                    raise VMError(self.describe_end())
                 self.kill()
                 raise VMError(f"the VM did not answer within {timeout:g} s: {self._console_tail()}")
         finally:
@@ -157,7 +159,7 @@ class Machine:
                 return conn
             if exit_fd in ready:
                 self.proc.wait()
-                raise VMError(self._describe_end())
+                raise VMError(self.describe_end())
             if left <= 0:
                 self.kill()
                 raise VMError("QEMU did not connect to the agent's socket in time")
@@ -175,7 +177,8 @@ class Machine:
     def _console_tail(self) -> str:
         """The last meaningful line the guest wrote to its console (a panic, init's complaint)."""
         try:
-            lines = [ln.strip() for ln in Path(self.console_path).read_text(errors="replace").splitlines()]
+            text = Path(self.console_path).read_text(errors="replace")
+            lines = [_KERNEL_TIME.sub("", ln).strip() for ln in text.splitlines()]
         except OSError:
             return "no console output"
         lines = [ln for ln in lines if ln and not ln.startswith("---[ end")]
@@ -184,14 +187,19 @@ class Machine:
                 return line
         return lines[-1] if lines else "no console output"
 
-    def _describe_end(self) -> str:
+    def describe_end(self) -> str:
         """One line: how the VM ended (QEMU's status and the guest's last words)."""
-        code = self.proc.poll() if self.proc is not None else None
+        code = None
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(1.0)  # the port closes a moment before QEMU exits
+            except subprocess.TimeoutExpired:
+                pass
         if code is None:
             return f"the VM's agent stopped answering: {self._console_tail()}"
-        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        why = self._qemu_error() or self._console_tail()
-        return f"the VM stopped (QEMU {how}): {why}"
+        if code < 0:  # killed from outside: the console's last line says nothing about why
+            return f"the VM stopped (QEMU killed by signal {-code})"
+        return f"the VM stopped (QEMU exit status {code}): {self._qemu_error() or self._console_tail()}"
 
     def kill(self) -> None:
         if self.alive():
