@@ -1,0 +1,141 @@
+""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.backend`).
+
+The guest is the lab's host: its first network namespace plays the talk's host, and ``ip netns``
+makes the others, exactly as on a bare machine (the VM is the sandbox: it has no network
+device at all). Commands run through the guest's agent; ``%%netns NAME`` becomes
+``ip netns exec NAME bash -c SCRIPT`` there.
+
+The VM boots in the background from the moment the lab is made (the kernel's start), and the
+first command waits for it with a progress line. A VM that died (crashed, killed) is reported
+in one line; the next command starts a fresh one. A reset is a fresh VM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import subprocess
+import sys
+from typing import ClassVar, Sequence
+
+from .. import process
+from ..errors import CommandFailed, NamespaceNotFound, NetlabError
+from ..model import HOST
+from ..names import check_netns_name
+from .client import AgentClient, AgentLost
+from .image import ImageError, find
+from .machine import Machine
+
+
+class VMLab:
+    """The lab in a QEMU guest; one per process, made by :meth:`current`."""
+
+    backend = "vm"
+    mode = "vm"
+    _current: ClassVar["VMLab | None"] = None
+
+    def __init__(self) -> None:
+        image = find()
+        if image is None:
+            raise ImageError("the VM's kernel and initramfs are not prepared: run `netlab-magic vm prepare` "
+                             "(it downloads Debian's kernel and busybox packages with apt-get download)")
+        self.image = image
+        self.machine = self._boot()
+        self._closed = False
+        #: Counts resets (each one a fresh VM).
+        self.generation = 0
+        atexit.register(self.close)
+
+    @classmethod
+    def current(cls) -> "VMLab":
+        """The VM lab of this process, made (its VM starting in the background) on first call."""
+        if cls._current is None or cls._current._closed:
+            cls._current = cls()
+        return cls._current
+
+    @classmethod
+    def existing(cls) -> "VMLab | None":
+        lab = cls._current
+        return lab if lab is not None and not lab._closed else None
+
+    def _boot(self) -> Machine:
+        machine = Machine(self.image)
+        machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
+        return machine
+
+    def agent(self) -> AgentClient:
+        """The guest's agent, waiting for the boot (with a progress line) if it is not ready yet."""
+        if self._closed:
+            raise NetlabError("this lab was closed; load netlab again for a new one")
+        machine = self.machine
+        if machine.client is not None and machine.alive():
+            return machine.client
+        if machine.client is not None:  # it was ready once: it died since
+            print(f"netlab: {machine.describe_end()}; starting a fresh VM", file=sys.stderr)
+            machine.stop()
+            self.machine = machine = self._boot()
+        if machine.client is None:
+            print("netlab: the lab's VM is starting ...", file=sys.stderr, flush=True)
+        return machine.wait_ready()
+
+    # -- the backend's promises (netlab_magic.backend.LabBackend) ---------------------------------
+
+    def require(self, name: str) -> None:
+        """Raise :class:`NamespaceNotFound` unless the guest has namespace ``name`` (``host`` always)."""
+        if name == HOST:
+            return
+        check_netns_name(name)
+        have = self.list_netns()
+        if name not in have:
+            raise NamespaceNotFound(f"namespace {name!r} does not exist (the lab has: {', '.join([HOST, *have])})")
+
+    def list_netns(self) -> list[str]:
+        """Equivalent to: ``ip netns list`` in the guest (names only, sorted)."""
+        result = self.run(HOST, ["ip", "netns", "list"])
+        return sorted(line.split()[0] for line in result.stdout.splitlines() if line.strip())
+
+    def run(self, netns: str, command: str | Sequence[str], *, check: bool = False,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+        """Run a command inside ``netns`` in the guest and capture its output (text)."""
+        argv = guest_argv(netns, command)
+        out, err = io.StringIO(), io.StringIO()
+        code = self._run(argv, out, err, timeout)
+        result = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+        if check and code:
+            raise CommandFailed(f"command in {netns!r} failed ({process.describe_exit(code)}): "
+                                f"{result.stderr.strip()[:200]}", code)
+        return result
+
+    def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
+        """Run a bash script inside ``netns`` in the guest, its output streamed to the cell."""
+        return self._run(guest_argv(netns, script), sys.stdout, sys.stderr, timeout)
+
+    def _run(self, argv: list[str], out, err, timeout: float | None) -> int:  # noqa: ANN001
+        client = self.agent()
+        try:
+            return client.run(argv, out, err, timeout=timeout)
+        except AgentLost as lost:
+            raise AgentLost(f"{self.machine.describe_end()}; the next command starts a fresh VM") from lost
+
+    def reset(self) -> None:
+        """A fresh VM: every namespace, interface, rule and process of the old one is gone with it."""
+        self.machine.stop()
+        self.machine = self._boot()
+        self.generation += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.machine.stop()
+        if VMLab._current is self:
+            VMLab._current = None
+
+    def __repr__(self) -> str:
+        return f"<VMLab {self.image.kernel_release} ready_after={self.machine.ready_after}>"
+
+
+def guest_argv(netns: str, command: str | Sequence[str]) -> list[str]:
+    """The guest's argv for ``command`` (bash script or argv) inside ``netns``: ``ip netns exec`` outside the host."""
+    argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
+    return argv if netns == HOST else ["ip", "netns", "exec", netns, *argv]
