@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -42,7 +44,7 @@ def vm_kernel(tmp_path_factory):
 
 
 def qemu_pids() -> dict[int, int]:
-    """QEMU processes of this user, with their parent."""
+    """Running QEMU processes of this user, with their parent."""
     found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -51,8 +53,9 @@ def qemu_pids() -> dict[int, int]:
                     stat = f.read()
             except OSError:
                 continue
-            if "(qemu-system-x86" in stat and os.stat(f"/proc/{entry}").st_uid == os.getuid():
-                found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if "(qemu-system-x86" in stat and state != "Z" and os.stat(f"/proc/{entry}").st_uid == os.getuid():
+                found[int(entry)] = int(parent)  # a zombie is gone: only its exit status waits for a reaper
     return found
 
 
@@ -88,6 +91,21 @@ def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     assert k.ok("%netns host echo $((6 * 7))").stdout.strip() == "42"  # the guest still answers
 
 
+def test_interrupt_stops_the_command_in_the_guest(vm_kernel):
+    k = vm_kernel
+    msg = k.send("%%netns host\necho $$; exec sleep 30")
+    pid = None
+    while pid is None:
+        m = k.kc.get_iopub_msg(timeout=BOOT)
+        if m["parent_header"].get("msg_id") == msg and m["msg_type"] == "stream":
+            pid = int(m["content"]["text"].split()[0])
+    k.km.interrupt_kernel()
+    reply = k.collect(msg)
+    assert reply.error == ("KeyboardInterrupt", "stopped the command in host"), reply
+    r = k.run(f"%netns host kill -0 {pid}")
+    assert "No such process" in r.stderr, r  # the guest's sleep is gone
+
+
 def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     k = vm_kernel
     pid = k.value("__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid")
@@ -95,7 +113,7 @@ def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     r = k.run("!ip netns list")
     assert r.usage_error == "the VM stopped (QEMU killed by signal 9); the next command starts a fresh VM", r
     r = k.ok("!ip netns list; echo listed", timeout=BOOT)
-    assert "starting a fresh VM" in r.stderr and r.stdout.strip() == "listed", r  # ns1 went with the old VM
+    assert r.stdout.strip() == "listed", r  # a fresh VM: ns1 went with the old one
 
 
 def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
@@ -108,6 +126,37 @@ def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
     while mine[0] in qemu_pids() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert mine[0] not in qemu_pids()
+
+
+OWNER = """
+import subprocess, sys, time
+from netlab_magic.vm import image, machine
+vm = machine.Machine(image.find())
+vm.start()
+agent = vm.wait_ready(120)
+# a child that holds the agent's socket open: the guest never sees the owner go
+holder = subprocess.Popen(["sleep", "300"], pass_fds=[agent._conn.fileno()])
+print(vm.proc.pid, holder.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_qemu_dies_with_its_owner_even_when_the_guest_cannot_tell(tmp_path):
+    """``--pdeathsig``, not the guest's powering off, ends QEMU: here the port stays open after the owner's death."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        qemu, holder = map(int, owner.stdout.readline().split())
+        assert qemu in qemu_pids()
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        deadline = time.monotonic() + 10
+        while qemu in qemu_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert qemu not in qemu_pids()
+    finally:
+        owner.kill()
+        if "holder" in locals():
+            os.kill(holder, signal.SIGKILL)
 
 
 def _descends(pid: int, ancestor: int) -> bool:

@@ -7,7 +7,8 @@ device at all). Commands run through the guest's agent; ``%%netns NAME`` becomes
 
 The VM boots in the background from the moment the lab is made (the kernel's start), and the
 first command waits for it with a progress line. A VM that died (crashed, killed) is reported
-in one line; the next command starts a fresh one. A reset is a fresh VM.
+in one line by the command that finds it dead, and a fresh one starts booting at once for the
+next command. A reset is a fresh VM.
 """
 
 from __future__ import annotations
@@ -71,12 +72,16 @@ class VMLab:
         if machine.client is not None and machine.alive():
             return machine.client
         if machine.client is not None:  # it was ready once: it died since
-            print(f"netlab: {machine.describe_end()}; starting a fresh VM", file=sys.stderr)
-            machine.stop()
-            self.machine = machine = self._boot()
-        if machine.client is None:
-            print("netlab: the lab's VM is starting ...", file=sys.stderr, flush=True)
+            raise self._lost()
+        print("netlab: the lab's VM is starting ...", file=sys.stderr, flush=True)
         return machine.wait_ready()
+
+    def _lost(self) -> AgentLost:
+        """The VM died: one line saying how; a fresh one boots in the background for the next command."""
+        message = self.machine.describe_end()
+        self.machine.stop()
+        self.machine = self._boot()
+        return AgentLost(f"{message}; the next command starts a fresh VM")
 
     # -- the backend's promises (netlab_magic.backend.LabBackend) ---------------------------------
 
@@ -115,7 +120,7 @@ class VMLab:
         try:
             return client.run(argv, out, err, timeout=timeout)
         except AgentLost as lost:
-            raise AgentLost(f"{self.machine.describe_end()}; the next command starts a fresh VM") from lost
+            raise self._lost() from lost
 
     def reset(self) -> None:
         """A fresh VM: every namespace, interface, rule and process of the old one is gone with it."""
