@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import selectors
 import signal
 import subprocess
@@ -46,7 +45,7 @@ class Agent:
 
     def serve(self) -> None:
         self.sel.register(self.port, selectors.EVENT_READ, ("port", None))
-        self.send(protocol.READY, protocol.AGENT, json.dumps({"kernel": platform.release()}).encode())
+        self.send(protocol.READY, protocol.AGENT, json.dumps({"kernel": os.uname().release}).encode())
         while True:
             for key, _ in self.sel.select():
                 what, command = key.data
