@@ -67,15 +67,7 @@ class Agent:
         command = self.commands.get(channel)
         if command is None:
             return  # it ended meanwhile
-        if kind == protocol.INPUT and command.proc.stdin is not None:
-            try:
-                if payload:
-                    protocol.write_all(command.proc.stdin.fileno(), payload)
-                else:
-                    command.proc.stdin.close()
-            except (BrokenPipeError, ValueError):
-                pass
-        elif kind == protocol.SIGNAL:
+        if kind == protocol.SIGNAL:
             try:
                 os.killpg(command.proc.pid, int(payload))
             except (ProcessLookupError, PermissionError):
@@ -85,7 +77,7 @@ class Agent:
         try:
             proc = subprocess.Popen(
                 request["argv"],
-                stdin=subprocess.PIPE if request.get("stdin") else subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True, close_fds=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -122,8 +114,6 @@ class Agent:
             if not pipe.closed:
                 self.sel.unregister(pipe)
                 pipe.close()
-        if command.proc.stdin is not None:
-            command.proc.stdin.close()
         self.send(protocol.EXIT, command.channel, str(command.proc.wait()).encode())
         del self.commands[command.channel]
 

@@ -89,7 +89,7 @@ class AgentClient:
                 raise AgentLost(self._lost or f"the VM's agent is unreachable ({err.strerror})") from err
 
     def run(self, argv: list[str], out: IO[str] | None = None, err: IO[str] | None = None,
-            timeout: float | None = None, stdin: bytes | None = None) -> int:
+            timeout: float | None = None) -> int:
         """Run ``argv`` in the guest, copying its output to ``out``/``err`` as it comes; return its exit status.
 
         ``timeout`` stops it and raises :class:`netlab_magic.process.Timeout`; an interrupt stops it
@@ -106,25 +106,20 @@ class AgentClient:
         decoders = {protocol.OUT: (out, _decoder()), protocol.ERR: (err, _decoder())}
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._send(protocol.RUN, channel, protocol.run_payload(argv, stdin is not None))
-            if stdin is not None:
-                for chunk in protocol.frames(protocol.INPUT, channel, stdin):
-                    self._send(protocol.INPUT, channel, chunk[protocol.HEADER.size:])
-                if stdin:
-                    self._send(protocol.INPUT, channel, b"")
+            self._send(protocol.RUN, channel, protocol.run_payload(argv))
             try:
-                return self._pump(q, decoders, deadline, timeout)
+                return self._pump(channel, q, decoders, deadline, timeout)
             except KeyboardInterrupt:
                 self._stop(channel, q, decoders)
                 raise process.Interrupted("the command was stopped") from None
         finally:
             del self._channels[channel]
 
-    def _pump(self, q: queue.Queue, decoders: dict, deadline: float | None, timeout: float | None) -> int:
+    def _pump(self, channel: int, q: queue.Queue, decoders: dict, deadline: float | None,
+              timeout: float | None) -> int:
         while True:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
-                channel = next(k for k, v in self._channels.items() if v is q)
                 self._stop(channel, q, decoders)
                 raise process.Timeout(f"stopped after the {timeout:g} s timeout")
             try:

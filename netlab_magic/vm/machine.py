@@ -118,12 +118,13 @@ class Machine:
         self._listener.listen(1)
         argv = qemu_argv(self.image, sock_path, self.console_path, self.agent, self.python)
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            [setpriv, "--pdeathsig", "KILL", "--", *argv],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self._dir, "qemu.err"), "wb"),
-            start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
-            close_fds=True,
-        )
+        with open(os.path.join(self._dir, "qemu.err"), "wb") as errors:
+            self.proc = subprocess.Popen(
+                [setpriv, "--pdeathsig", "KILL", "--", *argv],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
+                close_fds=True,
+            )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> AgentClient:
         """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""

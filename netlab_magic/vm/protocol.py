@@ -21,9 +21,8 @@ HEADER = struct.Struct("!BII")
 MAX_PAYLOAD = 65536
 
 # host -> guest
-RUN = 1      #: JSON ``{"argv": [...], "stdin": bool}``: start a command on a new channel
-INPUT = 2    #: bytes for the command's stdin; an empty payload closes it
-SIGNAL = 3   #: a signal number (ASCII) for the command's whole process group
+RUN = 1      #: JSON ``{"argv": [...]}``: start a command (stdin: /dev/null) on a new channel
+SIGNAL = 2   #: a signal number (ASCII) for the command's whole process group
 
 # guest -> host
 READY = 10   #: JSON facts about the guest (``kernel``): the agent answers
@@ -49,8 +48,8 @@ def frames(kind: int, channel: int, data: bytes) -> Iterator[bytes]:
         yield frame(kind, channel, data[start:start + MAX_PAYLOAD])
 
 
-def run_payload(argv: list[str], stdin: bool = False) -> bytes:
-    return json.dumps({"argv": argv, "stdin": stdin}).encode()
+def run_payload(argv: list[str]) -> bytes:
+    return json.dumps({"argv": argv}).encode()
 
 
 class Reader:
