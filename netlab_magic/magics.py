@@ -99,8 +99,7 @@ class NetlabMagics(Magics):
             print(self.netns.__doc__)
             return
         args = parse(self.netns, head, "%netns")
-        lab = self.lab
-        lab.require(args.netns)  # a missing namespace is a one-line error
+        lab = self.lab  # a missing namespace is a one-line error from each path below
         if args.python:
             if args.bg or args.timeout is not None:
                 raise UsageError("--python runs in the kernel itself: it takes neither --bg nor --timeout")

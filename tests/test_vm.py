@@ -67,6 +67,8 @@ def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
              "ping -c 1 -W 5 10.0.0.2")
     assert "1 packets transmitted, 1 received" in r.stdout, r
     assert "10.0.0.1/24" in k.ok("%netns ns1 ip -br addr show veth1").stdout
+    assert k.ok("%netns ns1 ls /sys/class/net").stdout.split() == ["lo", "veth1"]  # ns1's own /sys
+    assert "veth2" in k.ok("!ls /sys/class/net").stdout.split()
     lines = k.ok("dev = 'veth2'\nx = !ip -br link show $dev\nprint(x)").stdout  # $dev: a Python variable
     assert "veth2@" in lines and "UP" in lines
     assert k.ok("!uname -r").stdout.strip() == image.find().kernel_release  # Debian's kernel, not the machine's

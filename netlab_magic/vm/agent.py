@@ -74,6 +74,14 @@ class Agent:
                 pass
 
     def start(self, channel: int, request: dict) -> None:
+        netns = request.get("netns")
+        enter = None
+        if netns:
+            if "/" in netns or netns in (".", "..") or not os.path.exists(os.path.join(NETNS_DIR, netns)):
+                have = sorted(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else []
+                self.send(protocol.NO_NETNS, channel, json.dumps(have).encode())
+                return
+            enter = _entering(os.path.join(NETNS_DIR, netns))
         try:
             proc = subprocess.Popen(
                 request["argv"],
@@ -81,7 +89,11 @@ class Agent:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True, close_fds=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=enter,  # the agent has one thread: safe here
             )
+        except subprocess.SubprocessError as err:  # entering the namespace failed in the child
+            self.send(protocol.FAIL, channel, f"cannot enter namespace {netns!r}: {err}".encode())
+            return
         except OSError as err:
             self.send(protocol.FAIL, channel, f"{request['argv'][0]}: {err.strerror}".encode())
             return
@@ -116,6 +128,34 @@ class Agent:
                 pipe.close()
         self.send(protocol.EXIT, command.channel, str(command.proc.wait()).encode())
         del self.commands[command.channel]
+
+
+NETNS_DIR = "/run/netns"
+_CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
+_MS_REC, _MS_SLAVE, _MNT_DETACH = 0x4000, 0x80000, 2
+_libc = None
+
+
+def _entering(path: str):  # noqa: ANN202
+    """What ``ip netns exec`` does before it runs a command, for the child to call: join the
+    namespace at ``path``, then a mount namespace of its own with that namespace's /sys."""
+    global _libc
+    import ctypes  # here, not at the top: the agent answers sooner without it
+
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+
+    def enter() -> None:
+        fd = os.open(path, os.O_RDONLY)
+        if _libc.setns(fd, _CLONE_NEWNET) or _libc.unshare(_CLONE_NEWNS):
+            raise OSError(ctypes.get_errno(), "cannot enter the namespace")
+        os.close(fd)
+        _libc.mount(b"none", b"/", None, _MS_REC | _MS_SLAVE, None)
+        _libc.umount2(b"/sys", _MNT_DETACH)
+        if _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None):
+            raise OSError(ctypes.get_errno(), "cannot mount the namespace's /sys")
+
+    return enter
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ import time
 from typing import IO, Callable
 
 from .. import process
-from ..errors import NetlabError
+from ..errors import NamespaceNotFound, NetlabError
+from ..model import HOST
 from . import protocol
 
 _LOST = -1  # a pseudo frame kind: the connection ended
@@ -89,8 +90,11 @@ class AgentClient:
                 raise AgentLost(self._lost or f"the VM's agent is unreachable ({err.strerror})") from err
 
     def run(self, argv: list[str], out: IO[str] | None = None, err: IO[str] | None = None,
-            timeout: float | None = None) -> int:
-        """Run ``argv`` in the guest, copying its output to ``out``/``err`` as it comes; return its exit status.
+            timeout: float | None = None, netns: str | None = None) -> int:
+        """Run ``argv`` in the guest (inside namespace ``netns``, as ``ip netns exec`` would), copying
+        its output to ``out``/``err`` as it comes; return its exit status.
+
+        A missing ``netns`` raises :class:`~netlab_magic.errors.NamespaceNotFound`.
 
         ``timeout`` stops it and raises :class:`netlab_magic.process.Timeout`; an interrupt stops it
         and raises :class:`netlab_magic.process.Interrupted`; a VM that dies raises :class:`AgentLost`.
@@ -106,9 +110,9 @@ class AgentClient:
         decoders = {protocol.OUT: (out, _decoder()), protocol.ERR: (err, _decoder())}
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._send(protocol.RUN, channel, protocol.run_payload(argv))
+            self._send(protocol.RUN, channel, protocol.run_payload(argv, netns))
             try:
-                return self._pump(channel, q, decoders, deadline, timeout)
+                return self._pump(channel, q, decoders, deadline, timeout, netns)
             except KeyboardInterrupt:
                 self._stop(channel, q, decoders)
                 raise process.Interrupted("the command was stopped") from None
@@ -116,7 +120,7 @@ class AgentClient:
             del self._channels[channel]
 
     def _pump(self, channel: int, q: queue.Queue, decoders: dict, deadline: float | None,
-              timeout: float | None) -> int:
+              timeout: float | None, netns: str | None) -> int:
         while True:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
@@ -136,6 +140,9 @@ class AgentClient:
                 return int(payload)
             elif kind == protocol.FAIL:
                 return _fail(payload, decoders)
+            elif kind == protocol.NO_NETNS:
+                have = ", ".join([HOST, *json.loads(payload)])
+                raise NamespaceNotFound(f"namespace {netns!r} does not exist (the lab has: {have})")
             elif kind == _LOST:
                 raise AgentLost(self._lost or "the VM's agent is gone")
 

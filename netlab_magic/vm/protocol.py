@@ -21,7 +21,8 @@ HEADER = struct.Struct("!BII")
 MAX_PAYLOAD = 65536
 
 # host -> guest
-RUN = 1      #: JSON ``{"argv": [...]}``: start a command (stdin: /dev/null) on a new channel
+RUN = 1      #: JSON ``{"argv": [...], "netns": NAME or null}``: start a command (stdin: /dev/null) on a new
+             #: channel, inside namespace NAME as ``ip netns exec NAME`` would (its own /sys)
 SIGNAL = 2   #: a signal number (ASCII) for the command's whole process group
 
 # guest -> host
@@ -30,6 +31,7 @@ OUT = 11     #: the command's stdout
 ERR = 12     #: the command's stderr
 EXIT = 13    #: the exit status (ASCII; negative: killed by that signal); the channel is closed
 FAIL = 14    #: the command could not start (the reason, UTF-8); the channel is closed
+NO_NETNS = 15  #: the namespace asked for does not exist: JSON list of those that do; the channel is closed
 
 #: The agent's own channel (READY): commands start at 1.
 AGENT = 0
@@ -48,8 +50,8 @@ def frames(kind: int, channel: int, data: bytes) -> Iterator[bytes]:
         yield frame(kind, channel, data[start:start + MAX_PAYLOAD])
 
 
-def run_payload(argv: list[str]) -> bytes:
-    return json.dumps({"argv": argv}).encode()
+def run_payload(argv: list[str], netns: str | None = None) -> bytes:
+    return json.dumps({"argv": argv, "netns": netns}).encode()
 
 
 class Reader:
