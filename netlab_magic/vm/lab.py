@@ -51,14 +51,20 @@ class VMLab:
     @classmethod
     def current(cls) -> "VMLab":
         """The VM lab of this process, made (its VM starting in the background) on first call."""
-        if cls._current is None or cls._current._closed:
-            cls._current = cls()
-        return cls._current
+        lab = cls.existing()
+        if lab is None:
+            lab = cls._current = cls()
+        return lab
 
     @classmethod
     def existing(cls) -> "VMLab | None":
         lab = cls._current
-        return lab if lab is not None and not lab._closed else None
+        return lab if lab is not None and not lab.closed else None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ended the lab (and its VM)."""
+        return self._closed
 
     def _boot(self) -> Machine:
         machine = Machine(self.image)
@@ -134,10 +140,8 @@ class VMLab:
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._closed = True  # existing() forgets it; current() makes a new lab
         self.machine.stop()
-        if VMLab._current is self:
-            VMLab._current = None
 
     def __repr__(self) -> str:
         return f"<VMLab {self.image.kernel_release} ready_after={self.machine.ready_after}>"
