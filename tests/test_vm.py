@@ -108,6 +108,14 @@ def test_interrupt_stops_the_command_in_the_guest(vm_kernel):
     assert "No such process" in r.stderr, r  # the guest's sleep is gone
 
 
+def test_reset_is_a_fresh_vm(vm_kernel):
+    k = vm_kernel
+    k.ok("!ip netns add gone")
+    r = k.ok("%netlab reset", timeout=BOOT)
+    assert r.stdout.strip() == "lab reset: every namespace, interface, rule and job is gone; the host is fresh"
+    assert k.ok("!ip netns list; ip -br link", timeout=BOOT).stdout.split()[:1] == ["lo"]
+
+
 def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     k = vm_kernel
     pid = k.value("__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid")

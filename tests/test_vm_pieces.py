@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import re
 
 import pytest
 
@@ -81,3 +82,18 @@ def test_prepare_names_the_missing_tools_in_one_line(monkeypatch, tmp_path):
         image.prepare(tmp_path / "cache")
     assert str(err.value) == "preparing the VM needs apt, dpkg, kmod: apt-get install -y apt dpkg kmod"
     assert not (tmp_path / "cache").exists()  # nothing half-built
+
+
+def test_a_bad_netlab_backend_is_one_line_in_a_kernel_that_still_works(jupyter_path, monkeypatch):
+    from kernel_client import Kernel
+
+    monkeypatch.setenv("NETLAB_BACKEND", "qemu")
+    k = Kernel("netlab-test")
+    try:
+        r = k.run("%netns host true")
+        assert r.usage_error == "NETLAB_BACKEND='qemu': choose 'kernel' (this kernel's namespaces) or 'vm'", r
+        doctor = k.ok("%netlab doctor").results[0]
+        assert re.search(r"^\s*backend\s+NO\s+NETLAB_BACKEND='qemu'", doctor, re.M), doctor
+        assert k.ok("print(6 * 7)").stdout.strip() == "42"
+    finally:
+        k.shutdown()
