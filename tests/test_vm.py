@@ -9,10 +9,12 @@ Runs as an unprivileged user (the rootless pass), where the VM's pieces are inst
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -136,6 +138,7 @@ def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
     while mine[0] in qemu_pids() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert mine[0] not in qemu_pids()
+    assert glob.glob(os.path.join(tempfile.gettempdir(), "netlab-vm-*")) == []  # its socket and logs neither
 
 
 OWNER = """

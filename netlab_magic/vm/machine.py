@@ -94,13 +94,10 @@ class Machine:
         self.client: AgentClient | None = None
         self.started_at = 0.0
         self.ready_after: float | None = None  #: seconds from start to the agent's hello
+        #: the socket and the two logs live here until the agent answers; then only our fds hold the logs
         self._dir: str | None = None
         self._listener: socket.socket | None = None
-
-    @property
-    def console_path(self) -> str:
-        assert self._dir is not None
-        return os.path.join(self._dir, "console")
+        self._logs: dict[str, int] = {}  # "console", "qemu.err" -> a descriptor that reads it
 
     def start(self) -> None:
         """Start QEMU in the background (returns at once); raise :class:`VMError` if it cannot start."""
@@ -116,15 +113,16 @@ class Machine:
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self._listener.bind(sock_path)
         self._listener.listen(1)
-        argv = qemu_argv(self.image, sock_path, self.console_path, self.agent, self.python)
+        for name in ("console", "qemu.err"):  # QEMU writes them (-serial file:, stderr); we read them back
+            self._logs[name] = os.open(os.path.join(self._dir, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        argv = qemu_argv(self.image, sock_path, os.path.join(self._dir, "console"), self.agent, self.python)
         self.started_at = time.monotonic()
-        with open(os.path.join(self._dir, "qemu.err"), "wb") as errors:
-            self.proc = subprocess.Popen(
-                [setpriv, "--pdeathsig", "KILL", "--", *argv],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
-                close_fds=True,
-            )
+        self.proc = subprocess.Popen(
+            [setpriv, "--pdeathsig", "KILL", "--", *argv],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
+            start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
+            close_fds=True,
+        )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> AgentClient:
         """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""
@@ -146,7 +144,19 @@ class Machine:
             os.close(exit_fd)
         self.ready_after = time.monotonic() - self.started_at
         self.client = client
+        self._forget_files()  # QEMU has them open, and so do we: a kill -9 of this process leaves no file
         return client
+
+    def _forget_files(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def _log(self, name: str) -> str:
+        fd = self._logs.get(name)
+        if fd is None:
+            return ""
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def _accept(self, exit_fd: int, deadline: float) -> socket.socket:
         assert self._listener is not None
@@ -169,19 +179,12 @@ class Machine:
         return self.proc is not None and self.proc.poll() is None
 
     def _qemu_error(self) -> str:
-        try:
-            text = Path(self._dir, "qemu.err").read_text(errors="replace").strip()  # type: ignore[arg-type]
-        except OSError:
-            return ""
+        text = self._log("qemu.err").strip()
         return text.splitlines()[-1] if text else ""
 
     def _console_tail(self) -> str:
         """The last meaningful line the guest wrote to its console (a panic, init's complaint)."""
-        try:
-            text = Path(self.console_path).read_text(errors="replace")
-            lines = [_KERNEL_TIME.sub("", ln).strip() for ln in text.splitlines()]
-        except OSError:
-            return "no console output"
+        lines = [_KERNEL_TIME.sub("", ln).strip() for ln in self._log("console").splitlines()]
         lines = [ln for ln in lines if ln and not ln.startswith("---[ end")]
         for line in reversed(lines):
             if "netlab-init:" in line or "Kernel panic" in line:
@@ -220,6 +223,7 @@ class Machine:
             except subprocess.TimeoutExpired:
                 pass
             self.kill()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._forget_files()
+        for fd in self._logs.values():
+            os.close(fd)
+        self._logs.clear()
