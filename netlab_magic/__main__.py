@@ -1,4 +1,4 @@
-"""Command line: ``netlab-magic install-kernel | workbook DIR | doctor | --version``
+"""Command line: ``netlab-magic install-kernel | workbook DIR | doctor | vm prepare | --version``
 (also ``python -m netlab_magic ...``)."""
 
 from __future__ import annotations
@@ -25,7 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("dir", help="where to put them (made if missing)")
     book.add_argument("--force", action="store_true", help="overwrite notebooks already there")
     sub.add_parser("doctor", help="check what the lab needs on this machine")
+    vm = sub.add_parser("vm", help="the small VM that runs the lab where the kernel refuses namespaces")
+    vm.add_argument("action", choices=["prepare"],
+                    help="prepare: download Debian's kernel and busybox packages (apt-get download) and build "
+                         "the VM's image in your cache")
+    vm.add_argument("--system", action="store_true", help="as root: into /var/cache/netlab-magic/vm, for every user")
     args = parser.parse_args(argv)
+
+    if args.command == "vm":
+        from .vm.image import SYSTEM_CACHE, ImageError, prepare
+
+        try:
+            prepare(SYSTEM_CACHE if args.system else None)
+        except ImageError as err:
+            print(f"{PROG} vm prepare: {err}", file=sys.stderr)
+            return 1
+        return 0
 
     if args.command == "workbook":
         from .workbook import WorkbookError, copy_workbook

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .display import Table
 from .isolation import INIT_NAME, PIDNS_ENV
+from .errors import NetlabError
 from .sandbox import ADVICE, privilege_mode, refusal
 
 
@@ -282,7 +283,9 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
     """All checks. With a ``lab``, networking checks run inside the lab's host."""
     mode = lab.mode if lab is not None else privilege_mode()
     problem = refusal()
-    if problem:
+    if mode == "vm":
+        mode_check = Check("mode", True, "vm: the lab is a small virtual machine (QEMU) this kernel started")
+    elif problem:
         why = ("the kernel could not enter a user namespace" if "refuses user namespaces" in problem
                else "the lab cannot have its own /sys" if "/sys" in problem else "see the advice")
         mode_check = Check("mode", False, f"no lab: {why}", problem)
@@ -294,7 +297,8 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
         mode_check = Check("mode", True, {"root": "root: the lab is a private namespace of this kernel",
                                           "rootless": "rootless: root inside a user namespace (the netlab kernel)"}[mode]
                            + "; " + own_processes())
-    checks = [mode_check,
+    checks = [*backend_checks(),
+              mode_check,
               user_namespaces(),
               *tool_checks()]
     if lab is not None and shutil.which("iptables"):
@@ -307,6 +311,32 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
         checks.append(Check("br_netfilter", brnf.returncode == 0,
                             "bridged traffic can go through iptables" if brnf.returncode == 0 else "not available",
                             "" if brnf.returncode == 0 else "Demo 2's FORWARD drop on the bridge needs br_netfilter"))
+    return checks
+
+
+VM_SETUP = "apt-get install -y qemu-system-x86 kmod && netlab-magic vm prepare"
+
+
+def backend_checks() -> list[Check]:
+    """Which lab runs and why (:func:`netlab_magic.backend.chosen`); whether the VM could run here."""
+    from .backend import VM, chosen, vm_ready
+
+    try:
+        choice = chosen()
+    except NetlabError as err:
+        return [Check("backend", False, str(err), "NETLAB_BACKEND=kernel or NETLAB_BACKEND=vm")]
+    missing = vm_ready()
+    checks = [Check("backend", not (choice.name == VM and missing), f"{choice.name}: {choice.reason}")]
+    if choice.name == VM:
+        checks.append(Check("VM", not missing, f"missing: {missing}" if missing else
+                            "QEMU (TCG, -nic none) and Debian's kernel: in the VM, !commands, %%netns, %netns, "
+                            "%netlab reset and doctor run; %%netns --python/--bg, jobs, status, trace, capture, "
+                            "conntrack, %docker and the widgets do not yet", VM_SETUP if missing else ""))
+    elif missing:
+        checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",
+                            f"to have it: {VM_SETUP}"))
+    else:
+        checks.append(Check("VM", True, "ready, where the kernel refuses namespaces (NETLAB_BACKEND=vm forces it)"))
     return checks
 
 

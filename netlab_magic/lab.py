@@ -22,6 +22,7 @@ import errno
 import os
 import re
 import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
@@ -47,6 +48,8 @@ class Lab:
     """
 
     _current: ClassVar["Lab | None"] = None
+    #: Which implementation of :class:`netlab_magic.backend.LabBackend` this is.
+    backend = "kernel"
 
     def __init__(self) -> None:
         if Lab._current is not None:
@@ -200,6 +203,23 @@ class Lab:
                                 f"{err.decode().strip()[:200]}",
                                 result.returncode)
         return result
+
+    def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
+        """Run a bash script inside ``netns``, its output streamed to the cell; return its exit status.
+
+        What the script left running that still holds its output (``nc -l 8080 &``) becomes a
+        background job, announced in one line. Raises :class:`process.Timeout` and
+        :class:`process.Interrupted`.
+        """
+        proc = self.popen(netns, process.shell_argv(script))
+        code = process.stream(proc, timeout=timeout, keep_open=True)
+        sys.stdout.flush()
+        if process.holds_output(proc):
+            job = self.keep_background(netns, script, proc)
+            print(f"[{job.name}] what this cell started in the background runs on in {job.netns}: "
+                  f"%netlab output {job.name} shows what it prints, %netlab stop {job.name} ends it",
+                  file=sys.stderr)
+        return code
 
     def trace(self, netns: str, command: str, match: str | None = None, *,
               timeout: float | None = None) -> "Trace":

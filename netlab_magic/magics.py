@@ -15,22 +15,35 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
-from . import doctor, process
+from . import backend, doctor, process
 from .arguments import parse, parse_words, split_command, split_netns_line
 from .display import Table, status_tables
 from .errors import NetlabError
+from .backend import LabBackend
 from .lab import Lab
 from .capture import capture_for, get_capture, start_capture
 from .conntrack import conntrack_table
 from .trace import run_trace
 
 
-def kernel_lab() -> Lab:
-    """The lab the magics work on; a one-line ``UsageError`` when this kernel cannot have one."""
+def current_lab() -> LabBackend:
+    """The lab the magics work on, in-kernel or VM (:mod:`.backend`); a one-line ``UsageError`` if none can be made."""
     try:
-        return Lab.current()
+        return backend.current()
     except NetlabError as err:
         raise UsageError(str(err)) from None
+
+
+def kernel_lab(what: str = "this magic") -> Lab:
+    """The in-kernel lab, for what only it does yet (jobs, ``%netlab status``, trace, ``%docker``, ...).
+
+    In the VM backend, one line saying so.
+    """
+    lab = current_lab()
+    if not isinstance(lab, Lab):
+        raise UsageError(f"{what} does not run in the VM backend yet: there, !commands, %%netns, %netns, "
+                         "%netlab reset and %netlab doctor do (see %netlab doctor)")
+    return lab
 
 
 def one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,8 +66,8 @@ class NetlabMagics(Magics):
     """``%%netns`` / ``%netns`` run code inside a namespace; ``%netlab`` manages the lab."""
 
     @property
-    def lab(self) -> Lab:
-        return kernel_lab()
+    def lab(self) -> LabBackend:
+        return current_lab()
 
     @magic_arguments()
     @argument("netns", help="the namespace to run in; 'host' is the lab's host")
@@ -86,33 +99,25 @@ class NetlabMagics(Magics):
             print(self.netns.__doc__)
             return
         args = parse(self.netns, head, "%netns")
-        lab = self.lab
-        lab.require(args.netns)  # a missing namespace is a one-line error
+        lab = self.lab  # a missing namespace is a one-line error from each path below
         if args.python:
             if args.bg or args.timeout is not None:
                 raise UsageError("--python runs in the kernel itself: it takes neither --bg nor --timeout")
-            with lab.entered(args.netns):
+            with kernel_lab("%%netns --python").entered(args.netns):
                 self.shell.run_cell(command, store_history=False)
             return
         if args.bg:
-            job = lab.start_job(args.netns, command, name=args.name)
+            job = kernel_lab("%%netns --bg").start_job(args.netns, command, name=args.name)
             print(f"[{job.name}] started in {job.netns}: {_first_line(command)}")
             return
         if args.name:
             raise UsageError("--name names a background job: add --bg")
-        proc = lab.popen(args.netns, process.shell_argv(command))
         try:
-            code = process.stream(proc, timeout=args.timeout, keep_open=True)
+            code = lab.run_cell(args.netns, command, timeout=args.timeout)
         except process.Timeout as err:
             raise UsageError(f"%%netns {args.netns}: {err}") from None
         except process.Interrupted:
             raise process.Interrupted(f"stopped the command in {args.netns}") from None
-        sys.stdout.flush()
-        if process.holds_output(proc):
-            job = lab.keep_background(args.netns, command, proc)
-            print(f"[{job.name}] what this cell started in the background runs on in {job.netns}: "
-                  f"%netlab output {job.name} shows what it prints, %netlab stop {job.name} ends it",
-                  file=sys.stderr)
         if code:
             message = process.describe_exit(code)
             if args.check:
@@ -151,15 +156,15 @@ class NetlabMagics(Magics):
             raise UsageError(f"%netlab {args.action} takes one job name (got {' '.join([args.job, *args.text])!r})")
         if args.action == "doctor":  # works without a lab: it says why there is none
             return doctor.report(doctor.run_checks(_lab_or_none()))
-        lab = self.lab
         if args.action in ("output", "stop", "send", "wait") and not args.job:
             raise UsageError(f"%netlab {args.action} needs a job name (see %netlab jobs)")
-        if args.action == "status":
-            return status_tables(lab.snapshot(), lab.mode)
         if args.action == "reset":
-            lab.reset()
+            self.lab.reset()
             print("lab reset: every namespace, interface, rule and job is gone; the host is fresh")
             return None
+        lab = kernel_lab(f"%netlab {args.action}")
+        if args.action == "status":
+            return status_tables(lab.snapshot(), lab.mode)
         if args.action == "jobs":
             return Table("netlab jobs", ["job", "namespace", "status", "command"],
                          [[j.name, j.netns, j.status, _first_line(j.command)] for j in lab.jobs.all()],
@@ -213,7 +218,7 @@ def _trace(magics: "NetlabMagics", rest: str) -> Any:
     args = parse_words(_trace_arguments, head, "%netlab trace", _TRACE_VALUE_OPTIONS)
     if not command:
         raise UsageError("%netlab trace needs a command: %netlab trace NETNS -- COMMAND (e.g. -- ping -c 1 10.0.0.3)")
-    lab = magics.lab
+    lab = kernel_lab("%netlab trace")
     try:
         trace = run_trace(lab, args.netns, command, args.match, timeout=args.timeout, stream=True)
     except process.Interrupted:
@@ -268,7 +273,7 @@ def _capture(magics: "NetlabMagics", rest: str) -> Any:
     args = parse_words(_capture_arguments, rest, "%netlab capture", {"--match", "-m"})
     if sum((args.bg, args.show, args.stop)) > 1:
         raise UsageError("%netlab capture: choose one of --bg, --show and --stop")
-    lab = magics.lab
+    lab = kernel_lab("%netlab capture")
     if args.bg:
         cap = start_capture(lab, args.iface, args.netns, count=args.count, match=args.match)
         print(f"[{cap.name}] capturing on {cap.ifname} in {cap.netns}: "
@@ -311,7 +316,7 @@ def _conntrack(magics: "NetlabMagics", rest: str) -> Any:
         print(_conntrack_arguments.__doc__)
         return None
     args = parse_words(_conntrack_arguments, rest, "%netlab conntrack")
-    return conntrack_table(magics.lab, args.netns, args.proto)
+    return conntrack_table(kernel_lab("%netlab conntrack"), args.netns, args.proto)
 
 
 _PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace),
@@ -319,9 +324,9 @@ _PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trac
                                                   "conntrack": one_line_errors(_conntrack)}
 
 
-def _lab_or_none() -> Lab | None:
+def _lab_or_none() -> LabBackend | None:
     try:
-        return Lab.current()
+        return backend.current()
     except NetlabError:
         return None
 

@@ -5,8 +5,11 @@
 #   3. the project, installed editable with the chosen extras
 #   4. the "netlab" Jupyter kernelspec
 #   5. with the test extra: configurable-http-proxy (npm) in the venv, for the JupyterHub test
+#   6. with --vm: QEMU and kmod (step 1), then the VM's image from Debian's kernel and busybox
+#      packages (netlab-magic vm prepare): as root into /var/cache/netlab-magic/vm for every
+#      user, else into the user's cache. The lab runs in that VM where namespaces are refused.
 #
-# Usage: scripts/setup.sh [--extras test|lab|widgets|none] [--browser]
+# Usage: scripts/setup.sh [--extras test|lab|widgets|none] [--browser] [--vm]
 #                         [--venv DIR] [--kernel sys-prefix|user|none]
 #                         [--skip-system] [--help]
 #
@@ -19,13 +22,14 @@ cd "$ROOT"
 
 EXTRAS="test"
 BROWSER=0
+VM=0
 VENV="$ROOT/.venv"
 KERNEL="sys-prefix"
 SKIP_SYSTEM=0
 MIN_PY="3.11"
 SYSTEM_PACKAGES=(iproute2 iptables iputils-ping netcat-openbsd curl tcpdump conntrack git procps python3 python3-venv python3-dev util-linux)
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 step() { printf '==> setup: %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -35,6 +39,7 @@ while [ "$#" -gt 0 ]; do
         --extras) [ "$#" -ge 2 ] || die "--extras needs a value"; EXTRAS="$2"; shift 2 ;;
         --extras=*) EXTRAS="${1#*=}"; shift ;;
         --browser) BROWSER=1; shift ;;
+        --vm) VM=1; shift ;;
         --venv) [ "$#" -ge 2 ] || die "--venv needs a value"; VENV="$2"; shift 2 ;;
         --venv=*) VENV="${1#*=}"; shift ;;
         --kernel) [ "$#" -ge 2 ] || die "--kernel needs a value"; KERNEL="$2"; shift 2 ;;
@@ -55,6 +60,7 @@ CHP_VERSION="4.6.3"  # configurable-http-proxy: 4.6 runs on Debian 12's nodejs 1
 install_system_packages() {
     local pkgs=("${SYSTEM_PACKAGES[@]}")
     [ "$BROWSER" = 1 ] && pkgs+=(chromium)
+    [ "$VM" = 1 ] && pkgs+=(qemu-system-x86 kmod)
     # npm for the hub's proxy; a nodejs that already brings npm (NodeSource's) is kept as it is
     [ "$HUB" = 1 ] && ! command -v npm >/dev/null 2>&1 && pkgs+=(nodejs npm)
     if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -185,6 +191,15 @@ if [ "$HUB" = 1 ]; then
         fi
         ln -sfn ../chp/node_modules/.bin/configurable-http-proxy "$CHP"
     fi
+fi
+
+# ---------------------------------------------------------------- 6. the VM's image
+if [ "$VM" = 1 ]; then
+    where=()
+    [ "$(id -u)" -eq 0 ] && where=(--system)
+    step "the VM's image: netlab-magic vm prepare ${where[*]:-} (apt-get download of the kernel and busybox)"
+    "$VENV/bin/python" -m netlab_magic vm prepare ${where[@]+"${where[@]}"} </dev/null \
+        | sed 's/^/    /' || die "netlab-magic vm prepare failed"
 fi
 
 step "done ($VENV)"

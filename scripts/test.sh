@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up and run the whole test suite:
-#   1. scripts/setup.sh (system packages, .venv, the netlab kernel; Chromium for the browser tests)
+#   1. scripts/setup.sh (system packages, .venv, the netlab kernel; Chromium for the browser tests;
+#      QEMU and the VM's image, whose tests (tests/test_vm.py) run in the rootless pass)
 #   2. pytest tests/ and nbval over notebooks/ (in the netlab kernel), as the current user
 #   3. as root: all of it again as an unprivileged user, rootless (scripts/test-rootless.sh)
 #
@@ -21,7 +22,7 @@ for a in "$@"; do
         --quick) QUICK=1; ROOTLESS=0 ;;
         --no-rootless) ROOTLESS=0 ;;
         --no-notebooks) NOTEBOOKS=0 ;;
-        -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) ARGS+=("$a") ;;
     esac
 done
@@ -30,10 +31,10 @@ step() { printf '\n==> test: [%4ss] %s\n' "$SECONDS" "$*"; }
 
 step "setup"
 if [ "$QUICK" = 1 ]; then
-    scripts/setup.sh --extras test
+    scripts/setup.sh --extras test --vm
     ARGS=(--ignore=tests/browser ${ARGS[@]+"${ARGS[@]}"})
 else
-    scripts/setup.sh --extras test --browser
+    scripts/setup.sh --extras test --browser --vm
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
 [ "$(id -u)" -eq 0 ] || export NETLAB_EXPECT_ROOTLESS=1  # an unprivileged user can only be rootless

@@ -18,6 +18,11 @@ import pytest
 
 from kernel_client import IS_ROOT, Kernel
 
+# The suite tests the in-kernel lab, also where it makes a kernel refuse namespaces on purpose
+# (a seccomp filter, a masked /sys): the VM backend would otherwise take over there when its
+# pieces are installed. tests/test_vm.py opts into the VM.
+os.environ.setdefault("NETLAB_BACKEND", "kernel")
+
 
 # -- the machine stays as it was ----------------------------------------------------------------
 

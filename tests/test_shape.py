@@ -1,7 +1,7 @@
 """The shape of the package: layers outside the core use the core's public API only.
 
 The core is the top level of ``netlab_magic/`` (the lab, the sandbox, netlink, processes, the
-magics); ``docker/`` and ``widgets/`` are built on it. They may not import a private name of
+magics); ``docker/``, ``widgets/`` and ``vm/`` are built on it. They may not import a private name of
 another module, nor reach into a private attribute of another object, nor into the lab's
 sandbox: what they need is a public method of ``Lab`` or ``NetNS``. Read from the source (AST).
 """
@@ -14,7 +14,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "netlab_magic"
-LAYERS = sorted(p for sub in ("docker", "widgets") for p in (PACKAGE / sub).glob("*.py"))
+LAYERS = sorted(p for sub in ("docker", "widgets", "vm") for p in (PACKAGE / sub).glob("*.py"))
 
 
 def _private(name: str) -> bool:

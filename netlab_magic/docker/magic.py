@@ -232,7 +232,7 @@ class DockerMagics(Magics):
         if rest[:1] in (["-h"], ["--help"]):
             print(command.help())
             return
-        command.handler(kernel_lab(), COMMANDS.parse(command, rest))
+        command.handler(kernel_lab("%docker"), COMMANDS.parse(command, rest))
 
 
 # -- helpers -----------------------------------------------------------------------------------------

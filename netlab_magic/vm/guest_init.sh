@@ -1,0 +1,49 @@
+#!/bin/busybox sh
+# The guest's init (PID 1, busybox), packed into the initramfs by netlab_magic/vm/image.py.
+# It is not the agent: it mounts the image's own / (shared read-only by QEMU over virtio-9p)
+# under a tmpfs overlay, starts the agent there, and powers the VM off when the agent ends
+# (the host went away), which ends QEMU (-no-reboot).
+# Its settings come on the kernel's command line: netlab.python= netlab.agent= netlab.modules=
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+fail() { echo "netlab-init: $*" > /dev/ttyS0; poweroff -f; }
+for word in $(cat /proc/cmdline); do
+    case "$word" in
+        netlab.python=*) PYTHON="${word#*=}" ;;
+        netlab.agent=*) AGENT="${word#*=}" ;;
+        netlab.modules=*) MODULES="${word#*=}" ;;
+    esac
+done
+while read -r module; do insmod "/modules/$module" || fail "insmod $module failed"; done < /modules/order
+mkdir -p /lower /rw /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro root /lower || fail "cannot mount the shared /"
+mount -t tmpfs -o mode=0755 rw /rw
+mkdir -p /rw/upper /rw/work
+mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "cannot mount the overlay"
+for fs in proc:/proc sysfs:/sys devtmpfs:/dev tmpfs:/run; do  # /tmp: the overlay's (the share's, writable)
+    mount -t "${fs%%:*}" "${fs%%:*}" "/newroot${fs#*:}" || fail "cannot mount ${fs#*:}"
+done
+mkdir -p /newroot/dev/pts && mount -t devpts devpts /newroot/dev/pts
+if [ -n "$MODULES" ]; then  # the kernel's own module tree (veth, bridge, nf_tables...), from the share
+    for root in "" /newroot; do
+        mkdir -p "$root/lib/modules/$(uname -r)"
+        mount -o bind "/lower$MODULES" "$root/lib/modules/$(uname -r)"
+    done
+    # the kernel loads modules (ip link add ... type veth) with this root's modprobe: busybox's
+    echo /bin/modprobe > /proc/sys/kernel/modprobe
+    # bridged traffic through iptables (Demo 2), as on the machines the talk ran on
+    modprobe br_netfilter || fail "modprobe br_netfilter failed"
+fi
+PORT=
+for port in /sys/class/virtio-ports/*; do
+    [ "$(cat "$port/name" 2>/dev/null)" = agent ] && PORT="/dev/${port##*/}"
+done
+[ -n "$PORT" ] || fail "no virtio-serial port named agent"
+hostname netlab-vm
+chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 TERM=dumb "$PYTHON" -I -S "$AGENT" "$PORT"
+echo "netlab-init: the agent ended (status $?)" > /dev/ttyS0
+poweroff -f

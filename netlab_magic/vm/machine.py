@@ -1,0 +1,229 @@
+"""The VM's life: QEMU started in the background, the agent's hello, a crash seen, a clean stop.
+
+QEMU runs as the calling user (no root, no KVM needed: TCG), with ``-nic none`` (no network to
+the outside, ever), the image's own ``/`` shared read-only, and one virtio-serial port wired to
+a unix socket this process listens on (QEMU connects at start). ``setpriv --pdeathsig KILL``
+ties QEMU to the thread that started it: when this process dies, ``kill -9`` included, the
+kernel kills QEMU; a clean :meth:`Machine.stop` closes the port, the guest's agent ends, its
+init powers the VM off and QEMU exits (``-no-reboot``).
+
+A ``-machine microvm`` guest boots in about two seconds under TCG; without ``tsc_early_khz=`` it
+hung about one boot in eleven calibrating its clock against a PIT it does not have, so the
+host's TSC frequency is passed (FINDINGS: the feasibility run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import NetlabError
+from .client import AgentClient
+from .image import Image
+
+QEMU = "qemu-system-x86_64"
+#: Guest memory (MiB) and QEMU's translation cache (MiB): together ~320 MiB resident.
+MEMORY_MIB = 512
+TB_SIZE_MIB = 64
+#: How long the guest gets to boot and answer, under TCG on a busy machine.
+READY_TIMEOUT = 60.0
+_KERNEL_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")  # "[    1.364750] " before a kernel message
+
+
+class VMError(NetlabError):
+    """The VM could not start, or stopped: one line, with the last words of its console."""
+
+
+def tsc_khz(cpuinfo: str | None = None) -> int | None:
+    """The host CPU's clock in kHz from /proc/cpuinfo (the guest's TSC runs at it under TCG)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "cpu MHz":
+            try:
+                return int(float(value) * 1000)
+            except ValueError:
+                return None
+    return None
+
+
+def qemu_argv(image: Image, socket_path: str, console_path: str, agent: str, python: str) -> list[str]:
+    """QEMU's command line: microvm, TCG, no network, the root shared read-only, the agent's port."""
+    append = ["console=ttyS0", "quiet", "panic=-1", f"netlab.python={python}", f"netlab.agent={agent}",
+              f"netlab.modules={image.modules}"]
+    khz = tsc_khz()
+    if khz:
+        append.append(f"tsc_early_khz={khz}")
+    return [
+        QEMU, "-machine", "microvm", "-accel", f"tcg,tb-size={TB_SIZE_MIB}", "-cpu", "max", "-smp", "1",
+        "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none",
+        "-no-reboot", "-monitor", "none", "-serial", f"file:{console_path}",
+        "-kernel", str(image.vmlinux), "-initrd", str(image.initrd), "-append", " ".join(append),
+        "-chardev", f"socket,id=agent,path={socket_path},server=off",
+        "-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=agent",
+        "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
+        "-device", "virtio-9p-device,fsdev=fs0,mount_tag=root",
+    ]
+
+
+def _guest_paths(*paths: str) -> None:
+    for path in paths:
+        if any(c in path for c in " ,\n"):
+            raise VMError(f"the guest cannot use a path with a space or comma: {path}")
+
+
+class Machine:
+    """One VM: :meth:`start` returns at once, :meth:`wait_ready` gives the agent's client."""
+
+    def __init__(self, image: Image, python: str | None = None) -> None:
+        self.image = image
+        self.python = python or os.path.realpath(shutil.which("python3") or "/usr/bin/python3")
+        self.agent = str(Path(__file__).with_name("agent.py").resolve())
+        self.proc: subprocess.Popen | None = None
+        self.client: AgentClient | None = None
+        self.started_at = 0.0
+        self.ready_after: float | None = None  #: seconds from start to the agent's hello
+        #: the socket and the two logs live here until the agent answers; then only our fds hold the logs
+        self._dir: str | None = None
+        self._listener: socket.socket | None = None
+        self._logs: dict[str, int] = {}  # "console", "qemu.err" -> a descriptor that reads it
+
+    def start(self) -> None:
+        """Start QEMU in the background (returns at once); raise :class:`VMError` if it cannot start."""
+        qemu = shutil.which(QEMU)
+        if qemu is None:
+            raise VMError(f"{QEMU} is not installed: apt-get install -y qemu-system-x86")
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise VMError("setpriv (util-linux) is not installed: it ties QEMU's life to this kernel's")
+        _guest_paths(self.python, self.agent, str(self.image.modules))
+        self._dir = tempfile.mkdtemp(prefix="netlab-vm-")
+        sock_path = os.path.join(self._dir, "agent.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self._listener.bind(sock_path)
+        self._listener.listen(1)
+        for name in ("console", "qemu.err"):  # QEMU writes them (-serial file:, stderr); we read them back
+            self._logs[name] = os.open(os.path.join(self._dir, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        argv = qemu_argv(self.image, sock_path, os.path.join(self._dir, "console"), self.agent, self.python)
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [setpriv, "--pdeathsig", "KILL", "--", *argv],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
+            start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
+            close_fds=True,
+        )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> AgentClient:
+        """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""
+        if self.client is not None:
+            return self.client
+        if self.proc is None or self._listener is None:
+            raise VMError("the VM was not started")
+        deadline = self.started_at + timeout
+        exit_fd = os.pidfd_open(self.proc.pid)
+        try:
+            conn = self._accept(exit_fd, deadline)
+            client = AgentClient(conn, on_lost=self.describe_end)
+            if not client.wait_hello(lambda: max(0.0, deadline - time.monotonic()), exit_fd):
+                if self.proc.poll() is not None:
+                    raise VMError(self.describe_end())
+                self.kill()
+                raise VMError(f"the VM did not answer within {timeout:g} s: {self._console_tail()}")
+        finally:
+            os.close(exit_fd)
+        self.ready_after = time.monotonic() - self.started_at
+        self.client = client
+        self._forget_files()  # QEMU has them open, and so do we: a kill -9 of this process leaves no file
+        return client
+
+    def _forget_files(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def _log(self, name: str) -> str:
+        fd = self._logs.get(name)
+        if fd is None:
+            return ""
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+    def _accept(self, exit_fd: int, deadline: float) -> socket.socket:
+        assert self._listener is not None
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._listener, exit_fd], [], [], max(0.0, left))
+            if self._listener in ready:
+                conn, _ = self._listener.accept()
+                self._listener.close()
+                self._listener = None
+                return conn
+            if exit_fd in ready:
+                self.proc.wait()
+                raise VMError(self.describe_end())
+            if left <= 0:
+                self.kill()
+                raise VMError("QEMU did not connect to the agent's socket in time")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _qemu_error(self) -> str:
+        text = self._log("qemu.err").strip()
+        return text.splitlines()[-1] if text else ""
+
+    def _console_tail(self) -> str:
+        """The last meaningful line the guest wrote to its console (a panic, init's complaint)."""
+        lines = [_KERNEL_TIME.sub("", ln).strip() for ln in self._log("console").splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith("---[ end")]
+        for line in reversed(lines):
+            if "netlab-init:" in line or "Kernel panic" in line:
+                return line
+        return lines[-1] if lines else "no console output"
+
+    def describe_end(self) -> str:
+        """One line: how the VM ended (QEMU's status and the guest's last words)."""
+        code = None
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(1.0)  # the port closes a moment before QEMU exits
+            except subprocess.TimeoutExpired:
+                pass
+        if code is None:
+            return f"the VM's agent stopped answering: {self._console_tail()}"
+        if code < 0:  # killed from outside: the console's last line says nothing about why
+            return f"the VM stopped (QEMU killed by signal {-code})"
+        return f"the VM stopped (QEMU exit status {code}): {self._qemu_error() or self._console_tail()}"
+
+    def kill(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, 9)  # type: ignore[union-attr]
+            self.proc.wait()  # type: ignore[union-attr]
+
+    def stop(self, grace: float = 3.0) -> None:
+        """End the VM: close the agent's port (the guest powers off), SIGKILL if it lingers; forget its files."""
+        if self.client is not None:
+            self.client.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(grace if self.client is not None else 0)
+            except subprocess.TimeoutExpired:
+                pass
+            self.kill()
+        self._forget_files()
+        for fd in self._logs.values():
+            os.close(fd)
+        self._logs.clear()

@@ -1,0 +1,201 @@
+"""The lab in a real VM: a kernel whose namespaces are refused (Docker's default seccomp filter,
+tests/helpers/seccomp_no_userns.py) boots the VM by itself, runs the talk's Demo 1 in it through
+``!cmd`` and ``%%netns``, says so in ``%netlab doctor``; a VM killed under it is one line and the
+next cell gets a fresh one; ``kill -9`` of the kernel leaves no QEMU behind. Bad input is one line.
+
+Runs as an unprivileged user (the rootless pass), where the VM's pieces are installed
+(``scripts/setup.sh --vm``); each boot takes 2-10 s under TCG.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from kernel_client import IS_ROOT, Kernel, helper_kernelspec
+from netlab_magic.backend import vm_ready
+from netlab_magic.vm import image, machine
+
+pytestmark = [
+    pytest.mark.skipif(IS_ROOT, reason="the VM runs as an unprivileged user: see the rootless pass"),
+    pytest.mark.skipif(vm_ready() is not None, reason=f"the VM's pieces are not installed: {vm_ready()}"),
+]
+
+SECCOMP = os.path.join(os.path.dirname(__file__), "helpers", "seccomp_no_userns.py")
+BOOT = 120  # seconds a cell may wait for a boot on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def vm_kernel(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    helper_kernelspec(tmp_path_factory.mktemp("spec"), "netlab-seccomp-vm", SECCOMP, mp)
+    mp.delenv("NETLAB_BACKEND")  # chosen by the kernel itself
+    k = Kernel("netlab-seccomp-vm")
+    try:
+        yield k
+    finally:
+        k.shutdown()
+        mp.undo()
+
+
+def qemu_pids() -> dict[int, int]:
+    """Running QEMU processes of this user, with their parent."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if "(qemu-system-x86" in stat and state != "Z" and os.stat(f"/proc/{entry}").st_uid == os.getuid():
+                found[int(entry)] = int(parent)  # a zombie is gone: only its exit status waits for a reaper
+    return found
+
+
+def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
+    k = vm_kernel
+    k.ok("!ip netns add ns1\n!ip link add veth1 type veth peer name veth2\n!ip link set veth1 netns ns1\n"
+         "!ip addr add 10.0.0.2/24 dev veth2 && ip link set dev veth2 up", timeout=BOOT)
+    r = k.ok("%%netns ns1\nip addr add 10.0.0.1/24 dev veth1\nip link set dev veth1 up\nip link set dev lo up\n"
+             "ping -c 1 -W 5 10.0.0.2")
+    assert "1 packets transmitted, 1 received" in r.stdout, r
+    assert "10.0.0.1/24" in k.ok("%netns ns1 ip -br addr show veth1").stdout
+    assert k.ok("%netns ns1 ls /sys/class/net").stdout.split() == ["lo", "veth1"]  # ns1's own /sys
+    assert "veth2" in k.ok("!ls /sys/class/net").stdout.split()
+    lines = k.ok("dev = 'veth2'\nx = !ip -br link show $dev\nprint(x)").stdout  # $dev: a Python variable
+    assert "veth2@" in lines and "UP" in lines
+    assert k.ok("!uname -r").stdout.strip() == image.find().kernel_release  # Debian's kernel, not the machine's
+    doctor = k.ok("%netlab doctor").results[0]
+    assert "vm: the kernel refuses namespaces here, so the lab runs in a small VM" in doctor, doctor
+    assert "vm: the lab is a small virtual machine" in doctor, doctor
+    assert "Demo 2's FORWARD drop" not in doctor  # br_netfilter is loaded in the guest
+
+
+def test_bad_input_is_one_line_in_the_vm(vm_kernel):
+    k = vm_kernel
+    r = k.run("%%netns ns9\ntrue")
+    assert r.usage_error == "namespace 'ns9' does not exist (the lab has: host, ns1)", r
+    r = k.run("%netns bad/name true")
+    assert r.usage_error is not None and "Traceback" not in r.stderr, r
+    r = k.run("%netlab status")
+    assert r.usage_error.startswith("%netlab status does not run in the VM backend yet"), r
+    r = k.run("%docker network ls")
+    assert r.usage_error.startswith("%docker does not run in the VM backend yet"), r
+    r = k.run("%%netns host --timeout 1\nsleep 30")
+    assert r.usage_error == "%%netns host: stopped after the 1 s timeout", r
+    assert k.ok("%netns host echo $((6 * 7))").stdout.strip() == "42"  # the guest still answers
+
+
+def test_interrupt_stops_the_command_in_the_guest(vm_kernel):
+    k = vm_kernel
+    msg = k.send("%%netns host\necho $$; exec sleep 30")
+    pid = None
+    while pid is None:
+        m = k.kc.get_iopub_msg(timeout=BOOT)
+        if m["parent_header"].get("msg_id") == msg and m["msg_type"] == "stream":
+            pid = int(m["content"]["text"].split()[0])
+    k.km.interrupt_kernel()
+    reply = k.collect(msg)
+    assert reply.error == ("KeyboardInterrupt", "stopped the command in host"), reply
+    r = k.run(f"%netns host kill -0 {pid}")
+    assert "No such process" in r.stderr, r  # the guest's sleep is gone
+
+
+def test_reset_is_a_fresh_vm(vm_kernel):
+    k = vm_kernel
+    k.ok("!ip netns add gone")
+    r = k.ok("%netlab reset", timeout=BOOT)
+    assert r.stdout.strip() == "lab reset: every namespace, interface, rule and job is gone; the host is fresh"
+    assert k.ok("!ip netns list; ip -br link", timeout=BOOT).stdout.split()[:1] == ["lo"]
+
+
+def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
+    k = vm_kernel
+    pid = k.value("__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid")
+    os.kill(pid, signal.SIGKILL)
+    r = k.run("!ip netns list")
+    assert r.usage_error == "the VM stopped (QEMU killed by signal 9); the next command starts a fresh VM", r
+    r = k.ok("!ip netns list; echo listed", timeout=BOOT)
+    assert r.stdout.strip() == "listed", r  # a fresh VM: ns1 went with the old one
+
+
+def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
+    k = vm_kernel
+    k.ok("!true", timeout=BOOT)
+    mine = [pid for pid, parent in qemu_pids().items() if _descends(pid, k.pid)]
+    assert len(mine) == 1, qemu_pids()
+    os.kill(k.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while mine[0] in qemu_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mine[0] not in qemu_pids()
+    assert glob.glob(os.path.join(tempfile.gettempdir(), "netlab-vm-*")) == []  # its socket and logs neither
+
+
+OWNER = """
+import subprocess, sys, time
+from netlab_magic.vm import image, machine
+vm = machine.Machine(image.find())
+vm.start()
+agent = vm.wait_ready(120)
+# a child that holds the agent's socket open: the guest never sees the owner go
+holder = subprocess.Popen(["sleep", "300"], pass_fds=[agent._conn.fileno()])
+print(vm.proc.pid, holder.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_qemu_dies_with_its_owner_even_when_the_guest_cannot_tell(tmp_path):
+    """``--pdeathsig``, not the guest's powering off, ends QEMU: here the port stays open after the owner's death."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        qemu, holder = map(int, owner.stdout.readline().split())
+        assert qemu in qemu_pids()
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        deadline = time.monotonic() + 10
+        while qemu in qemu_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert qemu not in qemu_pids()
+    finally:
+        owner.kill()
+        if "holder" in locals():
+            os.kill(holder, signal.SIGKILL)
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        with open(f"/proc/{pid}/stat") as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+    return False
+
+
+def test_a_vm_that_cannot_boot_is_one_line(tmp_path):
+    """An initramfs with no init: the guest's kernel panics, QEMU ends, the reason is its last word."""
+    good = image.find()
+    bad = tmp_path / "image"
+    (bad / "lib" / "modules").mkdir(parents=True)
+    (bad / "lib" / "modules" / good.kernel_release).symlink_to(good.modules)
+    (bad / "vmlinux").symlink_to(good.vmlinux)
+    (bad / "initrd.cpio").write_bytes(image._Cpio().close())
+    vm = machine.Machine(image.Image(bad, good.kernel_release, good.package))
+    vm.start()
+    try:
+        with pytest.raises(machine.VMError) as err:
+            vm.wait_ready(BOOT)
+    finally:
+        vm.stop()
+    message = str(err.value)
+    assert message.startswith("the VM stopped (QEMU exit status 0): Kernel panic - not syncing:"), message
+    assert "\n" not in message

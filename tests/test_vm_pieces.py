@@ -1,0 +1,99 @@
+"""The VM backend's pieces that need no VM: the wire's frames, the initramfs archive, the kernel's
+extraction, the backend's choice and its one-line refusals. (A real VM: tests/test_vm.py.)"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import re
+
+import pytest
+
+from netlab_magic import backend
+from netlab_magic.errors import InvalidArgument
+from netlab_magic.vm import image, machine, protocol
+
+
+def test_frames_survive_any_cut_of_the_stream():
+    data = (protocol.frame(protocol.RUN, 1, protocol.run_payload(["ip", "-br", "link"]))
+            + b"".join(protocol.frames(protocol.OUT, 7, b"x" * (protocol.MAX_PAYLOAD + 10)))
+            + protocol.frame(protocol.EXIT, 7, b"-9"))
+    for step in (1, 5, 9, 4096):
+        reader, got = protocol.Reader(), []
+        for start in range(0, len(data), step):
+            got += reader.feed(data[start:start + step])
+        assert [(k, c, len(p)) for k, c, p in got] == [
+            (protocol.RUN, 1, len(protocol.run_payload(["ip", "-br", "link"]))),
+            (protocol.OUT, 7, protocol.MAX_PAYLOAD), (protocol.OUT, 7, 10), (protocol.EXIT, 7, 2)]
+
+
+def test_a_stream_out_of_step_is_refused_not_read_as_a_huge_frame():
+    with pytest.raises(ValueError, match="out of step"):
+        protocol.Reader().feed(protocol.HEADER.pack(protocol.OUT, 1, 2**31))
+
+
+def test_the_kernel_is_the_xz_payload_of_the_bzimage():
+    elf = b"\x7fELF" + os.urandom(1000)
+    bzimage = b"MZ setup code" + b"\0" * 100 + lzma.compress(elf, format=lzma.FORMAT_XZ) + b"trailing"
+    assert image.vmlinux_from_bzimage(bzimage) == elf
+    with pytest.raises(image.ImageError, match="no XZ payload"):
+        image.vmlinux_from_bzimage(b"MZ gzip kernel")
+
+
+def test_tsc_khz_from_cpuinfo():
+    assert machine.tsc_khz("processor\t: 0\ncpu MHz\t\t: 2445.430\n") == 2445430
+    assert machine.tsc_khz("processor\t: 0\n") is None
+
+
+def test_qemu_has_no_network_and_shares_root_read_only():
+    img = image.Image(image.Path("/cache/k"), "6.1.0-57-amd64", "linux-image-6.1.0-57-amd64=6.1.192-3")
+    argv = machine.qemu_argv(img, "/run/s.sock", "/run/console", "/pkg/agent.py", "/usr/bin/python3")
+    assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
+    fsdev = argv[argv.index("-fsdev") + 1]
+    assert "path=/," in fsdev and "readonly=on" in fsdev
+    assert "netlab.modules=/cache/k/lib/modules/6.1.0-57-amd64" in argv[argv.index("-append") + 1]
+
+
+def test_netlab_backend_forces_either_and_refuses_anything_else():
+    assert backend.choose({"NETLAB_BACKEND": "vm"}) == backend.Choice("vm", "forced by NETLAB_BACKEND=vm")
+    assert backend.choose({"NETLAB_BACKEND": "kernel"}).name == "kernel"
+    with pytest.raises(InvalidArgument) as err:
+        backend.choose({"NETLAB_BACKEND": "qemu"})
+    assert str(err.value) == "NETLAB_BACKEND='qemu': choose 'kernel' (this kernel's namespaces) or 'vm'"
+
+
+def test_without_a_refusal_the_kernels_lab_is_the_default(monkeypatch):
+    monkeypatch.delenv("NETLAB_KERNEL_ERROR", raising=False)
+    assert backend.choose({}) == backend.Choice("kernel", "this kernel's namespaces (the fast default)")
+
+
+def test_a_refusal_without_the_vm_pieces_stays_in_kernel_and_says_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("NETLAB_KERNEL_ERROR", "netlab: this machine refuses user namespaces (...)")
+    monkeypatch.setenv("NETLAB_VM_CACHE", str(tmp_path))
+    monkeypatch.setattr(image, "SYSTEM_CACHE", tmp_path / "none")
+    choice = backend.choose({})
+    assert choice.name == "kernel" and "netlab-magic vm prepare" in choice.reason
+
+
+def test_prepare_names_the_missing_tools_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get, dpkg-deb, depmod here
+    monkeypatch.setattr(image, "_which", lambda tool: None)
+    with pytest.raises(image.ImageError) as err:
+        image.prepare(tmp_path / "cache")
+    assert str(err.value) == "preparing the VM needs apt, dpkg, kmod: apt-get install -y apt dpkg kmod"
+    assert not (tmp_path / "cache").exists()  # nothing half-built
+
+
+def test_a_bad_netlab_backend_is_one_line_in_a_kernel_that_still_works(jupyter_path, monkeypatch):
+    from kernel_client import Kernel
+
+    monkeypatch.setenv("NETLAB_BACKEND", "qemu")
+    k = Kernel("netlab-test")
+    try:
+        r = k.run("%netns host true")
+        assert r.usage_error == "NETLAB_BACKEND='qemu': choose 'kernel' (this kernel's namespaces) or 'vm'", r
+        doctor = k.ok("%netlab doctor").results[0]
+        assert re.search(r"^\s*backend\s+NO\s+NETLAB_BACKEND='qemu'", doctor, re.M), doctor
+        assert k.ok("print(6 * 7)").stdout.strip() == "42"
+    finally:
+        k.shutdown()
