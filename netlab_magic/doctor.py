@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 
 from .display import Table
-from .isolation import INIT_NAME, PIDNS_ENV
 from .errors import NetlabError
+from .isolation import INIT_NAME, PIDNS_ENV
 from .sandbox import ADVICE, privilege_mode, refusal
 
 
