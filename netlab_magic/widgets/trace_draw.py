@@ -50,10 +50,15 @@ def draw_trace(trace: "Trace", packet: int | None = None, ax: Axes | None = None
             raise ValueError("draw one packet (packet=N) into a given ax")
         draw_packet(layouts[0], ax)
         return ax.figure
+    return draw_layouts(layouts, trace.nothing_traced())
+
+
+def draw_layouts(layouts: list[dict[str, Any]], nothing: str = "no packet") -> Figure:
+    """Packets laid out by :func:`.trace_layout.trace_layout`, one row each (``nothing``: what to say for none)."""
     if not layouts:
         fig = TraceFigure(figsize=(6, 1))
         ax = fig.add_subplot()
-        ax.text(0.5, 0.5, trace.nothing_traced(), ha="center", va="center", fontsize=9, wrap=True)
+        ax.text(0.5, 0.5, nothing, ha="center", va="center", fontsize=9, wrap=True)
         ax.set_axis_off()
         return fig
     width = max(lay["bounds"][2] for lay in layouts)
@@ -121,25 +126,27 @@ def _node(ax: Axes, netns: str, node: dict[str, Any], label: str | None) -> None
                                fc=_FILL[state], ec=_EDGE[state], lw=lw, zorder=3, gid=gid, label=state)
         ax.add_patch(patch)
         ax.text(x, y, node["label"], ha="center", va="center", fontsize=6.5 if kind == "hook" else 5.5,
-                weight="bold" if state != "idle" else "normal", color=text_color, zorder=4)
+                weight="bold" if state != "idle" else "normal", color=text_color, zorder=4, gid=f"{gid}:label")
     elif kind == "decision":
         ax.add_patch(Polygon([(x - w / 2, y), (x, y - h / 2), (x + w / 2, y), (x, y + h / 2)], closed=True,
                              fc=_FILL[state], ec=_EDGE[state], lw=lw, zorder=3, gid=gid, label=state))
-        ax.text(x, y, node["label"], ha="center", va="center", fontsize=5.5, color=text_color, zorder=4)
+        ax.text(x, y, node["label"], ha="center", va="center", fontsize=5.5, color=text_color, zorder=4,
+                gid=f"{gid}:label")
     else:
         ax.add_patch(Circle((x, y), w / 2, fc=_EDGE[state] if state != "idle" else "white", ec=_EDGE[state], lw=lw,
                             zorder=3, gid=gid, label=state))
         text = node["label"] + (f"\n{label}" if label else "")
-        ax.text(x, y + 0.22, text, ha="center", va="top", fontsize=5.5, color=text_color, zorder=4)
+        ax.text(x, y + 0.22, text, ha="center", va="top", fontsize=5.5, color=text_color, zorder=4, gid=f"{gid}:label")
     if node["steps"]:
         steps = ",".join(str(s) for s in node["steps"][:4]) + ("\u2026" if len(node["steps"]) > 4 else "")
         ax.add_patch(Rectangle((x + 0.55, y - 0.52), 0.12 + 0.14 * len(steps), 0.26, fc=COLORS["path"], ec="none",
-                               zorder=6))
-        ax.text(x + 0.61, y - 0.39, steps, ha="left", va="center", fontsize=5, color="white", zorder=7)
+                               zorder=6, gid=f"{gid}:badge"))
+        ax.text(x + 0.61, y - 0.39, steps, ha="left", va="center", fontsize=5, color="white", zorder=7,
+                gid=f"{gid}:badge")
     for i, note in enumerate(node["notes"]):
         colour = COLORS["drop"] if "DROP" in note else COLORS["text"]
         ax.text(x, y + 0.3 + 0.22 * i, note if len(note) < 38 else note[:36] + "\u2026", ha="center", va="top",
-                fontsize=5.3, color=colour, zorder=6,
+                fontsize=5.3, color=colour, zorder=6, gid=f"{gid}:note",
                 bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.85})
 
 
