@@ -43,7 +43,7 @@ cd "$repo"
 # Tests that do not depend on the privilege mode (pure models, parsers, the package's shape, the
 # widgets' layout and rendering) ran once already, in the root pass: not again here.
 SAME_IN_BOTH_MODES=(tests/test_docker_rules.py tests/test_dependencies.py tests/test_docker_inspect.py tests/test_docker28.py
-                    tests/test_troubleshoot_answers.py tests/test_trace_checks.py
+                    tests/test_troubleshoot_answers.py tests/test_trace_checks.py tests/test_trace_picture.py
                     tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_widgets.py
                     tests/test_workbook_kernel.py
                     tests/browser/test_widgets_browser.py)
