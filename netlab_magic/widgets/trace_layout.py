@@ -147,14 +147,15 @@ def _with_decisions(nodes: list[str], rerouted: bool) -> list[str]:
 
 
 def _destination(hop: Mapping[str, Any]) -> str:
-    return (hop.get("addresses") or "").partition(" > ")[2]
+    """The destination address of a hop's packet, without its port."""
+    return (hop.get("addresses") or "").partition(" > ")[2].split(":")[0]
 
 
 def rerouted(hops: Sequence[Mapping[str, Any]]) -> bool:
     """Whether NAT in OUTPUT changed the destination, so that the kernel routed the packet again.
 
-    After the OUTPUT hook, net/ipv4/netfilter/nf_nat_l3proto (``nf_nat_ipv4_local_fn``) calls
-    ``ip_route_me_harder`` when the destination differs from what the first routing decision saw.
+    After nat OUTPUT, ``nf_nat_ipv4_local_fn`` (net/netfilter/nf_nat_proto.c) calls
+    ``ip_route_me_harder`` when the destination address differs from the one first routed.
     """
     out = [_destination(h) for h in hops if h["family"] == "ip" and h["hook"] == "OUTPUT" and _destination(h)]
     post = [_destination(h) for h in hops if h["family"] == "ip" and h["hook"] == "POSTROUTING" and _destination(h)]
