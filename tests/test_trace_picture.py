@@ -25,17 +25,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 
 
 def pictures() -> list:
-    """One picture per different path of each notebook's traces (the same path twice adds nothing)."""
-    found, seen = [], set()
-    for path in sorted(FIXTURES.glob("*.json")):
-        for t, trace in enumerate(json.loads(path.read_text())):
-            for packet in trace["packets"]:
-                key = json.dumps([[h["netns"], h["hook"], h["family"], h["where"], h["decision"], bool(h["note"])]
-                                  for h in packet["hops"]])
-                if key not in seen:
-                    seen.add(key)
-                    found.append(pytest.param(packet, id=f"{path.stem}-{t}-{packet['index'] + 1}"))
-    return found
+    """One picture per different path of each notebook's traces (record.py keeps each path once)."""
+    return [pytest.param(packet, id=f"{path.stem}-{t}-{packet['index'] + 1}")
+            for path in sorted(FIXTURES.glob("*.json"))
+            for t, trace in enumerate(json.loads(path.read_text())) for packet in trace["packets"]]
 
 
 def boxes(fig):

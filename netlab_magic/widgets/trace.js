@@ -51,12 +51,14 @@ function drawNode(g, n, colors, selected) {
   tip.textContent = [n.label, ...n.notes].join("\n");
 }
 
-function drawLayout(L, selected, scale) {
+function drawLayout(L, selected, scale, least) {
   const [x0, y0, x1, y1] = L.bounds;
-  // fitted to the output area's width, never larger than `scale` px per unit
-  const root = svg("svg", { class: "nl-trace-svg", viewBox: `${x0 - 0.1} ${y0 - 0.1} ${x1 - x0 + 0.2} ${y1 - y0 + 0.2}`,
+  // fitted to the output area's width, between `least` and `scale` px per unit (narrower: it scrolls)
+  const w = x1 - x0 + 0.2;
+  const root = svg("svg", { class: "nl-trace-svg", viewBox: `${x0 - 0.1} ${y0 - 0.1} ${w} ${y1 - y0 + 0.2}`,
                             preserveAspectRatio: "xMinYMin meet",
-                            style: `width: 100%; height: auto; max-width: ${Math.round((x1 - x0 + 0.2) * scale)}px` });
+                            style: `width: 100%; height: auto; min-width: ${Math.round(w * least)}px; ` +
+                                   `max-width: ${Math.round(w * scale)}px` });
   const defs = svg("defs", {}, root);
   for (const [id, c] of [["nl-edge", L.colors.idle], ["nl-path", L.colors.path]]) {
     const m = svg("marker", { id: `${id}-head`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 5,
@@ -124,7 +126,12 @@ function render({ model, el }) {
     if (!L) { fate.textContent = ""; return; }
     fate.textContent = L.fate;
     fate.className = L.fate.startsWith("dropped") ? "nl-fate nl-fate-drop" : "nl-fate";
-    scroller.appendChild(drawLayout(L, step, 80));
+    scroller.appendChild(drawLayout(L, step, 80, 62));
+    const sel = scroller.querySelector("g.nl-selected");
+    if (sel) {  // the selected hop in view, when the picture is wider than the output area
+      const r = sel.getBoundingClientRect(), s = scroller.getBoundingClientRect();
+      scroller.scrollLeft += (r.left + r.width / 2) - (s.left + s.width / 2);
+    }
     const rows = hops();
     const cur = rows.find((r) => r.step === step);
     where.textContent = cur ? `hop ${cur.step} of ${rows.length}: ${cur.netns} ${cur.hook} ${cur.where} \u2192 ${cur.verdict}` : `${rows.length} hops`;
