@@ -36,7 +36,7 @@ NFPROTO_INET, NFPROTO_IPV4, NFPROTO_BRIDGE = 1, 2, 7
 
 # nf_tables.h: messages
 NFT_MSG_NEWTABLE, NFT_MSG_GETTABLE, NFT_MSG_DELTABLE = 0, 1, 2
-NFT_MSG_NEWCHAIN = 3
+NFT_MSG_NEWCHAIN, NFT_MSG_GETCHAIN = 3, 4
 NFT_MSG_NEWRULE, NFT_MSG_GETRULE = 6, 7
 NFT_MSG_TRACE = 17
 # attributes
@@ -206,7 +206,17 @@ class Nft(Netlink):
             found.setdefault(key, []).append(_BE64.unpack(a[NFTA_RULE_HANDLE][:8])[0])
         return found
 
+    def base_chains(self, family: int = NFPROTO_IPV4) -> set[tuple[str, str]]:
+        """``nft list chains``' base chains (those on a hook): ``{(table, chain)}``."""
+        found = set()
+        for body in self._dump(NFT_MSG_GETCHAIN, family, "nft list chains"):
+            a = attrs(body, _NFGEN.size, _CHAIN_ATTRS)
+            if NFTA_CHAIN_HOOK in a:
+                found.add((_str(a.get(NFTA_CHAIN_TABLE)), _str(a.get(NFTA_CHAIN_NAME))))
+        return found
 
+
+_CHAIN_ATTRS = frozenset({NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_HOOK})
 _RULE_ATTRS = frozenset({NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE})
 
 

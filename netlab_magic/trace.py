@@ -73,6 +73,12 @@ _BRIDGE_DOES = {"PREROUTING": "(the bridge takes the frame in)", "FORWARD": "(th
                 "POSTROUTING": "(the bridge sends it out)"}
 
 
+#: A NAT rule's target and where it sends the packet, as ``iptables -S`` prints it.
+_NAT_TARGET = re.compile(r" -j (DNAT|SNAT|MASQUERADE|REDIRECT)(?: --to-(?:destination|source|ports) (\S+))?")
+#: What a hook with a nat chain but no report says: NAT looks at a connection's first packet only.
+NAT_SKIPPED = "(nat skipped: the connection is already tracked)"
+
+
 class TraceError(NetlabError):
     """A trace cannot run (another one runs, or the kernel refuses nftrace)."""
 
@@ -109,7 +115,16 @@ class Hop:
 
     @property
     def decision(self) -> str:
-        """The verdict as a learner reads it: ``ACCEPT``, ``DROP``, ``JUMP DOCKER``."""
+        """The verdict as a learner reads it: ``ACCEPT``, ``DROP``, ``JUMP DOCKER``, ``DNAT to 172.17.0.2:80``.
+
+        ``ACCEPT`` only where a rule or a policy accepted: a NAT rule says what it did (the kernel's
+        verdict for it is ACCEPT), a hook without a chain, a bridge and conntrack decide nothing (``-``).
+        """
+        if self.table is None:
+            return "-"
+        nat = _NAT_TARGET.search(self.rule or "") if self.verdict == "ACCEPT" else None
+        if nat:
+            return f"{nat.group(1)} to {nat.group(2)}" if nat.group(2) else nat.group(1)
         return f"{self.verdict} {self.target}" if self.target else self.verdict
 
     @property
@@ -444,6 +459,11 @@ class Tracing:
                 found.update({(table, chain, n): line for n, line in zip(numbers, lines)})
         return found
 
+    def nat_hooks(self, netns: str) -> set[str]:
+        """The hooks where ``netns``'s iptables nat table has a chain (``iptables -t nat``'s built-in chains)."""
+        return {chain for table, chain in self.sockets[netns].base_chains(nft.NFPROTO_IPV4)
+                if table == "nat" and chain in HOOKS}
+
     def interfaces(self, netns: str) -> dict[int, tuple[str, str | None]]:
         """``{ifindex: (name, its bridge or None)}`` of ``netns`` now."""
         with self.lab.entered(netns):
@@ -542,9 +562,14 @@ class _Segment:
 
 def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
              interfaces: dict[str, dict[int, tuple[str, str | None]]] | None = None,
-             rules: dict[str, dict[tuple[str, str, int], str]] | None = None) -> list[list[dict]]:
+             rules: dict[str, dict[tuple[str, str, int], str]] | None = None,
+             nat_hooks: dict[str, set[str]] | None = None) -> list[list[dict]]:
     """Group the kernel's reports (in its order) into packets, each a list of hop dicts in order
     (``seq``: the report's place in the kernel's order).
+
+    A hook where no iptables chain reported says why: it has none, or (``nat_hooks``: the hooks
+    of each namespace with a nat chain) the kernel skipped nat, which it consults only for a
+    connection's first packet, once per hook (:data:`NAT_SKIPPED`).
 
     Reports of one packet in one namespace share a trace id; the id changes where the packet
     enters another namespace (or comes in again), so stretches are joined by what no hop changes
@@ -552,6 +577,7 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
     """
     interfaces = interfaces or {}
     rules = rules or {}
+    nat_hooks = nat_hooks or {}
     open_segments: dict[tuple[str, int], _Segment] = {}
     packets: list[_PacketBuild] = []
 
@@ -613,7 +639,8 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
             hop = {"netns": netns, "hook": hook, "table": None, "chain": None, "rule": None, "verdict": "ACCEPT",
                    "iif": iif, "oif": oif, "family": family,
                    "bridge": (in_bridge or out_bridge) if family == "bridge" else None,
-                   "bridged": seg.bridged, "header": seg.header, "seq": seq}
+                   "bridged": seg.bridged, "header": seg.header, "seq": seq,
+                   "note": NAT_SKIPPED if family == "ip" and hook in nat_hooks.get(netns, ()) else None}
             seg.packet.hops.append(hop)
             seg.placeholder = hop if family == "ip" else None
             if (family, hook) == ("ip", "INPUT"):
@@ -685,10 +712,11 @@ def build_trace(events: Sequence[tuple[str, nft.TraceEvent]], *, netns: str, com
                 match: Match | None = None, returncode: int | None = 0, output: str = "",
                 interfaces: dict[str, dict[int, tuple[str, str | None]]] | None = None,
                 rules: dict[str, dict[tuple[str, str, int], str]] | None = None,
+                nat_hooks: dict[str, set[str]] | None = None,
                 lost: bool = False, timed_out: bool = False) -> Trace:
     """A :class:`Trace` from the kernel's reports: packets assembled, chosen by ``match``, numbered."""
     groups = []
-    for hops in assemble(events, interfaces, rules):
+    for hops in assemble(events, interfaces, rules, nat_hooks):
         groups.append([(h.pop("seq"), Hop(**h)) for h in hops])
     chosen = select_packets([[hop for _, hop in g] for g in groups], match)
     keep = {id(hop) for g in chosen for hop in g}
@@ -774,10 +802,11 @@ def run_trace(lab: "Lab", netns: str, command: str, match: str | None = None, *,
         interfaces = {n: tracing.interfaces(n) for n in seen}
         rules = {n: tracing.rules(n) for n in seen
                  if any(ev.handle is not None and ev.table != TABLE for m, ev in events if m == n)}
+        nat_hooks = {n: tracing.nat_hooks(n) for n in seen}
         lost = tracing.lost
     trace = build_trace(events, netns=netns, command=command, match=matcher, returncode=code,
                         output=out.copy.getvalue() + err.copy.getvalue(), interfaces=interfaces, rules=rules,
-                        lost=lost, timed_out=timed_out)
+                        nat_hooks=nat_hooks, lost=lost, timed_out=timed_out)
     for i, p in enumerate(trace.packets):
         last = p.hops[-1] if p.hops else None
         if last and last.hook == "POSTROUTING" and last.oif and p.header and last.verdict != "DROP":

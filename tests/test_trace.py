@@ -243,6 +243,13 @@ def test_demo4_curl_localhost_is_dnatted_in_nat_output_and_answered_un_natted(la
     assert nat[0] == ("OUTPUT", "nat", "OUTPUT", "JUMP", "DOCKER"), nat
     dnat = next(h for h in hops if h["table"] == "nat" and h["chain"] == "DOCKER")
     assert dnat["hook"] == "OUTPUT" and "-j DNAT --to-destination 172.17.0.2:80" in dnat["rule"]
+    assert dnat["decision"] == "DNAT to 172.17.0.2:80"  # what the rule did (the kernel's verdict: ACCEPT)
+    masquerade = next(h for h in hops if h["table"] == "nat" and h["chain"] == "POSTROUTING")
+    assert masquerade["decision"] == "MASQUERADE"
+    # the kernel routed the packet again after nat OUTPUT changed its destination: the picture says so
+    from netlab_magic.widgets.trace_layout import trace_layout
+    host = trace_layout(syn)["panels"][0]
+    assert host["path"][host["path"].index("ip:OUTPUT") + 1] == "ip:reroute", host["path"]
     assert syn["header"].endswith("127.0.0.1:8888") and "[S]" in syn["header"]
     assert syn["fate"] == "delivered in nginx"
     seen_by_nginx = [h["packet"] for h in hops if h["netns"] == "nginx" and h["hook"] == "INPUT"]
@@ -254,6 +261,9 @@ def test_demo4_curl_localhost_is_dnatted_in_nat_output_and_answered_un_natted(la
     last = [h["packet"] for h in answer["hops"] if h["netns"] == "host" and h["hook"] == "INPUT"][-1]
     assert last.split()[2] == "127.0.0.1:8888"
     assert not [h for h in answer["hops"] if h["table"] == "nat"], "NAT chains see only a connection's first packet"
+    # and the hook says so, instead of "no iptables chain" (Docker's nat PREROUTING is there)
+    [pre] = [h for h in answer["hops"] if (h["netns"], h["family"], h["hook"]) == ("host", "ip", "PREROUTING")]
+    assert pre["reason"] == "(nat skipped: the connection is already tracked)" and pre["decision"] == "-", pre
 
 
 def test_demo4_with_the_proxy_the_packet_ends_at_its_socket(lab):

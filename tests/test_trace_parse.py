@@ -122,11 +122,11 @@ def test_reports_become_hops_and_packets():
     t = build_trace(events, netns="ns3", command="ping", interfaces=interfaces, rules=rules, returncode=1)
     [p] = t.packets
     assert [(h.netns, h.family, h.hook, h.table, h.chain, h.rule, h.decision) for h in p.hops] == [
-        ("ns3", "ip", "OUTPUT", None, None, None, "ACCEPT"),
-        ("ns3", "ip", "POSTROUTING", None, None, None, "ACCEPT"),
-        ("host", "bridge", "PREROUTING", None, None, None, "ACCEPT"),
-        ("host", "ip", "PREROUTING", None, None, None, "ACCEPT"),
-        ("host", "bridge", "FORWARD", None, None, None, "ACCEPT"),
+        ("ns3", "ip", "OUTPUT", None, None, None, "-"),  # ACCEPT only where a rule or a policy accepted
+        ("ns3", "ip", "POSTROUTING", None, None, None, "-"),
+        ("host", "bridge", "PREROUTING", None, None, None, "-"),
+        ("host", "ip", "PREROUTING", None, None, None, "-"),
+        ("host", "bridge", "FORWARD", None, None, None, "-"),
         ("host", "ip", "FORWARD", "filter", "FORWARD", "-A FORWARD -j DOCKER-USER", "JUMP DOCKER-USER"),
         ("host", "ip", "FORWARD", "filter", "DOCKER-USER", "-A DOCKER-USER -j RETURN", "RETURN"),
         ("host", "ip", "FORWARD", "filter", "FORWARD", None, "DROP"),
@@ -153,6 +153,28 @@ def test_a_match_keeps_the_connection_and_its_replies():
     events += [("host", e) for e in hook("PREROUTING", 4, synack_natted)]
     t = build_trace(events, netns="host", command="curl", match=parse_match("-p tcp --dport 8888"))
     assert [str(p.header).split()[1] for p in t.packets] == ["[S]", "[S.]"]
+
+
+def test_a_hook_without_a_report_says_whether_it_has_no_chain_or_nat_skipped_it():
+    """The answer of a NATed connection meets no nat chain: the kernel consults nat for a first packet only."""
+    synack = ipv4("172.17.0.2", "172.17.0.1", 6, ident=0, length=60) + tcp(80, 40000, 0x12, seq=5)
+    events = [("host", e) for e in hook("PREROUTING", 4, synack, iif=6) + hook("INPUT", 4, synack, iif=6)]
+    t = build_trace(events, netns="host", command="curl", nat_hooks={"host": {"PREROUTING", "OUTPUT", "POSTROUTING"}})
+    assert [(h.hook, h.reason, h.decision) for h in t.packets[0].hops] == [
+        ("PREROUTING", "(nat skipped: the connection is already tracked)", "-"),
+        ("INPUT", "(no iptables chain)", "-")]
+
+
+def test_a_nat_rule_says_what_it_did():
+    dnat = ipv4("127.0.0.1", "127.0.0.1", 6, ident=1, length=60) + tcp(40000, 8888)
+    events = [("host", e) for e in hook("OUTPUT", 1, dnat)]
+    events += [("host", report("nat", "OUTPUT", nft.NFT_TRACETYPE_RULE, trace_id=1, handle=4, verdict=1, packet=dnat)),
+               ("host", report("nat", "POSTROUTING", nft.NFT_TRACETYPE_RULE, trace_id=1, handle=5, verdict=1)),
+               ("host", report("filter", "OUTPUT", nft.NFT_TRACETYPE_POLICY, trace_id=1, policy=1))]
+    rules = {"host": {("nat", "OUTPUT", 4): "-A OUTPUT -p tcp -j DNAT --to-destination 172.17.0.2:80",
+                      ("nat", "POSTROUTING", 5): "-A POSTROUTING -o docker0 -j MASQUERADE"}}
+    t = build_trace(events, netns="host", command="curl", rules=rules)
+    assert [h.decision for h in t.packets[0].hops] == ["DNAT to 172.17.0.2:80", "MASQUERADE", "ACCEPT"]
 
 
 # -- pcap and conntrack ----------------------------------------------------------------------------------

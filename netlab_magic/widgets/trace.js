@@ -13,6 +13,11 @@ function arrow(parent, [x1, y1, x2, y2], cls) {
   return svg("line", { x1, y1, x2, y2, class: cls, "marker-end": `url(#${cls}-head)` }, parent);
 }
 
+// Lines of text, the first one's top at y (as the layout counted them): SVG places a baseline.
+function lines(parent, x, y, list, size, attrs) {
+  list.forEach((line, i) => text(parent, x, y + size * (0.8 + 1.3 * i), line, { "font-size": size, ...attrs }));
+}
+
 function drawNode(g, n, colors, selected) {
   const edge = colors[n.state] || colors.idle;
   const sel = selected && n.steps.includes(selected);
@@ -24,37 +29,36 @@ function drawNode(g, n, colors, selected) {
   if (n.kind === "hook" || n.kind === "nf") {
     svg("rect", { x: n.x - n.w / 2, y: n.y - n.h / 2, width: n.w, height: n.h, rx: 0.08, class: "nl-shape",
                   fill: FILL[n.state], stroke: edge, "stroke-width": sel ? 0.12 : sw }, node);
-    text(node, n.x, n.y + 0.07, n.label, { class: "nl-hook-label", "font-size": n.kind === "hook" ? 0.19 : 0.16 });
+    text(node, n.x, n.y + n.size * 0.35, n.label, { class: "nl-hook-label", "font-size": n.size });
   } else if (n.kind === "decision") {
     const pts = [[n.x - n.w / 2, n.y], [n.x, n.y - n.h / 2], [n.x + n.w / 2, n.y], [n.x, n.y + n.h / 2]];
     svg("polygon", { points: pts.map((p) => p.join(",")).join(" "), fill: FILL[n.state], stroke: edge,
                      "stroke-width": sel ? 0.12 : sw, class: "nl-shape" }, node);
-    text(node, n.x, n.y + 0.07, n.label, { class: "nl-decision-label", "font-size": 0.19 });
+    text(node, n.x, n.y + n.size * 0.35, n.label, { class: "nl-decision-label", "font-size": n.size });
   } else {
     svg("circle", { cx: n.x, cy: n.y, r: n.w / 2, fill: n.state === "idle" ? "#fff" : edge, stroke: edge,
                     "stroke-width": sw }, node);
-    text(node, n.x, n.y + 0.42, n.label, { class: "nl-end-label", "font-size": 0.19 });
+    lines(node, n.x, n.label_y, [n.label], n.size, { class: "nl-end-label" });
   }
-  if (n.steps.length) {
-    const s = n.steps.slice(0, 4).join(",") + (n.steps.length > 4 ? "\u2026" : "");
-    svg("rect", { x: n.x + 0.55, y: n.y - 0.52, width: 0.12 + 0.13 * s.length, height: 0.26,
-                  class: "nl-badge", stroke: "none" }, node);
-    text(node, n.x + 0.61, n.y - 0.33, s, { class: "nl-badge-text", "font-size": 0.18 });
+  if (n.badge) {
+    const b = n.badge;
+    svg("rect", { x: b.x, y: b.y, width: b.w, height: b.h, class: "nl-badge", stroke: "none" }, node);
+    text(node, b.x + 0.05, b.y + b.h / 2 + 0.04, b.text, { class: "nl-badge-text", "font-size": 0.115 });
   }
-  n.notes.forEach((note, i) => {
-    text(node, n.x, n.y + 0.5 + 0.22 * i, note.length < 38 ? note : note.slice(0, 36) + "\u2026",
-         { class: note.includes("DROP") ? "nl-note nl-note-drop" : "nl-note", "font-size": 0.17 });
-  });
+  lines(node, n.note_x, n.note_y, n.note_lines, 0.12,
+        { class: n.state === "drop" ? "nl-note nl-note-drop" : "nl-note", style: `text-anchor: ${n.note_anchor}` });
   const tip = svg("title", {}, node);
   tip.textContent = [n.label, ...n.notes].join("\n");
 }
 
-function drawLayout(L, selected, scale) {
+function drawLayout(L, selected, scale, least) {
   const [x0, y0, x1, y1] = L.bounds;
-  // fitted to the output area's width, never larger than `scale` px per unit
-  const root = svg("svg", { class: "nl-trace-svg", viewBox: `${x0 - 0.1} ${y0 - 0.1} ${x1 - x0 + 0.2} ${y1 - y0 + 0.2}`,
+  // fitted to the output area's width, between `least` and `scale` px per unit (narrower: it scrolls)
+  const w = x1 - x0 + 0.2;
+  const root = svg("svg", { class: "nl-trace-svg", viewBox: `${x0 - 0.1} ${y0 - 0.1} ${w} ${y1 - y0 + 0.2}`,
                             preserveAspectRatio: "xMinYMin meet",
-                            style: `width: 100%; height: auto; max-width: ${Math.round((x1 - x0 + 0.2) * scale)}px` });
+                            style: `width: 100%; height: auto; min-width: ${Math.round(w * least)}px; ` +
+                                   `max-width: ${Math.round(w * scale)}px` });
   const defs = svg("defs", {}, root);
   for (const [id, c] of [["nl-edge", L.colors.idle], ["nl-path", L.colors.path]]) {
     const m = svg("marker", { id: `${id}-head`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 5,
@@ -63,26 +67,17 @@ function drawLayout(L, selected, scale) {
   }
   for (const P of L.panels) {
     const g = svg("g", { class: "nl-panel", "data-netns": P.netns }, root);
-    svg("rect", { x: P.x0 + 0.05, y: 0.1, width: 9.9, height: 6.4, rx: 0.25, class: "nl-panel-box" }, g);
-    text(g, P.x0 + 0.3, 0.45, P.netns, { class: "nl-panel-title", "font-size": 0.3 });
-    if (P.bridge) text(g, P.x0 + 9.7, 2.32, `bridge ${P.bridge}`, { class: "nl-bridge-label", "font-size": 0.2 });
+    svg("rect", { x: P.x0 + 0.05, y: 0.1, width: 9.9, height: L.bounds[3] - 0.2, rx: 0.25, class: "nl-panel-box" }, g);
+    lines(g, P.x0 + 0.3, 0.22, [P.netns], L.fonts.netns, { class: "nl-panel-title" });
+    if (P.split !== null) svg("line", { x1: P.x0 + 0.15, x2: P.x0 + 9.85, y1: P.split, y2: P.split, class: "nl-split" }, g);
+    for (const c of P.captions) lines(g, c.x, c.y, [c.text], c.size, { class: "nl-caption" });
     for (const e of P.edges) arrow(g, e.seg, "nl-edge");
     for (const a of P.arrows) arrow(g, a, "nl-path");
-    for (const n of P.nodes) {
-      drawNode(g, n, L.colors, selected);
-      const port = P.labels[n.id];
-      if (port) text(g, n.x, n.y + 0.65, port, { class: "nl-end-label", "font-size": 0.19 });
-    }
-    if (P.drop) {
-      const n = P.nodes.find((m) => m.id === P.drop);
-      text(g, n.x + n.w / 2 + 0.08, n.y + 0.08, "\u2718 DROP", { class: "nl-drop-mark", "font-size": 0.2 });
-    }
+    for (const n of P.nodes) drawNode(g, n, L.colors, selected);
   }
   for (const link of L.links) {
     const g = svg("g", { class: "nl-link" }, root);
     arrow(g, [link.x1, link.y1, link.x2, link.y2], "nl-path");
-    const label = [link.out, link.in].filter(Boolean).join(" \u2192 ");
-    text(g, (link.x1 + link.x2) / 2, (link.y1 + link.y2) / 2 - 0.25, label, { class: "nl-link-label", "font-size": 0.2 });
   }
   return root;
 }
@@ -131,7 +126,12 @@ function render({ model, el }) {
     if (!L) { fate.textContent = ""; return; }
     fate.textContent = L.fate;
     fate.className = L.fate.startsWith("dropped") ? "nl-fate nl-fate-drop" : "nl-fate";
-    scroller.appendChild(drawLayout(L, step, 62));
+    scroller.appendChild(drawLayout(L, step, 80, 62));
+    const sel = scroller.querySelector("g.nl-selected");
+    if (sel) {  // the selected hop in view, when the picture is wider than the output area
+      const r = sel.getBoundingClientRect(), s = scroller.getBoundingClientRect();
+      scroller.scrollLeft += (r.left + r.width / 2) - (s.left + s.width / 2);
+    }
     const rows = hops();
     const cur = rows.find((r) => r.step === step);
     where.textContent = cur ? `hop ${cur.step} of ${rows.length}: ${cur.netns} ${cur.hook} ${cur.where} \u2192 ${cur.verdict}` : `${rows.length} hops`;

@@ -85,7 +85,7 @@ def test_the_trace_widget_draws_the_drop_and_steps_through_hops(browser, noteboo
         assert host.locator("g[data-node='brnf:FORWARD']").get_attribute("data-state") == "drop"
         assert host.locator("g[data-node='br:FORWARD']").get_attribute("data-state") == "passed"
         assert host.locator("g[data-node='ip:INPUT']").get_attribute("data-state") == "idle"
-        assert widget.locator(".nl-drop-mark").count() == 1
+        assert widget.locator(".nl-note-drop").all_text_contents() == ["\u2718 filter FORWARD: policy DROP"]
         assert "dropped in host by filter FORWARD policy DROP" in widget.locator(".nl-fate").inner_text()
 
         rows = widget.locator("tr.nl-row")
