@@ -45,7 +45,7 @@ cd "$repo"
 SAME_IN_BOTH_MODES=(tests/test_docker_rules.py tests/test_dependencies.py tests/test_docker_inspect.py tests/test_docker28.py tests/test_docker_verdict.py
                     tests/test_troubleshoot_answers.py tests/test_trace_checks.py
                     tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_widgets.py tests/test_vm_pieces.py
-                    tests/test_workbook_kernel.py
+                    tests/test_workbook_kernel.py tests/test_trace_picture.py
                     tests/browser/test_widgets_browser.py)
 ignore=()
 for f in "${SAME_IN_BOTH_MODES[@]}"; do [ -e "$f" ] && ignore+=(--ignore="$f"); done
