@@ -13,6 +13,7 @@ import pytest
 
 import strays
 from kernel_client import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
+from pids import machine_pid
 
 
 def _uptime() -> float:
@@ -56,22 +57,6 @@ def _mount_ns_users(inode: int, born_before: float) -> list[int]:
     return found
 
 
-def _machine_pid(pidns: int, pid: int) -> int:
-    """The machine's pid of process ``pid`` of the kernel's PID namespace (inode ``pidns``)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}/ns/pid").st_ino != pidns:
-                    continue
-                with open(f"/proc/{entry}/status") as f:
-                    nspid = next(line for line in f if line.startswith("NSpid:")).split()
-            except (OSError, StopIteration):
-                continue
-            if int(nspid[-1]) == pid:
-                return int(entry)
-    raise AssertionError(f"no process {pid} in the kernel's PID namespace")
-
-
 def _wait_until(predicate, timeout: float = 10.0) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -95,7 +80,7 @@ def build_busy_lab(k: Kernel) -> dict:
         " 'job': __import__('netlab_magic').Lab.current().jobs.get('listener').proc.pid,"
         " 'keeper': __import__('netlab_magic').Lab.current().sandbox._keeper.pid,"
         " 'pidns': __import__('os').stat('/proc/self/ns/pid').st_ino}")
-    info["job"], info["keeper"] = (_machine_pid(info["pidns"], info[key]) for key in ("job", "keeper"))
+    info["job"], info["keeper"] = (machine_pid(info["pidns"], info[key]) for key in ("job", "keeper"))
     assert _netns_inode_users(set(info["netns"])), "the lab should be alive and busy"
     info["uptime"] = _uptime() + 0.01
     info["strays"] = tag

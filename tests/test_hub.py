@@ -30,6 +30,7 @@ import pytest
 
 import hub as hubmod
 from hub import Hub, RemoteKernel
+from pids import machine_pid
 
 N = int(os.environ.get("NETLAB_HUB_LEARNERS", "5"))
 
@@ -41,7 +42,8 @@ from netlab_magic import Lab
 _lab = Lab.current()
 print(json.dumps({"uid": os.getuid(), "mode": _lab.mode, "netns": sorted(_lab.sandbox.list_netns()),
                   "inodes": [os.stat(p).st_ino for p in ["/run/netlab/host"] + ["/run/netns/" + n for n in _lab.sandbox.list_netns()]],
-                  "kernel": os.getpid(), "keeper": _lab.sandbox._keeper.pid}))
+                  "kernel": os.getpid(), "keeper": _lab.sandbox._keeper.pid,
+                  "pidns": os.stat("/proc/self/ns/pid").st_ino}))
 """
 
 ADDRESSES = "!ip -o -4 addr show | awk '{print $2, $4}' | sort"
@@ -152,7 +154,7 @@ def test_a_class_of_learners_each_with_a_lab_of_their_own():
         root_owned = {pid: cmd for pid, (r, e, s, cmd) in tree.items() if 0 in (r, e, s) and pid != hub.proc.pid}
         assert all("configurable-http-proxy" in cmd for cmd in root_owned.values()), root_owned
         for ident in result["ids"]:
-            for pid in (ident["kernel"], ident["keeper"]):
+            for pid in (machine_pid(ident["pidns"], ident[key]) for key in ("kernel", "keeper")):
                 assert pid in tree and tree[pid][0] in uids and tree[pid][:3] == (tree[pid][0],) * 3, (pid, tree.get(pid))
         everyone = hubmod.learner_processes(uids)
         assert len(everyone) >= 3 * N  # a server, a kernel and a keeper each, at least
