@@ -59,6 +59,21 @@ CORRECT = {
                       "%netns ns2 ip route add 10.1.0.0/24 via 10.2.0.254",
                       "%netns ns2 ip route add 10.1.0.1 via 10.2.0.254 dev veth3",
                       API + "_lab['ns2'].route_add('default', via='10.2.0.254')"],
+    "dnat-only": ["!iptables -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT",
+                  "!iptables -I DOCKER-USER -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+                  "!iptables -I DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT"],
+    "localnet-off": ["!sysctl -w net.ipv4.conf.docker0.route_localnet=1",
+                     "!echo 1 > /proc/sys/net/ipv4/conf/docker0/route_localnet",
+                     API + "_lab.host.sysctl('net.ipv4.conf.docker0.route_localnet', 1)"],
+    "stateless-reply": [
+        "!iptables -R DOCKER-USER 1 -s 172.19.0.0/16 -d 172.18.0.0/16 -m conntrack --ctstate RELATED,ESTABLISHED "
+        "-j ACCEPT",
+        "!iptables -D DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -p tcp --dport 80 -j ACCEPT && iptables -I "
+        "DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -m state --state ESTABLISHED -j ACCEPT",
+        "!iptables -D DOCKER-USER 1 && iptables -I DOCKER-USER -m conntrack --ctstate ESTABLISHED --ctdir REPLY "
+        "-j ACCEPT"],
+    "rp-strict": ["!sysctl -w net.ipv4.conf.veth8.rp_filter=2", "!echo 2 > /proc/sys/net/ipv4/conf/veth8/rp_filter",
+                  API + "_lab.host.sysctl('net.ipv4.conf.veth8.rp_filter', 2)"],
 }
 
 #: Gaming answers: (lab, cell, a line of the refusal).
@@ -138,6 +153,30 @@ GAMING = [
      "nat POSTROUTING: rule added `-A POSTROUTING -o veth4 -j MASQUERADE`: NAT hides ns1's address"),
     ("no-route-back", A_CABLE.format(a="ns1", b="ns2", to_a="10.1.0.0/24", to_b="10.2.0.0/24"),
      "a new cable (veth pair) joins ns1 and ns2"),
+    # the filter half for every container, or for all of web's ports; in Docker's FORWARD
+    ("dnat-only", "!iptables -I DOCKER-USER -j ACCEPT", "never arrives in db \u2014 a request got there"),
+    ("dnat-only", "!iptables -A DOCKER -o docker0 -p tcp -j ACCEPT", "port 22 still never arrives in web"),
+    ("dnat-only", "!iptables -I DOCKER-USER -d 172.17.0.2 -j ACCEPT", "port 22 still never arrives in web"),
+    ("dnat-only", "!iptables -I FORWARD -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+     "filter FORWARD: rule added `-A FORWARD -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT`: Docker's FORWARD"),
+    # the setting for every interface; the source rewritten by hand
+    ("localnet-off", "!sysctl -w net.ipv4.conf.all.route_localnet=1",
+     "net.ipv4.conf.all.route_localnet in the host changed 0 -> 1: conf/all counts for every interface"),
+    ("localnet-off", "!iptables -t nat -A POSTROUTING -s 127.0.0.1 -j SNAT --to-source 172.17.0.1",
+     "nat POSTROUTING: rule added"),
+    # a stateless reply rule (any packet from port 80 passes); the old rule kept; a catch-all
+    ("stateless-reply", "!iptables -R DOCKER-USER 1 -s 172.19.0.0/16 -d 172.18.0.0/16 -p tcp --sport 80 -j ACCEPT",
+     "port 9 from port 80 still never arrives in dummy1 \u2014 a request got there"),
+    ("stateless-reply", "!iptables -I DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+     "port 80 still never arrives in dummy1 \u2014 a request got there"),
+    ("stateless-reply", "!iptables -I DOCKER-USER -j ACCEPT", "never arrives in dummy1 \u2014 a request got there"),
+    # rp_filter off, for all; the host's route moved; loose for every interface
+    ("rp-strict", "!sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth8.rp_filter=0",
+     "(198.51.100.7, sent by ns1) never arrives in ns2 \u2014 it got there: the host now takes sources from outside"),
+    ("rp-strict", "!sysctl -w net.ipv4.conf.all.rp_filter=2",
+     "net.ipv4.conf.all.rp_filter in the host changed 1 -> 2: conf/all counts for every interface"),
+    ("rp-strict", "!ip route add 10.1.0.1/32 via 10.3.0.1",
+     "a new route in the host: 10.1.0.1/32 via 10.3.0.1 dev veth8: the routes were right"),
 ]
 
 #: What gives the fix away: a command that changes a link, an address, a route, a rule or a sysctl.
