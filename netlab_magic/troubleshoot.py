@@ -137,19 +137,22 @@ def _serves(src: str, url: str) -> Callable[[Any], CheckResult]:
     return check
 
 
-def _cut_off(src: str, dst: str, dst_netns: str, port: int | None = None,
-             sport: int | None = None) -> Callable[[Any], CheckResult]:
+def _cut_off(src: str, dst: str, dst_netns: str, port: int | None = None, sport: int | None = None,
+             source: str | None = None) -> Callable[[Any], CheckResult]:
     """A request from ``src`` to ``dst`` never arrives in ``dst_netns`` (one way, followed by a trace).
 
-    A ping, or with ``port`` a TCP SYN to that port (from source port ``sport`` if given).
+    A ping, or with ``port`` a TCP SYN to that port (from source port ``sport``, from the address
+    ``source`` of ``src``, if given).
     """
     def check(lab: Any) -> CheckResult:
         to = dst if port is None else f"{dst} port {port}" + ("" if sport is None else f" from port {sport}")
-        what = f"what {where(src)} sends to {to} still never arrives in {dst_netns}"
+        what = f"what {where(src)} sends {'' if source is None else f'from {source} '}to {to} still never " \
+               f"arrives in {dst_netns}"
         if port is None:
             probe, match = f"ping -c 1 -W 0.3 {dst}", f"-d {dst}"
         else:
-            local = "" if sport is None else f" --local-port {sport}"
+            local = ("" if sport is None else f" --local-port {sport}") + \
+                    ("" if source is None else f" --interface {source}")
             probe, match = f"curl -s -m 0.5{local} http://{dst}:{port}/", f"-p tcp -d {dst} --dport {port}"
         try:
             trace = lab.trace(src, probe, match=match)
@@ -273,6 +276,20 @@ def _docker_user_before_return(lab: Any) -> CheckResult:
         return CheckResult(False, what, "a packet that meets the RETURN goes back to FORWARD: `iptables -S "
                                         "DOCKER-USER` lists the rules in the order they are read")
     return CheckResult(True, what)
+
+
+def _rules_kept(table: str, chain: str, *rules: str, whose: str) -> Callable[[Any], CheckResult]:
+    """``rules`` (as iptables-save prints them) are still in ``table`` ``chain`` of the host."""
+    def check(lab: Any) -> CheckResult:
+        what = f"{whose} in {table} {chain} are all still there"
+        try:
+            now = Tables.parse(lab.run(HOST, ["iptables-save", "-t", table]).stdout).chains.get(table, {}).get(chain, [])
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
+        gone = [r for r in rules if r not in now]
+        return CheckResult(not gone, what, "" if not gone else
+                           f"`-A {chain} {gone[0]}` is gone: `iptables -t {table} -S {chain}` lists what is left")
+    return check
 
 
 def _route(netns: str, to: str) -> Callable[[Any], CheckResult]:
@@ -530,6 +547,36 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "on the interface it would answer 10.1.0.1 through, veth2. ns1 sends through veth7, so its "
              "packets come in on veth8 and die after PREROUTING (nstat's IPReversePathFilter counts them; "
              "notebook 02). The kernel uses the higher of conf/all and the interface's value."),
+    Scenario("raw-drop",
+             "A host was upgraded from Docker 20.10 to 28.5. Its uplink eth0 (203.0.113.2) leads to the LAN "
+             "203.0.113.0/24, where a machine (outside, 203.0.113.1) routes 172.17.0.0/16 through the host; "
+             "it also speaks for another network, from 198.51.100.1. Container web (172.17.0.2) "
+             "publishes port 80 as 8080, and db (172.17.0.3) publishes nothing. The LAN used to fetch web's "
+             "page from the container's own address, http://172.17.0.2/; since the upgrade that hangs, and "
+             "the host's 8080 still answers. Let the LAN reach web's port 80 directly again, and no one "
+             "else anything more.",
+             _docker("dockerd --version=28.5", "run -d -p 8080:80 --name web nginx", "run -d --name db redis",
+                     outside=True,
+                     then="ip netns exec outside sh -c 'ip route add 172.17.0.0/16 via 203.0.113.2 && "
+                          "ip addr add 198.51.100.1/32 dev lo'\n"),
+             _all(_serves("outside", "http://172.17.0.2/"), _serves("outside", "http://203.0.113.2:8080/"),
+                  _cut_off("outside", "172.17.0.2", "web", port=80, source="198.51.100.1"),
+                  _cut_off("outside", "172.17.0.3", "db", port=80),
+                  _rules_kept("raw", "PREROUTING", "-d 172.17.0.2/32 ! -i docker0 -j DROP",
+                              "-d 172.17.0.3/32 ! -i docker0 -j DROP", whose="Docker's drops")),
+             Allowed(["iptables host raw PREROUTING"], {
+                 "iptables host filter *": "filter already accepts web's port 80 (Docker's DOCKER chain): the "
+                                           "trace shows where the request dies",
+                 "iptables host nat *": "no NAT is involved in reaching a container by its own address",
+                 "iptables host raw *": "a chain of your own hides what it accepts",
+                 "iptables host *": "Docker's tables",
+                 "sysctl *": "Docker's settings", "route *": "the routes were right",
+                 "link *": "the links and addresses were right", **_AROUND},
+                 task="raw PREROUTING"),
+             "Docker 28 protects each container in the raw table, before connection tracking and NAT: raw "
+             "PREROUTING drops every packet for 172.17.0.2 that does not come in through docker0 "
+             "(libnetwork's filterDirectAccess). The LAN's request comes in through eth0: it dies there, "
+             "although filter's DOCKER chain accepts web's published port 80 (notebook 04)."),
 ]}
 
 

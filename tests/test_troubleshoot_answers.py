@@ -72,6 +72,10 @@ CORRECT = {
         "DOCKER-USER -s 172.19.0.0/16 -d 172.18.0.0/16 -m state --state ESTABLISHED -j ACCEPT",
         "!iptables -D DOCKER-USER 1 && iptables -I DOCKER-USER -m conntrack --ctstate ESTABLISHED --ctdir REPLY "
         "-j ACCEPT"],
+    "raw-drop": ["!iptables -t raw -I PREROUTING -s 203.0.113.0/24 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+                 "!iptables -t raw -I PREROUTING -i eth0 -s 203.0.113.0/24 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 "
+                 "-j ACCEPT",
+                 "!iptables -t raw -I PREROUTING -s 203.0.113.1 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT"],
     "rp-strict": ["!sysctl -w net.ipv4.conf.veth8.rp_filter=2", "!echo 2 > /proc/sys/net/ipv4/conf/veth8/rp_filter",
                   API + "_lab.host.sysctl('net.ipv4.conf.veth8.rp_filter', 2)"],
 }
@@ -170,6 +174,15 @@ GAMING = [
     ("stateless-reply", "!iptables -I DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
      "port 80 still never arrives in dummy1 \u2014 a request got there"),
     ("stateless-reply", "!iptables -I DOCKER-USER -j ACCEPT", "never arrives in dummy1 \u2014 a request got there"),
+    # Docker's protection removed; a raw ACCEPT for any source, or for every packet
+    ("raw-drop", "!iptables -t raw -D PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP",
+     "`-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP` is gone"),
+    ("raw-drop", "!iptables -t raw -I PREROUTING -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+     "from 198.51.100.1 to 172.17.0.2 port 80 still never arrives in web \u2014 a request got there"),
+    ("raw-drop", "!iptables -t raw -I PREROUTING -i eth0 -j ACCEPT",
+     "from 198.51.100.1 to 172.17.0.2 port 80 still never arrives in web \u2014 a request got there"),
+    ("raw-drop", "!iptables -t raw -I PREROUTING -s 203.0.113.0/24 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT && "
+                 "iptables -I DOCKER-USER -j ACCEPT", "filter DOCKER-USER: rule added"),
     # rp_filter off, for all; the host's route moved; loose for every interface
     ("rp-strict", "!sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth8.rp_filter=0",
      "(198.51.100.7, sent by ns1) never arrives in ns2 \u2014 it got there: the host now takes sources from outside"),
