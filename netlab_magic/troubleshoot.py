@@ -278,6 +278,34 @@ def _docker_user_before_return(lab: Any) -> CheckResult:
     return CheckResult(True, what)
 
 
+def _delivered_to(src: str, match: str, dst_netns: str, not_netns: str, job: str) -> Callable[[Any], CheckResult]:
+    """What ``src``'s running ``job`` sends (``match``) is delivered in ``dst_netns``, none in ``not_netns``.
+
+    Nothing is sent for the check: a trace follows the job's own packets for a second.
+    """
+    def check(lab: Any) -> CheckResult:
+        what = f"what {where(src)}'s running {job} sends arrives in {dst_netns}, and nothing of it in {not_netns}"
+        try:
+            running = lab.jobs.get(job).running
+        except (KeyError, NetlabError):
+            running = False
+        if not running:
+            return CheckResult(False, what, f"{job} is no longer running: the lab is about a flow that is "
+                                            f"already open (run broken() again)")
+        try:
+            trace = lab.trace(src, "sleep 1.2", match=match)
+        except NetlabError as err:
+            return CheckResult(False, what, str(err))
+        there = [p for p in trace.packets if dst_netns in p.namespaces]
+        astray = [p for p in trace.packets if not_netns in p.namespaces]
+        if there and not astray:
+            return CheckResult(True, what)
+        where_to = f"some still go to {not_netns}" if astray else f"none reaches {dst_netns}"
+        return CheckResult(False, what, f"{where_to}: `%netlab trace {src} -- sleep 1` follows "
+                                        f"them, `%netlab conntrack` shows what the host remembers of the flow")
+    return check
+
+
 def _rules_kept(table: str, chain: str, *rules: str, whose: str) -> Callable[[Any], CheckResult]:
     """``rules`` (as iptables-save prints them) are still in ``table`` ``chain`` of the host."""
     def check(lab: Any) -> CheckResult:
@@ -321,6 +349,24 @@ def _docker(*lines: str, outside: bool = False, then: str = "") -> Callable[[Any
         if then:
             lab.run(HOST, "set -e\n" + then, check=True)
     return build
+
+
+def _stale_nat(lab: Any) -> None:
+    """Logs sent from outside through a DNAT to logs1; then the DNAT (and its filter half) moved to logs2."""
+    _docker("run -d --name logs1 busybox", "run -d --name logs2 busybox", outside=True,
+            then="iptables -t nat -A DOCKER ! -i docker0 -p udp --dport 5140 -j DNAT --to-destination 172.17.0.2\n"
+                 "iptables -I DOCKER-USER -d 172.17.0.2 -p udp --dport 5140 -j ACCEPT\n")(lab)
+    for netns in ("logs1", "logs2"):
+        lab.start_job(netns, f"exec {sys.executable} -c 'import socket; s = socket.socket(socket.AF_INET, "
+                             "socket.SOCK_DGRAM); s.bind((\"\", 5140))\nwhile True: s.recv(2048)'",
+                      name=f"collector-{netns}")
+    lab.start_job("outside", f"exec {sys.executable} -c 'import socket, time; s = socket.socket(socket.AF_INET, "
+                             "socket.SOCK_DGRAM); s.bind((\"\", 40514))\nwhile True: s.sendto(b\"<14>tick\", "
+                             "(\"203.0.113.2\", 5140)); time.sleep(0.5)'", name="sender")
+    time.sleep(1.2)  # a few of its packets: conntrack has the flow, NATed to logs1
+    lab.run(HOST, "set -e\n"
+                  "iptables -t nat -R DOCKER 1 ! -i docker0 -p udp --dport 5140 -j DNAT --to-destination 172.17.0.3\n"
+                  "iptables -R DOCKER-USER 1 -d 172.17.0.3 -p udp --dport 5140 -j ACCEPT\n", check=True)
 
 
 _DUMMIES = ("network create dummy1", "network create dummy2",
@@ -577,6 +623,22 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "PREROUTING drops every packet for 172.17.0.2 that does not come in through docker0 "
              "(libnetwork's filterDirectAccess). The LAN's request comes in through eth0: it dies there, "
              "although filter's DOCKER chain accepts web's published port 80 (notebook 04)."),
+    Scenario("stale-nat",
+             "A host runs Docker 20.10; the machine outside (203.0.113.1, on the host's eth0) sends its logs "
+             "over UDP, every half second from its port 40514, to the host's port 5140, which an admin "
+             "forwarded by hand (a DNAT, and an ACCEPT in DOCKER-USER) to the collector logs1 (172.17.0.2). "
+             "The collector moved to logs2 (172.17.0.3) and the admin changed both rules to 172.17.0.3; "
+             "logs2 receives nothing. The sender keeps running: make its logs reach logs2.",
+             _stale_nat,
+             _all(_delivered_to("outside", "-p udp --sport 40514 --dport 5140", "logs2", "logs1", "sender")),
+             Allowed([], {"iptables *": "the admin's rules are right now: they are not what the flow follows",
+                          "sysctl *": "the host's settings were right", "route *": "the routes were right",
+                          "link *": "the links and addresses were right", **_AROUND},
+                     task="the host's conntrack table"),
+             "NAT is decided once per connection, on its first packet, and remembered in conntrack: the "
+             "sender's flow (203.0.113.1:40514 to 203.0.113.2:5140) was NATed to 172.17.0.2 before the rule "
+             "changed, and every packet of it since follows that entry, never the nat table. As long as "
+             "packets keep coming, the entry never times out (notebook 06)."),
 ]}
 
 

@@ -76,6 +76,8 @@ CORRECT = {
                  "!iptables -t raw -I PREROUTING -i eth0 -s 203.0.113.0/24 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 "
                  "-j ACCEPT",
                  "!iptables -t raw -I PREROUTING -s 203.0.113.1 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT"],
+    "stale-nat": ["!conntrack -D -p udp --dport 5140", "!conntrack -D -p udp --orig-src 203.0.113.1 --sport 40514",
+                  "!conntrack -D --reply-src 172.17.0.2"],
     "rp-strict": ["!sysctl -w net.ipv4.conf.veth8.rp_filter=2", "!echo 2 > /proc/sys/net/ipv4/conf/veth8/rp_filter",
                   API + "_lab.host.sysctl('net.ipv4.conf.veth8.rp_filter', 2)"],
 }
@@ -183,6 +185,12 @@ GAMING = [
      "from 198.51.100.1 to 172.17.0.2 port 80 still never arrives in web \u2014 a request got there"),
     ("raw-drop", "!iptables -t raw -I PREROUTING -s 203.0.113.0/24 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT && "
                  "iptables -I DOCKER-USER -j ACCEPT", "filter DOCKER-USER: rule added"),
+    # the old filter half back (logs1 gets the logs again); a sender of one's own from a new port
+    ("stale-nat", "!iptables -I DOCKER-USER -d 172.17.0.2 -p udp --dport 5140 -j ACCEPT",
+     "some still go to logs1"),
+    ("stale-nat", API + "_lab.jobs.stop('sender'); _lab.start_job('outside', 'while :; do echo tick; sleep 0.5; done "
+                        "| nc -u -p 40515 203.0.113.2 5140', name='sender')",
+     "none reaches logs2"),
     # rp_filter off, for all; the host's route moved; loose for every interface
     ("rp-strict", "!sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth8.rp_filter=0",
      "(198.51.100.7, sent by ns1) never arrives in ns2 \u2014 it got there: the host now takes sources from outside"),
