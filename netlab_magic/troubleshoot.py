@@ -301,7 +301,7 @@ def _delivered_to(src: str, match: str, dst_netns: str, not_netns: str, job: str
         if there and not astray:
             return CheckResult(True, what)
         where_to = f"some still go to {not_netns}" if astray else f"none reaches {dst_netns}"
-        return CheckResult(False, what, f"{where_to}: `%netlab trace {src} -- sleep 1` follows "
+        return CheckResult(False, what, f"{where_to}: `%netlab trace {src} --match \"{match}\" -- sleep 1` follows "
                                         f"them, `%netlab conntrack` shows what the host remembers of the flow")
     return check
 
@@ -399,6 +399,8 @@ _DOCKER_USER_ONLY = Allowed(["iptables host filter DOCKER-USER"], {
     "sysctl *": "Docker's settings", **_AROUND}, task="DOCKER-USER")
 
 #: ns1's second link to the host (veth7 = 10.3.0.1, veth8 = 10.3.0.254), and its route to ns2 through it.
+#: Its ARP questions name veth7's own address (arp_announce 2): with the packet's source, 10.1.0.1,
+#: the host's rp_filter would refuse the question, not the packet (arp.c checks the sender's route).
 _SECOND_LINK = """
 ip link add veth7 type veth peer name veth8
 ip link set veth7 netns ns1
@@ -407,6 +409,7 @@ ip link set dev veth8 up
 ip netns exec ns1 ip addr add 10.3.0.1/24 dev veth7
 ip netns exec ns1 ip link set dev veth7 up
 ip netns exec ns1 ip route add 10.2.0.0/24 via 10.3.0.254 src 10.1.0.1
+ip netns exec ns1 sysctl -qw net.ipv4.conf.veth7.arp_announce=2
 """
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
