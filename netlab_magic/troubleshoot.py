@@ -540,8 +540,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
                      then="sysctl -qw net.ipv4.conf.docker0.route_localnet=0\n"),
              _all(_serves(HOST, "http://127.0.0.1:8080/"), _serves(HOST, "http://172.17.0.2/")),
              Allowed(["sysctl host net.ipv4.conf.docker0.route_localnet"], {
-                 "sysctl host net.ipv4.conf.all.*": "conf/all counts for every interface, eth0 too: only docker0 "
-                                                    "needed changing",
+                 "sysctl host net.ipv4.conf.all.*": "conf/all counts for every interface of the host: only "
+                                                    "docker0 needed changing",
                  "sysctl host net.ipv4.conf.default.*": "that is the value of interfaces made from now on: "
                                                         "only docker0 needed changing",
                  "sysctl *": "that setting was right",
