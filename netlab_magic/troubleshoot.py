@@ -293,7 +293,7 @@ def _delivered_to(src: str, match: str, dst_netns: str, not_netns: str, job: str
             return CheckResult(False, what, f"{job} is no longer running: the lab is about a flow that is "
                                             f"already open (run broken() again)")
         try:
-            trace = lab.trace(src, "sleep 1.2", match=match)
+            trace = lab.trace(src, "sleep 0.8", match=match)  # the job sends every half second
         except NetlabError as err:
             return CheckResult(False, what, str(err))
         there = [p for p in trace.packets if dst_netns in p.namespaces]
@@ -363,7 +363,7 @@ def _stale_nat(lab: Any) -> None:
     lab.start_job("outside", f"exec {sys.executable} -c 'import socket, time; s = socket.socket(socket.AF_INET, "
                              "socket.SOCK_DGRAM); s.bind((\"\", 40514))\nwhile True: s.sendto(b\"<14>tick\", "
                              "(\"203.0.113.2\", 5140)); time.sleep(0.5)'", name="sender")
-    time.sleep(1.2)  # a few of its packets: conntrack has the flow, NATed to logs1
+    time.sleep(0.6)  # its first packets: conntrack has the flow, NATed to logs1
     lab.run(HOST, "set -e\n"
                   "iptables -t nat -R DOCKER 1 ! -i docker0 -p udp --dport 5140 -j DNAT --to-destination 172.17.0.3\n"
                   "iptables -R DOCKER-USER 1 -d 172.17.0.3 -p udp --dport 5140 -j ACCEPT\n", check=True)
