@@ -127,7 +127,7 @@ def _serves(src: str, url: str) -> Callable[[Any], CheckResult]:
     def check(lab: Any) -> CheckResult:
         what = f"{where(src)} gets the web page at {url}"
         try:
-            result = lab.run(src, ["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url], timeout=10)
+            result = lab.run(src, ["curl", "-s", "-o", "/dev/null", "-m", "1", "-w", "%{http_code}", url], timeout=10)
         except NetlabError as err:
             return CheckResult(False, what, str(err))
         if result.returncode == 0 and result.stdout == "200":
