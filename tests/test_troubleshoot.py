@@ -19,6 +19,13 @@ SOLUTIONS = {
                      "--ctstate RELATED,ESTABLISHED -j ACCEPT"],
     "no-forwarding": ["!sysctl -w net.ipv4.ip_forward=1"],
     "no-route-back": ["%netns ns2 ip route add default via 10.2.0.254"],
+    "dnat-only": ["!iptables -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT"],
+    "localnet-off": ["!sysctl -w net.ipv4.conf.docker0.route_localnet=1"],
+    "stateless-reply": ["!iptables -R DOCKER-USER 1 -s 172.19.0.0/16 -d 172.18.0.0/16 "
+                        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"],
+    "rp-strict": ["!sysctl -w net.ipv4.conf.veth8.rp_filter=2"],
+    "stale-nat": ["!conntrack -D -p udp --dport 5140"],
+    "raw-drop": ["!iptables -t raw -I PREROUTING -s 203.0.113.0/24 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT"],
 }
 TROUBLE = "__import__('netlab_magic.troubleshoot', fromlist=['x'])"
 

@@ -26,7 +26,8 @@ A_CABLE = ("!ip link add veth7 type veth peer name veth8 && ip link set veth7 ne
            " && ip netns exec {a} sh -c 'ip link set veth7 up && ip route add {to_b} dev veth7'"
            " && ip netns exec {b} sh -c 'ip link set veth8 up && ip route add {to_a} dev veth8'")
 
-#: Correct fixes, several forms each (a cell, as a learner would type it).
+#: Correct fixes, several forms each (a cell, as a learner would type it); for the labs of Docker's own
+#: failures, besides the form tests/test_troubleshoot.py runs in both passes.
 CORRECT = {
     "link-down": ["!ip link set dev veth2 up", "!ip link set veth2 up", API + "_lab.host.link_up('veth2')",
                   "%%netns host\nip link set veth2 up"],
@@ -59,6 +60,16 @@ CORRECT = {
                       "%netns ns2 ip route add 10.1.0.0/24 via 10.2.0.254",
                       "%netns ns2 ip route add 10.1.0.1 via 10.2.0.254 dev veth3",
                       API + "_lab['ns2'].route_add('default', via='10.2.0.254')"],
+    "dnat-only": ["!iptables -I DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT"],
+    "localnet-off": ["!echo 1 > /proc/sys/net/ipv4/conf/docker0/route_localnet",
+                     API + "_lab.host.sysctl('net.ipv4.conf.docker0.route_localnet', 1)"],
+    "stateless-reply": [
+        "!iptables -D DOCKER-USER 1 && iptables -I DOCKER-USER -m conntrack --ctstate ESTABLISHED --ctdir REPLY "
+        "-j ACCEPT"],
+    "raw-drop": ["!iptables -t raw -I PREROUTING -s 203.0.113.1 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT"],
+    "stale-nat": ["!conntrack -D --reply-src 172.17.0.2"],
+    "rp-strict": ["!echo 2 > /proc/sys/net/ipv4/conf/veth8/rp_filter",
+                  API + "_lab.host.sysctl('net.ipv4.conf.veth8.rp_filter', 2)"],
 }
 
 #: Gaming answers: (lab, cell, a line of the refusal).
@@ -138,6 +149,38 @@ GAMING = [
      "nat POSTROUTING: rule added `-A POSTROUTING -o veth4 -j MASQUERADE`: NAT hides ns1's address"),
     ("no-route-back", A_CABLE.format(a="ns1", b="ns2", to_a="10.1.0.0/24", to_b="10.2.0.0/24"),
      "a new cable (veth pair) joins ns1 and ns2"),
+    # the filter half for every container, or for all of web's ports; in Docker's FORWARD
+    ("dnat-only", "!iptables -I DOCKER-USER -j ACCEPT", "never arrives in db \u2014 a request got there"),
+    ("dnat-only", "!iptables -I DOCKER-USER -d 172.17.0.2 -j ACCEPT", "port 22 still never arrives in web"),
+    ("dnat-only", "!iptables -I FORWARD -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+     "filter FORWARD: rule added `-A FORWARD -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT`: Docker's FORWARD"),
+    # the setting for every interface
+    ("localnet-off", "!sysctl -w net.ipv4.conf.all.route_localnet=1",
+     "net.ipv4.conf.all.route_localnet in the host changed 0 -> 1: conf/all counts for every interface"),
+    # a stateless reply rule (any packet from port 80 passes); the old rule kept; a catch-all
+    ("stateless-reply", "!iptables -R DOCKER-USER 1 -s 172.19.0.0/16 -d 172.18.0.0/16 -p tcp --sport 80 -j ACCEPT",
+     "port 9 from port 80 still never arrives in dummy1 \u2014 a request got there"),
+    ("stateless-reply", "!iptables -I DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+     "port 80 still never arrives in dummy1 \u2014 a request got there"),
+    ("stateless-reply", "!iptables -I DOCKER-USER -j ACCEPT", "never arrives in dummy1 \u2014 a request got there"),
+    # Docker's protection removed; a raw ACCEPT for any source; a catch-all in DOCKER-USER
+    ("raw-drop", "!iptables -t raw -D PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP",
+     "`-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP` is gone"),
+    ("raw-drop", "!iptables -t raw -I PREROUTING -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT",
+     "from 198.51.100.1 to 172.17.0.2 port 80 still never arrives in web \u2014 a request got there"),
+    ("raw-drop", "!iptables -t raw -I PREROUTING -s 203.0.113.0/24 -d 172.17.0.2 -p tcp --dport 80 -j ACCEPT && "
+                 "iptables -I DOCKER-USER -j ACCEPT", "filter DOCKER-USER: rule added"),
+    # the old filter half back (logs1 gets the logs again); a sender of one's own from a new port
+    ("stale-nat", "!iptables -I DOCKER-USER -d 172.17.0.2 -p udp --dport 5140 -j ACCEPT",
+     "some still go to logs1"),
+    ("stale-nat", API + "_lab.jobs.stop('sender'); _lab.start_job('outside', 'while :; do echo tick; sleep 0.5; done "
+                        "| nc -u -p 40515 203.0.113.2 5140', name='sender')",
+     "none reaches logs2"),
+    # rp_filter off, for all; the host's route moved
+    ("rp-strict", "!sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth8.rp_filter=0",
+     "(198.51.100.7, sent by ns1) never arrives in ns2 \u2014 it got there: the host now takes sources from outside"),
+    ("rp-strict", "!ip route add 10.1.0.1/32 via 10.3.0.1",
+     "a new route in the host: 10.1.0.1/32 via 10.3.0.1 dev veth8: the routes were right"),
 ]
 
 #: What gives the fix away: a command that changes a link, an address, a route, a rule or a sysctl.
