@@ -5,7 +5,7 @@ packet of a new conversation (a TCP SYN, a UDP datagram, an ICMP echo request) o
 pretends to answer one that never began (a TCP ACK, an ICMP echo reply), which is what a
 firewall that recognises answers by their flags or ICMP type lets through. :func:`send_probes`
 sends them all at once, from raw sockets inside their namespaces (``python -m
-netlab_magic.probes``, one process per source namespace; checksums by :mod:`.spoofed_ping`),
+netlab_magic.probes``, one process per source namespace),
 while the kernel's packet trace (:mod:`netlab_magic.trace`) is on in every namespace of the
 lab, and returns for each an :class:`Outcome`: the namespace it was delivered in, or the hop
 that dropped it.
@@ -13,12 +13,17 @@ that dropped it.
 So "cannot reach" is exact and one-way: the packet itself did not arrive (a lost answer does
 not count as a blocked request), and the rule that stopped it is known.
 
+An echo request may also carry a source address of one's choosing (``Probe(..., source=ADDR)``,
+an address no interface of its namespace has, so no answer can come back): the probe of "does
+the rule set let in what comes from *another* range than the one it names?".
+
     >>> [o.summary() for o in send_probes(lab, [Probe("dummy2", "172.18.0.2", "syn")])]
     ['a TCP SYN from dummy2 to 172.18.0.2:80: dropped in host by filter DOCKER-ISOLATION-STAGE-2 ...']
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import socket
@@ -29,7 +34,6 @@ from typing import TYPE_CHECKING, Sequence
 
 from .model import HOST
 from .process import stop_group
-from .spoofed_ping import checksum
 from .trace import Hop, Packet, Tracing, build_trace
 
 if TYPE_CHECKING:
@@ -60,14 +64,21 @@ class Probe:
     dst: str
     kind: str
     port: int = 80
+    #: An echo request's source address, when it is not the one the kernel would choose.
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind of probe {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.source is not None and self.kind != "ping":
+            raise ValueError(f"only an echo request takes a source address of its own, not {KINDS[self.kind]}")
 
     def __str__(self) -> str:
         where = f"{self.dst}:{self.port}" if self.kind in ("syn", "ack", "udp") else self.dst
-        return f"{KINDS[self.kind]} from {'the host' if self.src == HOST else self.src} to {where}"
+        sender = "the host" if self.src == HOST else self.src
+        if self.source is not None:
+            sender += f" (as {self.source})"
+        return f"{KINDS[self.kind]} from {sender} to {where}"
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ def _send(lab: "Lab", probes: Sequence[Probe], timeout: float) -> list[Outcome]:
     by_src: dict[str, list[list]] = {}
     for probe, ident in ids:
         lab.require(probe.src)
-        by_src.setdefault(probe.src, []).append([probe.dst, probe.kind, probe.port, ident])
+        by_src.setdefault(probe.src, []).append([probe.dst, probe.kind, probe.port, ident, probe.source])
     with Tracing(lab, [HOST, *lab.list_netns()]) as tracing:
         senders = [lab.popen(src, [sys.executable, "-m", __name__, json.dumps(todo)]) for src, todo in by_src.items()]
         try:
@@ -144,14 +155,41 @@ def _send(lab: "Lab", probes: Sequence[Probe], timeout: float) -> list[Outcome]:
 
 # -- the sender: ``python -m netlab_magic.probes JSON``, one process per source namespace ----------
 
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def icmp_echo(kind: str, ident: int) -> bytes:
+    """An ICMP echo request (``"ping"``) or reply (``"pong"``) with id and sequence ``ident``."""
+    body = struct.pack("!BBHHH", 8 if kind == "ping" else 0, 0, 0, ident, ident) + b"netlab probe"
+    return body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+
+
+def ipv4_packet(src: str, dst: str, icmp: bytes) -> bytes:
+    """An IPv4 packet from ``src`` to ``dst`` carrying ``icmp`` (TTL 64; the kernel fills in the
+    header's checksum)."""
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0x4000, 64, socket.IPPROTO_ICMP, 0,
+                       ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed) + icmp
+
+
 def send(todo: Sequence[Sequence]) -> None:
-    """Send each ``[dst, kind, port, ident]`` once, from raw sockets of the namespace this runs in
-    (so that no TCP stack retransmits, and an ACK or an echo reply can answer nothing). ``ident``
-    is the source port or ICMP id; it is also the TCP sequence, the ICMP sequence and, for UDP,
-    the payload's length, so that the trace tells every probe apart."""
-    for dst, kind, port, ident in todo:
+    """Send each ``[dst, kind, port, ident, source]`` once, from raw sockets of the namespace this
+    runs in (so that no TCP stack retransmits, and an ACK or an echo reply can answer nothing).
+    ``ident`` is the source port or ICMP id; it is also the TCP sequence, the ICMP sequence and,
+    for UDP, the payload's length, so that the trace tells every probe apart. ``source``, when
+    given, is an echo request's source address, written into an IPv4 header made here."""
+    for dst, kind, port, ident, source in todo:
         try:
-            if kind in ("syn", "ack"):
+            if source is not None:
+                with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as s:
+                    s.sendto(ipv4_packet(source, dst, icmp_echo(kind, ident)), (dst, 0))
+            elif kind in ("syn", "ack"):
                 head = struct.pack("!HHIIBBHHH", ident, port, 1000 + ident, 0 if kind == "syn" else 1, 5 << 4,
                                    0x02 if kind == "syn" else 0x10, 64240, 0, 0)
                 pseudo = (socket.inet_aton(_source_for(dst)) + socket.inet_aton(dst)
@@ -160,10 +198,8 @@ def send(todo: Sequence[Sequence]) -> None:
                 with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as s:
                     s.sendto(head, (dst, 0))
             elif kind in ("ping", "pong"):
-                body = struct.pack("!BBHHH", 8 if kind == "ping" else 0, 0, 0, ident, ident) + b"netlab probe"
-                body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
                 with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
-                    s.sendto(body, (dst, 0))
+                    s.sendto(icmp_echo(kind, ident), (dst, 0))
             else:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                     s.bind(("", ident))

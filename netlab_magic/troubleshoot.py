@@ -27,6 +27,7 @@ from .checks import SETTLE, CheckResult, lab_or_current, where
 from .docker.tables import Tables
 from .errors import NetlabError, NotFound
 from .model import HOST
+from .probes import Probe, send_probes
 
 __all__ = ["SCENARIOS", "Scenario", "broken", "fixed", "show_me"]
 
@@ -170,20 +171,19 @@ def _not_from_outside(src: str, fake: str, dst: str, dst_netns: str, asked: str,
                       let_through: str = "the sources your rules accept are more than") -> Callable[[Any], CheckResult]:
     """What ``src`` sends to ``dst`` from ``fake``, an address outside ``asked``, never arrives in ``dst_netns``.
 
-    The request is made by hand (:mod:`netlab_magic.spoofed_ping`) and followed by a trace: a rule
-    that accepts a wider source range than the story asks lets it through.
+    The request is made by hand (:class:`netlab_magic.probes.Probe` with a ``source`` of its own)
+    and followed by the trace: a rule that accepts a wider source range than the story asks lets it
+    through.
     """
     def check(lab: Any) -> CheckResult:
         what = f"a request to {dst} from outside {asked} ({fake}, sent by {src}) never arrives in {dst_netns}"
         try:
-            trace = lab.trace(src, f"exec {sys.executable} -m netlab_magic.spoofed_ping {fake} {dst}",
-                              match=f"-d {dst}")
+            [outcome] = send_probes(lab, [Probe(src, dst, "ping", source=fake)])
         except NetlabError as err:
             return CheckResult(False, what, str(err))
-        if trace.returncode != 0:
-            return CheckResult(False, what, f"the request could not be sent: {trace.output.strip()[-200:]}")
-        arrived = [p for p in trace.packets if dst_netns in p.namespaces]
-        if not arrived:
+        if outcome.packet is None:
+            return CheckResult(False, what, "the request could not be sent (the trace never saw it leave)")
+        if dst_netns not in outcome.packet.namespaces:
             return CheckResult(True, what)
         return CheckResult(False, what, f"it got there: {let_through} {asked}")
     return check
