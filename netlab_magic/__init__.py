@@ -10,8 +10,7 @@ from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidName, 
                      NetlabError, NotFound, PrivilegeError)
 from .lab import Lab, NetNS
 from .model import HOST, Interface, LabSnapshot, Namespace, Peer, Route
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Lab", "NetNS", "LabSnapshot", "Namespace", "Interface", "Peer", "Route", "HOST",

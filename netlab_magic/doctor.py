@@ -146,30 +146,6 @@ def refusal_text(call: str, err: OSError, read=_read, environ=os.environ, exists
     return head + body + " Then restart the kernel (or run Jupyter as root, where the lab needs no user namespace)."
 
 
-def hidden_under_sys(read=_read) -> list[str]:
-    """Mount points below /sys that hide what is there (a container's masked paths), from mountinfo."""
-    hidden = []
-    for line in (read("/proc/self/mountinfo") or "").splitlines():
-        fields = line.split()
-        if len(fields) > 8 and fields[4].startswith("/sys/") and not fields[4].startswith("/sys/fs/cgroup"):
-            fstype = fields[fields.index("-") + 1] if "-" in fields else ""
-            if fstype in ("tmpfs", "devtmpfs") or fields[3] == "/null":
-                hidden.append(fields[4])
-    return hidden
-
-
-def sysfs_refusal_text(err: OSError, read=_read) -> str:
-    """One paragraph when the lab cannot mount its own /sys (a container's masked paths), and the change."""
-    hidden = hidden_under_sys(read)
-    what = (f"the container hides part of its /sys ({', '.join(hidden[:3])})" if hidden
-            else "the container's /sys is not fully visible (masked paths such as /sys/firmware)")
-    return (f"netlab: the lab cannot mount its own /sys here (mount sysfs: {os.strerror(err.errno)}): {what}, "
-            "and inside a user namespace the kernel allows a new /sys only where nothing of the old one is "
-            "hidden. Fix: start the container with `--security-opt systempaths=unconfined` (docker run; "
-            "podman run: `--security-opt unmask=ALL`); on Kubernetes, the container's `securityContext: "
-            "{procMount: Unmasked}`, which needs the pod's `hostUsers: false`. Then restart the kernel.")
-
-
 def user_namespaces() -> Check:
     """Can an unprivileged user make a user namespace here? If not, what blocks it."""
     max_ns = _read(MAX_USERNS)

@@ -42,6 +42,7 @@ from typing import Iterator
 
 from . import isolation, keeper, namespaces, syscalls
 from .errors import NamespaceNotFound, PrivilegeError
+from .masked_sys import sysfs_refusal_text
 from .model import HOST
 from .names import check_netns_name
 
@@ -131,8 +132,6 @@ class Sandbox:
         try:
             self.new_host()
         except SysfsRefused as err:  # a container that hides part of its /sys: no lab here, and why
-            from .doctor import sysfs_refusal_text
-
             os.close(self._keeper_pipe)
             self._keeper.wait()
             self._keeper = None

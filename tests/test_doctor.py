@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from kernel_client import IS_ROOT, Kernel, helper_kernelspec
-from netlab_magic import doctor
+from netlab_magic import doctor, masked_sys
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "seccomp_no_userns.py")
 MASKED_SYS = os.path.join(os.path.dirname(__file__), "helpers", "masked_sys.py")
@@ -106,7 +106,7 @@ MOUNTINFO = """\
 
 
 def test_a_masked_sys_names_what_the_container_hides_and_the_change():
-    text = doctor.sysfs_refusal_text(PermissionError(errno.EPERM, "x"), read=fake({"/proc/self/mountinfo": MOUNTINFO}))
+    text = masked_sys.sysfs_refusal_text(PermissionError(errno.EPERM, "x"), read=fake({"/proc/self/mountinfo": MOUNTINFO}))
     assert "\n" not in text and "Traceback" not in text
     assert text.startswith("netlab: the lab cannot mount its own /sys here (mount sysfs: Operation not permitted): "
                            "the container hides part of its /sys (/sys/firmware, /sys/devices/virtual/powercap)")

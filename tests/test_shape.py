@@ -54,3 +54,98 @@ def test_the_check_sees_a_violation():
         assert len(violations(bad)) == 3
     finally:
         bad.unlink()
+
+
+# -- no import circle: the modules make a stack ------------------------------------------------
+
+def _module_name(path: pathlib.Path, root: pathlib.Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING"
+
+
+def imports_of(path: pathlib.Path, root: pathlib.Path, modules: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports when it runs: at its top or lazily inside a function.
+
+    Imports under ``if TYPE_CHECKING:`` never run and are left out.
+    """
+    name = _module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), str(path)))
+    return {m for m in found if m in modules and m != name}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each set of modules that import one another round (Tarjan's strongly connected components)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                other = stack.pop()
+                component.append(other)
+                if other == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def import_graph(root: pathlib.Path) -> dict[str, set[str]]:
+    paths = {_module_name(p, root): p for p in root.rglob("*.py")}
+    return {name: imports_of(path, root, set(paths)) for name, path in paths.items()}
+
+
+def test_no_import_circle():
+    """Every module imports only what is below it, lazily or not: no two modules import each other round."""
+    assert circles(import_graph(PACKAGE)) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path):
+    """The checker itself can fail: a lazy import back up, through a third module, is a circle; an import
+    for the type checker only is not (it never runs)."""
+    package = tmp_path / "netlab_magic"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "low.py").write_text("def f():\n    from .high import g\n")
+    (package / "mid.py").write_text("from . import low\n")
+    (package / "high.py").write_text("from .mid import low\nfrom . import typed\n")
+    (package / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .high import g\n")
+    assert circles(import_graph(package)) == [["netlab_magic.high", "netlab_magic.low", "netlab_magic.mid"]]

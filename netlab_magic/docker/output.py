@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 
+from ..version import __version__
 from .daemon import Container, Daemon
 
 
@@ -80,8 +81,6 @@ def _fields(pairs: list[tuple[str, str]], indent: str, width: int) -> list[str]:
 def version_text(daemon: Daemon) -> str:
     """``docker version``: the client (this magic) and the server (the release this lab models)."""
     r = daemon.release
-    from .. import __version__
-
     return "\n".join([
         "Client:", *_fields([("Version", f"%docker of netlab_magic {__version__}"), ("API version", r.api),
                              ("OS/Arch", _arch()), ("Context", "default")], " ", 19),
