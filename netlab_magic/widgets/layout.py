@@ -63,7 +63,8 @@ def display_state(i: Mapping[str, Any]) -> str:
     return state
 
 
-def _as_dict(snapshot: LabSnapshot | Mapping[str, Any]) -> dict[str, Any]:
+def snapshot_dict(snapshot: LabSnapshot | Mapping[str, Any]) -> dict[str, Any]:
+    """A :class:`LabSnapshot` or its ``to_dict()`` as the plain dict the layout reads."""
     if isinstance(snapshot, LabSnapshot):
         return snapshot.to_dict()
     return dict(snapshot)
@@ -270,7 +271,7 @@ def compute_layout(snapshot: LabSnapshot | Mapping[str, Any],
     ``box`` is the (width, height) in pixels the picture should fit: it chooses the ring's
     shape, and the text size of a dense lab.
     """
-    snap = _as_dict(snapshot)
+    snap = snapshot_dict(snapshot)
     namespaces: list[Mapping[str, Any]] = list(snap.get("namespaces") or ())
     names = [ns["name"] for ns in namespaces]
     host = HOST if HOST in names else None

@@ -13,14 +13,10 @@ from ..model import LabSnapshot
 from ._esm import esm
 from ._poll import Feed, Polled
 from ._static import StaticViews
-from .layout import compute_layout
+from .layout import compute_layout, snapshot_dict
 from .summary import topology_head, topology_text
 
 _HERE = pathlib.Path(__file__).parent
-
-
-def _as_dict(snap: Any) -> dict[str, Any]:
-    return snap.to_dict() if isinstance(snap, LabSnapshot) else dict(snap)
 
 
 class TopologyWidget(Polled, StaticViews, anywidget.AnyWidget):
@@ -65,7 +61,7 @@ class TopologyWidget(Polled, StaticViews, anywidget.AnyWidget):
             self.error = ""
         if not changed and self.diagram:
             return
-        data = feed.memo("dict", lambda: _as_dict(feed.value))
+        data = feed.memo("dict", lambda: snapshot_dict(feed.value))
         if data == self.snapshot and self.diagram:
             return
         lay = feed.memo("layout", lambda: compute_layout(data))
