@@ -39,6 +39,7 @@ from .display import Table, Tables
 from .errors import AlreadyExists, NetlabError
 from .headers import IPv4, parse_ipv4
 from .model import HOST
+from .namespaces import open_current
 from .rtnl import NetlinkError, Rtnl
 from .trace_match import Match, parse_match
 
@@ -366,7 +367,7 @@ class Tracing:
                 if netns == HOST:
                     continue
                 with self.lab.entered(netns):
-                    fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                    fd = open_current()
                 try:
                     nsid = rtnl.nsid(fd)
                 finally:
