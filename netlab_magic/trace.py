@@ -38,6 +38,7 @@ from . import process
 from .display import Table, Tables
 from .errors import AlreadyExists, NetlabError
 from .headers import IPv4, parse_ipv4
+from .iptables_save import parse_iptables_save
 from .model import HOST
 from .namespaces import open_current
 from .rtnl import NetlinkError, Rtnl
@@ -454,10 +455,11 @@ class Tracing:
         found: dict[tuple[str, str, int], str] = {}
         if saved.returncode:
             return found
-        for (table, chain), lines in parse_rules(saved.stdout).items():
-            numbers = handles.get((table, chain), [])
-            if len(numbers) == len(lines):
-                found.update({(table, chain, n): line for n, line in zip(numbers, lines)})
+        for table in parse_iptables_save(saved.stdout).values():
+            for chain in table.chains:
+                numbers = handles.get((table.name, chain.name), [])
+                if len(numbers) == len(chain.rules):
+                    found.update({(table.name, chain.name, n): rule.line for n, rule in zip(numbers, chain.rules)})
         return found
 
     def nat_hooks(self, netns: str) -> set[str]:
@@ -515,19 +517,6 @@ def trace_tables(lab: "Lab") -> list[tuple[str, str]]:
             for number, family in ((nft.NFPROTO_IPV4, "ip"), (nft.NFPROTO_BRIDGE, "bridge")):
                 if TABLE in sock.tables(number):
                     found.append((netns, family))
-    return found
-
-
-def parse_rules(saved: str) -> dict[tuple[str, str], list[str]]:
-    """``iptables-save`` text: ``{(table, chain): ["-A CHAIN ...", ...]}`` in order."""
-    found: dict[tuple[str, str], list[str]] = {}
-    table = ""
-    for line in saved.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-        elif line.startswith("-A "):
-            chain = line.split()[1]
-            found.setdefault((table, chain), []).append(line)
     return found
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import subprocess
 
 from ..errors import NetlabError
+from ..iptables_save import parse_iptables_save
 from ..lab import Lab
 from ..model import HOST
 from .tables import BUILTIN, Command, Tables, diff, effective, restore_payload
@@ -66,19 +67,12 @@ class Firewall:
 
     def _put_back(self, saved: str, tables: set[str]) -> None:
         """Restore ``tables`` as ``saved`` (``iptables-save --counters``) had them."""
-        blocks, table, lines = {}, None, []
-        for line in saved.splitlines():
-            if line.startswith("*"):
-                table, lines = line[1:], [line]
-            elif table is not None and not line.startswith("#"):
-                lines.append(line)
-                if line == "COMMIT":
-                    blocks[table], table = lines, None
+        blocks = parse_iptables_save(saved)
         payload = []
         for name in sorted(tables):
             # a table that did not exist before comes back empty
             empty = [f"*{name}", *(f":{c} ACCEPT [0:0]" for c in BUILTIN.get(name, ())), "COMMIT"]
-            payload += blocks.get(name, empty)
+            payload += blocks[name].save() if name in blocks else empty
         self._iptables(["iptables-restore", "--counters"], "\n".join(payload) + "\n", check=False)
 
     def _iptables(self, argv: list[str], stdin: str | None = None,

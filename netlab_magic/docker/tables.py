@@ -18,8 +18,9 @@ Two states are turned into each other here, with no process run:
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
+
+from ..iptables_save import parse_iptables_save
 
 #: Built-in chains per table, in the order iptables-save lists them.
 BUILTIN = {
@@ -140,20 +141,12 @@ class Tables:
     def parse(cls, text: str) -> "Tables":
         """The tables ``iptables-save [--counters]`` printed (counters dropped)."""
         t = cls()
-        table = None
-        for raw_line in text.splitlines():
-            line = re.sub(r"^\[\d+:\d+\] ", "", raw_line.strip())
-            if line.startswith("*"):
-                table = line[1:]
-                t.chains.setdefault(table, {})
-            elif line.startswith(":") and table is not None:
-                chain, policy = line[1:].split()[:2]
-                t.chains[table].setdefault(chain, [])
-                if policy != "-" and policy != "ACCEPT":
-                    t.policies[table, chain] = policy
-            elif line.startswith("-A ") and table is not None:
-                chain, _, rule = line[3:].partition(" ")
-                t.chains[table].setdefault(chain, []).append(rule)
+        for name, table in parse_iptables_save(text).items():
+            chains = t.chains.setdefault(name, {})
+            for chain in table.chains:
+                chains.setdefault(chain.name, []).extend(rule.spec for rule in chain.rules)
+                if chain.policy not in (None, "ACCEPT"):
+                    t.policies[name, chain.name] = chain.policy
         return t
 
     def save(self) -> str:
