@@ -3,6 +3,14 @@
 ``%%netns`` and ``%netns`` take options, a namespace name and (line form) a command that
 must reach bash exactly as typed, quotes and pipes included. So the command is cut from the
 raw line, and only the part before it goes through the ``magic_arguments`` parser.
+
+Two splitters cut that command, and their rules differ, so one function would change what one
+of the magics accepts: :func:`split_netns_line` (``%netns``) splits on whitespace, knows its
+options (an unknown one after the namespace is an error here, never handed to bash) and takes
+``--`` only after the namespace; :func:`split_command` (``%netlab trace``) reads shell words
+(``--match "-p tcp"``), takes any dash word for an option (its parser refuses the unknown ones)
+and ``--`` anywhere. Making ``%netns`` quote-aware too would change which word is its namespace
+when an option's value is quoted with spaces: a change of behaviour, not one home.
 """
 
 from __future__ import annotations
