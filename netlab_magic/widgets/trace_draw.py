@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import io
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Polygon, Rectangle
 
-from .trace_layout import CHAR, COLORS, FONTS, LINE, PANEL_H, PANEL_W, trace_layout
-
-if TYPE_CHECKING:
-    from ..trace import Trace
+from .trace_layout import CHAR, COLORS, FONTS, LINE, PANEL_H, PANEL_W, TracedCommand, trace_layout
 
 _FILL = {"passed": "#dff3e4", "drop": "#fbe1de", "idle": "#ffffff"}
 _HA = {"start": "left", "middle": "center", "end": "right"}
@@ -39,7 +36,7 @@ class TraceFigure(Figure):
         return buf.getvalue()
 
 
-def draw_trace(trace: "Trace", packet: int | None = None, ax: Axes | None = None) -> Figure:
+def draw_trace(trace: TracedCommand, packet: int | None = None, ax: Axes | None = None) -> Figure:
     """Every packet of ``trace`` (one row each), or only packet number ``packet`` (0-based).
 
     Each hook box has the ``gid`` ``"<netns>/<node>"`` (e.g. ``"host/ip:FORWARD"``) and a

@@ -15,7 +15,22 @@ from __future__ import annotations
 
 import re
 import textwrap
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
+
+
+class TracedCommand(Protocol):
+    """What the pictures read of a :class:`netlab_magic.trace.Trace`, which draws itself with them
+    (``Trace.draw``, ``Trace.widget``): so the widgets need not import the trace back."""
+
+    netns: str
+    command: str
+    match: str | None
+
+    def to_dict(self) -> dict[str, Any]: ...
+    def nothing_traced(self) -> str: ...
+    def summary(self) -> str: ...
+    def draw(self, packet: int | None = None, ax: Any = None) -> Any: ...
+
 
 PANEL_W, PANEL_H, GAP = 10.0, 7.4, 1.4
 COLORS = {"passed": "#2e9d4a", "drop": "#c0392b", "idle": "#c9ced6", "path": "#1f6feb", "text": "#24292f"}

@@ -11,16 +11,13 @@ from __future__ import annotations
 import base64
 import io
 import pathlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anywidget
 import traitlets
 
 from ._esm import esm
-from .trace_layout import trace_layout
-
-if TYPE_CHECKING:
-    from ..trace import Trace
+from .trace_layout import TracedCommand, trace_layout
 
 _HERE = pathlib.Path(__file__).parent
 
@@ -42,7 +39,7 @@ class TraceWidget(anywidget.AnyWidget):
     packet = traitlets.Int(0).tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
 
-    def __init__(self, trace: "Trace", **kwargs: Any) -> None:
+    def __init__(self, trace: TracedCommand, **kwargs: Any) -> None:
         data = trace.to_dict()
         layouts = [trace_layout(p) for p in data["packets"]]
         rows = [[{"step": n, "netns": h["netns"], "hook": h["hook_label"], "where": h["where"], "reason": h["reason"],
