@@ -9,6 +9,7 @@ sandbox: what they need is a public method of ``Lab`` or ``NetNS``. Read from th
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -21,8 +22,14 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
+@functools.lru_cache(maxsize=None)
+def _tree(path: pathlib.Path) -> ast.Module:
+    """Each file parsed once for all the checks (parsing is most of their time)."""
+    return ast.parse(path.read_text(), str(path))
+
+
 def violations(path: pathlib.Path) -> list[str]:
-    tree = ast.parse(path.read_text(), str(path))
+    tree = _tree(path)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -77,22 +84,22 @@ def imports_of(path: pathlib.Path, root: pathlib.Path, modules: set[str]) -> set
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.ImportFrom):
-            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
-            target = ".".join(base + ([node.module] if node.module else []))
-            for alias in node.names:
-                found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+    def visit(statements: list[ast.AST]) -> None:  # imports are statements: expressions are not entered
+        for node in statements:
+            if isinstance(node, ast.If) and _is_type_checking(node):
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                visit(getattr(node, block, None) or [])
 
-    visit(ast.parse(path.read_text(), str(path)))
+    visit(_tree(path).body)
     return {m for m in found if m in modules and m != name}
 
 
