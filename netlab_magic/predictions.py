@@ -1,0 +1,111 @@
+"""Predict, then run: a learner's prediction of one step, recorded before the step, shown beside what happened.
+
+The learner fills ``answer`` with one of the question's choices; the step then runs for real and
+:meth:`Prediction.beside` prints the prediction next to what the kernel did, with the evidence
+(the lines of the tool's own output that decide it). No answer is pre-filled: an unfilled
+prediction is said in one line, and the step still runs.
+
+    >>> p = predict("ns1 pings 10.0.0.2 before any cable: what happens?",
+    ...             ["reply", "no reply", "unreachable"], answer=None)
+    >>> p.beside(ping("ns1", "10.0.0.2"))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .checks import FAIL_MARK, OK_MARK
+
+__all__ = ["Prediction", "Outcome", "predict", "ping", "PING_CHOICES"]
+
+#: What a one-packet ping can end in, as :func:`ping` names it.
+PING_CHOICES = ("reply", "no reply", "unreachable")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a step did (``happened``, one of its question's choices) and the lines that show it."""
+
+    happened: str
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A learner's answer (``None`` until they fill it) to ``question``, one of ``choices``."""
+
+    question: str
+    choices: tuple[str, ...]
+    answer: str | None = None
+
+    @property
+    def problem(self) -> str:
+        """Why this is not a prediction yet (empty when it is one)."""
+        if self.answer is None or not str(self.answer).strip():
+            return f"no prediction yet: write answer= one of {_choices(self.choices)} above, and run it again"
+        if self._said() not in self.choices:
+            return f"{self.answer!r} is not one of {_choices(self.choices)}"
+        return ""
+
+    def _said(self) -> str:
+        return " ".join(str(self.answer).split()).lower()
+
+    def __str__(self) -> str:
+        return self.problem or f"your prediction: {self._said()}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def right(self, outcome: Outcome) -> bool:
+        """Did the prediction say what happened? (False when there is no prediction.)"""
+        return not self.problem and self._said() == outcome.happened
+
+    def verdict(self, outcome: Outcome) -> str:
+        """One line: the prediction beside what happened, then the evidence, a line each."""
+        if self.problem:
+            head = f"it happened: {outcome.happened} ({self.problem.split(':')[0]})"
+        else:
+            mark = OK_MARK if self.right(outcome) else FAIL_MARK
+            head = f"{mark} you said: {self._said()} · it happened: {outcome.happened}"
+        return "\n".join([head, *(f"  evidence: {line}" for line in outcome.evidence)])
+
+    def beside(self, outcome: Outcome) -> None:
+        """Print :meth:`verdict`."""
+        print(self.verdict(outcome))
+
+
+def predict(question: str, choices: Sequence[str], answer: str | None = None) -> Prediction:
+    """Record a prediction; its display says it back, or in one line why it is not one yet."""
+    p = Prediction(question, tuple(choices), answer)
+    print(f"{question}\n  {p}")
+    return p
+
+
+def ping(netns: str, address: str, *, look: str = "", lab=None) -> Outcome:
+    """``ping -c 1 -W 1 ADDRESS`` in ``netns``, its output printed in one piece, then ``look`` (a command
+    that shows why: ``ip neigh show ...``) if given. Equivalent to: ``ip netns exec NETNS ping -c 1 -W 1 ADDRESS``.
+    """
+    from .lab import Lab
+
+    lab = lab or Lab.current()
+    run = lab.run(netns, ["ping", "-c", "1", "-W", "1", address])
+    text = (run.stdout + run.stderr).rstrip()
+    print(text + (f"\n(exit status {run.returncode})" if run.returncode else ""))
+    lines = [line.strip() for line in text.splitlines()]
+    if run.returncode == 0:
+        happened = "reply"
+    elif any("nreachable" in line for line in lines):
+        happened = "unreachable"
+    else:
+        happened = "no reply"
+    evidence = [line for line in lines if "nreachable" in line or "packets transmitted" in line][:2]
+    if look:
+        shown = lab.run(netns, look)
+        out = (shown.stdout + shown.stderr).strip()
+        evidence.append(f"{look}: {out or '(nothing)'}")
+    return Outcome(happened, tuple(evidence))
+
+
+def _choices(choices: Sequence[str]) -> str:
+    return ", ".join(repr(c) for c in choices)

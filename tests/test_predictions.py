@@ -1,0 +1,59 @@
+"""Predict, then run: the prediction cells of notebooks 01 and 02 driven with a right and a wrong answer,
+and left unfilled, in a real kernel against the real steps (one ping each)."""
+
+from __future__ import annotations
+
+SETUP = "from netlab_magic.predictions import predict, ping, PING_CHOICES\n"
+
+# Notebook 01: ns1 has no cable yet.
+NO_CABLE = "!ip netns add ns1\n%netns ns1 ip link set dev lo up\n"
+# Notebook 02: ns1 and ns3 on two cables of one network, no bridge.
+TWO_CABLES = """!ip netns add ns1
+!ip link add veth1 type veth peer name veth2
+!ip link set veth1 netns ns1
+!ip addr add 10.0.0.2/24 dev veth2
+!ip link set dev veth2 up
+%netns ns1 ip link set dev lo up && ip addr add 10.0.0.1/24 dev veth1 && ip link set dev veth1 up
+!ip netns add ns3
+!ip link add veth3 type veth peer name veth4
+!ip addr add 10.0.0.4/24 dev veth4
+!ip link set dev veth4 up
+!ip link set veth3 netns ns3
+%netns ns3 ip link set dev lo up && ip addr add 10.0.0.3/24 dev veth3 && ip link set dev veth3 up
+"""
+
+
+def step(lab, answer: str | None, netns: str, address: str, look: str) -> str:
+    return lab.ok(SETUP + f"p = predict('what happens?', PING_CHOICES, answer={answer!r})\n"
+                          f"p.beside(ping({netns!r}, {address!r}, look={look!r}))\nNone").stdout
+
+
+def test_notebook_01_the_ping_without_a_cable(lab):
+    lab.ok(NO_CABLE)
+    right = step(lab, "unreachable", "ns1", "10.0.0.2", "ip route get 10.0.0.2")
+    assert "your prediction: unreachable" in right
+    assert "\u2714 you said: unreachable \u00b7 it happened: unreachable" in right
+    assert "evidence: ping: connect: Network is unreachable" in right
+    assert "evidence: ip route get 10.0.0.2: RTNETLINK answers: Network is unreachable" in right
+    wrong = step(lab, "Reply", "ns1", "10.0.0.2", "ip route get 10.0.0.2")
+    assert "\u2718 you said: reply \u00b7 it happened: unreachable" in wrong
+
+
+def test_notebook_02_ns3_s_ping_without_a_bridge(lab):
+    lab.ok(TWO_CABLES)
+    right = step(lab, "no reply", "ns3", "10.0.0.1", "ip neigh show 10.0.0.1")
+    assert "\u2714 you said: no reply \u00b7 it happened: no reply" in right
+    assert "evidence: 1 packets transmitted, 0 received, 100% packet loss" in right
+    assert "evidence: ip neigh show 10.0.0.1: 10.0.0.1 dev veth3 INCOMPLETE" in right
+    wrong = step(lab, "reply", "ns3", "10.0.0.1", "")
+    assert "\u2718 you said: reply \u00b7 it happened: no reply" in wrong
+
+
+def test_an_unfilled_or_unknown_prediction_is_one_line_and_the_step_still_runs(lab):
+    lab.ok(NO_CABLE)
+    out = step(lab, None, "ns1", "10.0.0.2", "")
+    assert "no prediction yet: write answer= one of 'reply', 'no reply', 'unreachable' above" in out
+    assert "it happened: unreachable (no prediction yet)" in out and "\u2714" not in out and "\u2718" not in out
+    out = step(lab, "maybe", "ns1", "10.0.0.2", "")
+    assert "'maybe' is not one of 'reply', 'no reply', 'unreachable'" in out
+    assert "it happened: unreachable ('maybe' is not one of 'reply', 'no reply', 'unreachable')" in out
