@@ -82,9 +82,10 @@ def predict(question: str, choices: Sequence[str], answer: str | None = None) ->
     return p
 
 
-def ping(netns: str, address: str, *, look: str = "", lab=None) -> Outcome:
+def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None, lab=None) -> Outcome:
     """``ping -c 1 -W 1 ADDRESS`` in ``netns``, its output printed in one piece, then ``look`` (a command
-    that shows why: ``ip neigh show ...``) if given. Equivalent to: ``ip netns exec NETNS ping -c 1 -W 1 ADDRESS``.
+    that shows why: ``ip neigh show ...``), run in ``look_in`` (default: ``netns``), as evidence.
+    Equivalent to: ``ip netns exec NETNS ping -c 1 -W 1 ADDRESS``.
     """
     from .lab import Lab
 
@@ -101,9 +102,10 @@ def ping(netns: str, address: str, *, look: str = "", lab=None) -> Outcome:
         happened = "no reply"
     evidence = [line for line in lines if "nreachable" in line or "packets transmitted" in line][:2]
     if look:
-        shown = lab.run(netns, look)
+        shown = lab.run(look_in or netns, look)
         out = (shown.stdout + shown.stderr).strip()
-        evidence.append(f"{look}: {out or '(nothing)'}")
+        where = f" (in {look_in})" if look_in and look_in != netns else ""
+        evidence.append(f"{look}{where}: {out or '(nothing)'}")
     return Outcome(happened, tuple(evidence))
 
 

@@ -23,9 +23,22 @@ TWO_CABLES = """!ip netns add ns1
 """
 
 
-def step(lab, answer: str | None, netns: str, address: str, look: str) -> str:
+# Notebook 03: the same two cables, now ports of bridge0, on a host set up as Docker sets it.
+BRIDGE = """!iptables -P FORWARD DROP
+!sysctl -w net.bridge.bridge-nf-call-iptables=1
+!ip addr flush dev veth2
+!ip addr flush dev veth4
+!ip link add bridge0 type bridge
+!ip addr add 10.0.0.10/24 dev bridge0
+!ip link set bridge0 up
+!ip link set veth2 master bridge0
+!ip link set veth4 master bridge0
+"""
+
+
+def step(lab, answer: str | None, netns: str, address: str, look: str, look_in: str | None = None) -> str:
     return lab.ok(SETUP + f"p = predict('what happens?', PING_CHOICES, answer={answer!r})\n"
-                          f"p.beside(ping({netns!r}, {address!r}, look={look!r}))\nNone").stdout
+                          f"p.beside(ping({netns!r}, {address!r}, look={look!r}, look_in={look_in!r}))").stdout
 
 
 def test_notebook_01_the_ping_without_a_cable(lab):
@@ -57,3 +70,14 @@ def test_an_unfilled_or_unknown_prediction_is_one_line_and_the_step_still_runs(l
     out = step(lab, "maybe", "ns1", "10.0.0.2", "")
     assert "'maybe' is not one of 'reply', 'no reply', 'unreachable'" in out
     assert "it happened: unreachable ('maybe' is not one of 'reply', 'no reply', 'unreachable')" in out
+
+
+def test_notebook_03_the_forward_drop(lab):
+    lab.ok(TWO_CABLES + BRIDGE)
+    look = "iptables -L FORWARD -v -n | head -1"
+    right = step(lab, "no reply", "ns3", "10.0.0.1", look, "host")
+    assert "\u2714 you said: no reply \u00b7 it happened: no reply" in right
+    assert f"evidence: {look} (in host): Chain FORWARD (policy DROP 1 packets, 84 bytes)" in right
+    wrong = step(lab, "reply", "ns3", "10.0.0.1", look, "host")
+    assert "\u2718 you said: reply \u00b7 it happened: no reply" in wrong
+    assert "(policy DROP 2 packets, 168 bytes)" in wrong
