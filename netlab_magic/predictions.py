@@ -105,7 +105,7 @@ def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None
         shown = lab.run(look_in or netns, look)
         out = (shown.stdout + shown.stderr).strip()
         where = f" (in {look_in})" if look_in and look_in != netns else ""
-        evidence.append(f"{look}{where}: {out or '(nothing)'}")
+        evidence.append(f"{look}{where}: " + ("\n" + " " * 12).join(out.splitlines() or ["(nothing)"]))
     return Outcome(happened, tuple(evidence))
 
 

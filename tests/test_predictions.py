@@ -81,3 +81,16 @@ def test_notebook_03_the_forward_drop(lab):
     wrong = step(lab, "reply", "ns3", "10.0.0.1", look, "host")
     assert "\u2718 you said: reply \u00b7 it happened: no reply" in wrong
     assert "(policy DROP 2 packets, 168 bytes)" in wrong
+
+
+def test_notebook_04_the_isolation_ping(lab):
+    lab.ok("%docker network create dummy1\n%docker network create dummy2\n"
+           "%docker run --network=dummy1 --name=dummy1 -d jonlabelle/network-tools\n"
+           "%docker run --network=dummy2 --name=dummy2 -d jonlabelle/network-tools\n")
+    look = "iptables -S DOCKER-ISOLATION-STAGE-2 -v"
+    right = step(lab, "no reply", "dummy1", "172.19.0.2", look, "host")
+    assert "\u2714 you said: no reply \u00b7 it happened: no reply" in right
+    assert " -c 1 84 -j DROP" in right.split("(in host):")[1]
+    wrong = step(lab, "unreachable", "dummy1", "172.19.0.2", look, "host")
+    assert "\u2718 you said: unreachable \u00b7 it happened: no reply" in wrong
+    assert " -c 2 168 -j DROP" in wrong
