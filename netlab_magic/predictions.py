@@ -17,10 +17,12 @@ from typing import Sequence
 
 from .checks import FAIL_MARK, OK_MARK
 
-__all__ = ["Prediction", "Outcome", "predict", "ping", "PING_CHOICES"]
+__all__ = ["Prediction", "Outcome", "predict", "ping", "fetch", "PING_CHOICES", "FETCH_CHOICES"]
 
 #: What a one-packet ping can end in, as :func:`ping` names it.
 PING_CHOICES = ("reply", "no reply", "unreachable")
+#: What fetching a page can end in, as :func:`fetch` names it.
+FETCH_CHOICES = ("page", "refused", "timeout")
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,33 @@ def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None
     else:
         happened = "no reply"
     evidence = [line for line in lines if "nreachable" in line or "packets transmitted" in line][:2]
-    if look:
-        shown = lab.run(look_in or netns, look)
-        out = (shown.stdout + shown.stderr).strip()
-        where = f" (in {look_in})" if look_in and look_in != netns else ""
-        evidence.append(f"{look}{where}: " + ("\n" + " " * 12).join(out.splitlines() or ["(nothing)"]))
-    return Outcome(happened, tuple(evidence))
+    return Outcome(happened, tuple(evidence + _look(lab, look, look_in, netns)))
+
+
+def fetch(netns: str, url: str, *, look: str = "", look_in: str | None = None, lab=None) -> Outcome:
+    """``curl -sS -m 1 URL`` in ``netns``: the page's ``<title>`` line or curl's error, then ``look``
+    (run in ``look_in``, default ``netns``) as evidence. Equivalent to: ``ip netns exec NETNS curl -sS -m 1 URL``.
+    """
+    from .lab import Lab
+
+    lab = lab or Lab.current()
+    run = lab.run(netns, ["curl", "-sS", "-m", "1", url])
+    titles = [line.strip() for line in run.stdout.splitlines() if "<title>" in line]
+    error = run.stderr.strip()
+    print("\n".join(titles) if run.returncode == 0 else f"{error}\n(exit status {run.returncode})")
+    happened = {0: "page", 7: "refused", 28: "timeout"}.get(run.returncode, f"curl's error {run.returncode}")
+    evidence = titles[:1] if run.returncode == 0 else [error.splitlines()[-1]] if error else []
+    return Outcome(happened, tuple(evidence + _look(lab, look, look_in, netns)))
+
+
+def _look(lab, look: str, look_in: str | None, netns: str) -> list[str]:
+    """``look``'s output, run in ``look_in`` (default ``netns``), as one evidence entry (none without ``look``)."""
+    if not look:
+        return []
+    shown = lab.run(look_in or netns, look)
+    out = (shown.stdout + shown.stderr).strip()
+    where = f" (in {look_in})" if look_in and look_in != netns else ""
+    return [f"{look}{where}: " + ("\n" + " " * 12).join(out.splitlines() or ["(nothing)"])]
 
 
 def _choices(choices: Sequence[str]) -> str:

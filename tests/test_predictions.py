@@ -94,3 +94,26 @@ def test_notebook_04_the_isolation_ping(lab):
     wrong = step(lab, "unreachable", "dummy1", "172.19.0.2", look, "host")
     assert "\u2718 you said: unreachable \u00b7 it happened: no reply" in wrong
     assert " -c 2 168 -j DROP" in wrong
+
+
+def fetch_step(lab, name: str, answer: str | None, look: str) -> str:
+    return lab.ok("from netlab_magic.predictions import predict, fetch, FETCH_CHOICES\n"
+                  f"{name} = predict('what comes?', FETCH_CHOICES, answer={answer!r})\n"
+                  f"{name}.beside(fetch('host', 'localhost:8888', look={look!r}))").stdout
+
+
+def test_notebook_05_the_curl_after_the_container_was_replaced_and_the_dnat_by_hand(lab):
+    lab.ok("%docker run -p 8888:80 --name=nginx -d nginx\n%docker stop nginx\n%docker rm nginx\n"
+           "%docker run --name=web -d nginx\n")
+    right = fetch_step(lab, "replaced", "refused", "iptables -t nat -S DOCKER")
+    assert "\u2714 you said: refused \u00b7 it happened: refused" in right
+    assert "evidence: iptables -t nat -S DOCKER: -N DOCKER\n" in right
+    wrong = fetch_step(lab, "replaced", "page", "")
+    assert "\u2718 you said: page \u00b7 it happened: refused" in wrong
+    lab.ok("!iptables -t nat -I DOCKER -p tcp -m tcp --dport 8888 -j DNAT --to-destination 172.17.0.2:80")
+    right = fetch_step(lab, "by_hand", "page", "iptables -t nat -S DOCKER -v")
+    assert "\u2714 you said: page \u00b7 it happened: page" in right
+    assert "evidence: <title>Welcome to nginx!</title>" in right
+    assert "--dport 8888 -c 1 60 -j DNAT --to-destination 172.17.0.2:80" in right
+    wrong = fetch_step(lab, "by_hand", "timeout", "")
+    assert "\u2718 you said: timeout \u00b7 it happened: page" in wrong
