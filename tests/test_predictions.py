@@ -41,25 +41,29 @@ def step(lab, answer: str | None, netns: str, address: str, look: str, look_in: 
                           f"p.beside(ping({netns!r}, {address!r}, look={look!r}, look_in={look_in!r}))").stdout
 
 
+def right_then_wrong(lab, netns: str, address: str, happened: str, wrong: str, look: str = "",
+                     look_in: str | None = None) -> tuple[str, str]:
+    """The step run twice, predicted right then wrong: each said so beside what happened; both outputs."""
+    right_out = step(lab, happened, netns, address, look, look_in)
+    assert f"\u2714 you said: {happened} \u00b7 it happened: {happened}" in right_out, right_out
+    wrong_out = step(lab, wrong, netns, address, look, look_in)
+    assert f"\u2718 you said: {wrong.lower()} \u00b7 it happened: {happened}" in wrong_out, wrong_out
+    return right_out, wrong_out
+
+
 def test_notebook_01_the_ping_without_a_cable(lab):
     lab.ok(NO_CABLE)
-    right = step(lab, "unreachable", "ns1", "10.0.0.2", "ip route get 10.0.0.2")
+    right, _ = right_then_wrong(lab, "ns1", "10.0.0.2", "unreachable", "Reply", "ip route get 10.0.0.2")
     assert "your prediction: unreachable" in right
-    assert "\u2714 you said: unreachable \u00b7 it happened: unreachable" in right
     assert "evidence: ping: connect: Network is unreachable" in right
     assert "evidence: ip route get 10.0.0.2: RTNETLINK answers: Network is unreachable" in right
-    wrong = step(lab, "Reply", "ns1", "10.0.0.2", "ip route get 10.0.0.2")
-    assert "\u2718 you said: reply \u00b7 it happened: unreachable" in wrong
 
 
 def test_notebook_02_ns3_s_ping_without_a_bridge(lab):
     lab.ok(TWO_CABLES)
-    right = step(lab, "no reply", "ns3", "10.0.0.1", "ip neigh show 10.0.0.1")
-    assert "\u2714 you said: no reply \u00b7 it happened: no reply" in right
+    right, _ = right_then_wrong(lab, "ns3", "10.0.0.1", "no reply", "reply", "ip neigh show 10.0.0.1")
     assert "evidence: 1 packets transmitted, 0 received, 100% packet loss" in right
     assert "evidence: ip neigh show 10.0.0.1: 10.0.0.1 dev veth3 INCOMPLETE" in right
-    wrong = step(lab, "reply", "ns3", "10.0.0.1", "")
-    assert "\u2718 you said: reply \u00b7 it happened: no reply" in wrong
 
 
 def test_an_unfilled_or_unknown_prediction_is_one_line_and_the_step_still_runs(lab):
@@ -75,11 +79,8 @@ def test_an_unfilled_or_unknown_prediction_is_one_line_and_the_step_still_runs(l
 def test_notebook_03_the_forward_drop(lab):
     lab.ok(TWO_CABLES + BRIDGE)
     look = "iptables -L FORWARD -v -n | head -1"
-    right = step(lab, "no reply", "ns3", "10.0.0.1", look, "host")
-    assert "\u2714 you said: no reply \u00b7 it happened: no reply" in right
+    right, wrong = right_then_wrong(lab, "ns3", "10.0.0.1", "no reply", "reply", look, "host")
     assert f"evidence: {look} (in host): Chain FORWARD (policy DROP 1 packets, 84 bytes)" in right
-    wrong = step(lab, "reply", "ns3", "10.0.0.1", look, "host")
-    assert "\u2718 you said: reply \u00b7 it happened: no reply" in wrong
     assert "(policy DROP 2 packets, 168 bytes)" in wrong
 
 
@@ -88,11 +89,8 @@ def test_notebook_04_the_isolation_ping(lab):
            "%docker run --network=dummy1 --name=dummy1 -d jonlabelle/network-tools\n"
            "%docker run --network=dummy2 --name=dummy2 -d jonlabelle/network-tools\n")
     look = "iptables -S DOCKER-ISOLATION-STAGE-2 -v"
-    right = step(lab, "no reply", "dummy1", "172.19.0.2", look, "host")
-    assert "\u2714 you said: no reply \u00b7 it happened: no reply" in right
+    right, wrong = right_then_wrong(lab, "dummy1", "172.19.0.2", "no reply", "unreachable", look, "host")
     assert " -c 1 84 -j DROP" in right.split("(in host):")[1]
-    wrong = step(lab, "unreachable", "dummy1", "172.19.0.2", look, "host")
-    assert "\u2718 you said: unreachable \u00b7 it happened: no reply" in wrong
     assert " -c 2 168 -j DROP" in wrong
 
 
