@@ -13,9 +13,12 @@ prediction is said in one line, and the step still runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .checks import FAIL_MARK, OK_MARK
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 __all__ = ["Prediction", "Outcome", "predict", "ping", "fetch", "PING_CHOICES", "FETCH_CHOICES"]
 
@@ -50,6 +53,9 @@ class Prediction:
             return f"{self.answer!r} is not one of {_choices(self.choices)}"
         return ""
 
+    def _short_problem(self) -> str:
+        return "no prediction yet" if self.problem.startswith("no prediction yet") else self.problem
+
     def _said(self) -> str:
         return " ".join(str(self.answer).split()).lower()
 
@@ -66,7 +72,7 @@ class Prediction:
     def verdict(self, outcome: Outcome) -> str:
         """One line: the prediction beside what happened, then the evidence, a line each."""
         if self.problem:
-            head = f"it happened: {outcome.happened} ({self.problem.split(':')[0]})"
+            head = f"it happened: {outcome.happened} ({self._short_problem()})"
         else:
             mark = OK_MARK if self.right(outcome) else FAIL_MARK
             head = f"{mark} you said: {self._said()} · it happened: {outcome.happened}"
@@ -84,14 +90,15 @@ def predict(question: str, choices: Sequence[str], answer: str | None = None) ->
     return p
 
 
-def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None, lab=None) -> Outcome:
+def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None,
+         lab: Lab | None = None) -> Outcome:
     """``ping -c 1 -W 1 ADDRESS`` in ``netns``, its output printed in one piece, then ``look`` (a command
     that shows why: ``ip neigh show ...``), run in ``look_in`` (default: ``netns``), as evidence.
     Equivalent to: ``ip netns exec NETNS ping -c 1 -W 1 ADDRESS``.
     """
-    from .lab import Lab
+    from .lab import Lab as _Lab
 
-    lab = lab or Lab.current()
+    lab = lab or _Lab.current()
     run = lab.run(netns, ["ping", "-c", "1", "-W", "1", address])
     text = (run.stdout + run.stderr).rstrip()
     print(text + (f"\n(exit status {run.returncode})" if run.returncode else ""))
@@ -106,13 +113,14 @@ def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None
     return Outcome(happened, tuple(evidence + _look(lab, look, look_in, netns)))
 
 
-def fetch(netns: str, url: str, *, look: str = "", look_in: str | None = None, lab=None) -> Outcome:
+def fetch(netns: str, url: str, *, look: str = "", look_in: str | None = None,
+          lab: Lab | None = None) -> Outcome:
     """``curl -sS -m 1 URL`` in ``netns``: the page's ``<title>`` line or curl's error, then ``look``
     (run in ``look_in``, default ``netns``) as evidence. Equivalent to: ``ip netns exec NETNS curl -sS -m 1 URL``.
     """
-    from .lab import Lab
+    from .lab import Lab as _Lab
 
-    lab = lab or Lab.current()
+    lab = lab or _Lab.current()
     run = lab.run(netns, ["curl", "-sS", "-m", "1", url])
     titles = [line.strip() for line in run.stdout.splitlines() if "<title>" in line]
     error = run.stderr.strip()
@@ -122,7 +130,7 @@ def fetch(netns: str, url: str, *, look: str = "", look_in: str | None = None, l
     return Outcome(happened, tuple(evidence + _look(lab, look, look_in, netns)))
 
 
-def _look(lab, look: str, look_in: str | None, netns: str) -> list[str]:
+def _look(lab: Lab, look: str, look_in: str | None, netns: str) -> list[str]:
     """``look``'s output, run in ``look_in`` (default ``netns``), as one evidence entry (none without ``look``)."""
     if not look:
         return []
