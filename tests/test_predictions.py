@@ -115,3 +115,18 @@ def test_notebook_05_the_curl_after_the_container_was_replaced_and_the_dnat_by_h
     assert "--dport 8888 -c 1 60 -j DNAT --to-destination 172.17.0.2:80" in right
     wrong = fetch_step(lab, "by_hand", "timeout", "")
     assert "\u2718 you said: timeout \u00b7 it happened: page" in wrong
+
+
+def test_notebook_06_a_path_predicted_right_wrong_and_not_yet(lab):
+    """06's prediction cells, empty in the stored run, against the kernel's trace of Demo 2's drop."""
+    lab.ok(TWO_CABLES + BRIDGE + "from netlab_magic.trace_checks import check_drop, check_path\n"
+           "t = %netlab trace ns3 -- ping -c 1 -W 1 10.0.0.1")
+    right = "['ns3 OUTPUT', 'ns3 POSTROUTING', 'host PREROUTING', 'host FORWARD']"
+    wrong = "['ns3 OUTPUT', 'ns3 POSTROUTING', 'ns1 PREROUTING', 'ns1 INPUT']"
+    assert lab.value(f"[r.ok for r in check_path(t, {right}, end='dropped in host')] + [check_drop(t, 'FORWARD').ok]") \
+        == [True, True, True]
+    assert lab.value(f"[r.ok for r in check_path(t, {wrong}, end='delivered in ns1')] + [check_drop(t, 'INPUT').ok]") \
+        == [False, False, False]
+    assert lab.value("[str(r) for r in check_path(t, [], end='')] + [str(check_drop(t, ''))]") == [
+        "\u2718 packet 1 goes the way you said \u2014 write your prediction first: a list like [\"ns3 OUTPUT\", ...]",
+        "\u2718 packet 1 was dropped in (which chain?) \u2014 name the chain you expect to drop it"]
