@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from netlab_magic.docker.daemon import Daemon
+from netlab_magic.docker.ports import parse_publish
 from netlab_magic.docker.rules import build
 from netlab_magic.docker.tables import Tables
 
@@ -55,7 +56,7 @@ def scenario(name: str, version: str = "28.5") -> Daemon:
     if name != "new-daemon":
         d.network_create("bridge1", subnet="192.0.2.0/24", gateway="192.0.2.1",
                          options={"com.docker.network.bridge.name": "bridge1"})
-        d.run("c1", network="bridge1", publish=("8080:80",))
+        d.run("c1", network="bridge1", publish=parse_publish(["8080:80"]))
     return d
 
 
@@ -90,9 +91,9 @@ def test_gateway_modes_icc_internal_and_loopback_ports():
     d.network_create("open", options={"com.docker.network.bridge.gateway_mode_ipv4": "nat-unprotected"})
     d.network_create("quiet", options={"com.docker.network.bridge.enable_icc": "false"})
     d.network_create("inner", internal=True)
-    d.run("r1", network="routed", publish=("8081:80",))
-    d.run("o1", network="open", publish=("8082:80",))
-    d.run("q1", network="quiet", publish=("127.0.0.1:8083:80/udp",))
+    d.run("r1", network="routed", publish=parse_publish(["8081:80"]))
+    d.run("o1", network="open", publish=parse_publish(["8082:80"]))
+    d.run("q1", network="quiet", publish=parse_publish(["127.0.0.1:8083:80/udp"]))
     t = build(d)
     br = {n: d.networks[n].bridge for n in ("routed", "open", "quiet", "inner")}
     nat = "\n".join(t.chains["nat"]["POSTROUTING"] + t.chains["nat"]["DOCKER"])

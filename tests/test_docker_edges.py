@@ -163,6 +163,24 @@ PORT_TAKEN = re.compile(
     r"(?P<name>\S+) \([0-9a-f]{64}\): Bind for 0\.0\.0\.0:(?P<port>\d+) failed: port is already allocated\.")
 
 
+CLI_REFUSALS = [("%docker run -p 70000:80 -d --name x2 nginx", "docker: invalid hostPort: 70000."),
+                ("%docker run -p 8080 -d nginx", "docker: invalid publish spec '8080': this lab needs HOST:CONTAINER "
+                                                 "(Docker would pick a random host port)."),
+                ("%docker network create --gateway 10.8.0.1 x1",
+                 "every ip-range or gateway must have a corresponding subnet")]
+
+
+def test_what_the_cli_refuses_never_reaches_dockerd(lab):
+    """The Docker CLI checks ``-p`` and ``--gateway`` before dockerd hears of the command: one line,
+    in the CLI's words, and no dockerd started (no docker0, no rules)."""
+    before = lab_state(lab)
+    for cell, message in CLI_REFUSALS:
+        r = lab.run(cell)
+        assert r.usage_error == message and r.stdout == "", (cell, r.usage_error)
+        assert lab.value(f"{ENGINE}.daemon is None"), cell
+    assert lab_state(lab) == before
+
+
 @pytest.mark.parametrize("proxy", [False, True], ids=["proxy-off", "proxy-on"])
 def test_the_same_host_port_twice_in_one_run_is_refused(kernel, proxy):
     kernel.ok("%netlab reset")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from netlab_magic.docker.daemon import Daemon
+from netlab_magic.docker.ports import parse_publish
 from netlab_magic.docker.inspect import container_json, network_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docker"
@@ -60,7 +61,7 @@ def captured_daemon(mode: str) -> Daemon:
         (net, endpoint), = c["NetworkSettings"]["Networks"].items()
         argv = c["Config"]["Cmd"]
         publish = [f"{b[0]['HostPort']}:{port.split('/')[0]}" for port, b in c["HostConfig"]["PortBindings"].items()]
-        d.run(c["Name"][1:], network=net, id=c["Id"], publish=tuple(publish), image=c["Config"]["Image"],
+        d.run(c["Name"][1:], network=net, id=c["Id"], publish=parse_publish(publish), image=c["Config"]["Image"],
               cmd=tuple(argv), command=" ".join(argv), endpoint_id=endpoint["EndpointID"],
               sandbox_id=c["NetworkSettings"]["SandboxID"])
     return d

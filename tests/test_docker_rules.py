@@ -21,6 +21,7 @@ import pytest
 from netlab_magic.docker import (Daemon, PortBinding, bridge_name, default_address_pools,
                                  iptables_commands, iptables_save, mac_from_ip, sysctls,
                                  veth_name)
+from netlab_magic.docker.ports import parse_publish
 from netlab_magic.errors import AlreadyExists, NetlabError, NotFound
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docker"
@@ -77,7 +78,7 @@ def test_demo4_published_port_matches_capture(mode: str) -> None:
     d = demo_daemon(mode)
     d.run("c1", network="dummy1")
     d.run("c2", network="dummy2")
-    d.run("nginx", publish=("8888:80",))  # docker run -p 8888:80 --name=nginx -d nginx
+    d.run("nginx", publish=parse_publish(["8888:80"]))  # docker run -p 8888:80 --name=nginx -d nginx
     assert iptables_save(d) == captured(mode, "03-demo4")
 
 
@@ -85,7 +86,7 @@ def test_demo4_published_port_matches_capture(mode: str) -> None:
 def test_removing_everything_goes_back_to_the_start(mode: str) -> None:
     d = demo_daemon(mode)
     for name, net in (("c1", "dummy1"), ("c2", "dummy2"), ("nginx", "bridge")):
-        d.run(name, network=net, publish=("8888:80",) if name == "nginx" else ())
+        d.run(name, network=net, publish=parse_publish(["8888:80"]) if name == "nginx" else ())
     for name in ("c1", "c2", "nginx"):
         d.rm(name)
     d.network_rm("dummy1")
@@ -100,7 +101,7 @@ def test_internal_noicc_and_host_ip_udp_match_capture() -> None:
     d.network_create("inner", id=ids["inner"], internal=True)
     d.network_create("noicc", id=ids["noicc"], icc=False)
     d.run("i1", network="inner")
-    d.run("n1", network="noicc", publish=("127.0.0.1:9999:53/udp",))
+    d.run("n1", network="noicc", publish=parse_publish(["127.0.0.1:9999:53/udp"]))
     assert iptables_save(d) == captured("extra", "10-extra")
 
 
@@ -109,7 +110,7 @@ def test_proxy_differences_are_the_documented_ones() -> None:
     on, off = Daemon(userland_proxy=True), Daemon(userland_proxy=False)
     for d in (on, off):
         d.network_create("dummy1", id=DUMMY1_ID)
-        d.run("nginx", publish=("8888:80",))
+        d.run("nginx", publish=parse_publish(["8888:80"]))
     text_on, text_off = iptables_save(on), iptables_save(off)
     assert "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER" in text_on
     assert "-A OUTPUT -m addrtype --dst-type LOCAL -j DOCKER" in text_off
@@ -132,7 +133,7 @@ def test_proxy_differences_are_the_documented_ones() -> None:
 def test_derived_values_match_docker_inspect(mode: str) -> None:
     d = demo_daemon(mode)
     ours = {c.name: c for c in (d.run("c1", network="dummy1"), d.run("c2", network="dummy2"),
-                                 d.run("nginx", publish=("8888:80",)))}
+                                 d.run("nginx", publish=parse_publish(["8888:80"])))}
     for net in json.loads((FIXTURES / mode / "network-inspect.json").read_text()):
         mine = d.network(net["Name"])
         assert str(mine.subnet) == net["IPAM"]["Config"][0]["Subnet"]
@@ -176,7 +177,7 @@ def test_a_freed_address_comes_back_as_on_docker_20_10_24() -> None:
         elif "network_create" in step:
             d.network_create(step["network_create"])
         else:
-            c = d.run(step["name"], network=step["network"], publish=tuple(step.get("publish", ())))
+            c = d.run(step["name"], network=step["network"], publish=parse_publish(step.get("publish", ())))
             if "IPAddress" in step:
                 assert str(c.ip) == step["IPAddress"]
             if "IPv4Address" in step:
@@ -236,11 +237,11 @@ def test_errors_use_dockers_words() -> None:
     d.network_create("dummy1")
     with pytest.raises(AlreadyExists, match="network with name dummy1 already exists"):
         d.network_create("dummy1")
-    d.run("nginx", publish=("8888:80",))
+    d.run("nginx", publish=parse_publish(["8888:80"]))
     with pytest.raises(AlreadyExists, match=r'container name "/nginx" is already in use'):
         d.run("nginx")
     with pytest.raises(AlreadyExists, match="Bind for 0.0.0.0:8888 failed: port is already alloc"):
-        d.run("web", publish=("8888:8080",))
+        d.run("web", publish=parse_publish(["8888:8080"]))
     with pytest.raises(NotFound, match="network nope not found"):
         d.run("web", network="nope")
     d.run("c1", network="dummy1")
@@ -272,12 +273,12 @@ def _scenarios() -> dict[str, Daemon]:
     for mode in MODES:
         d = demo_daemon(mode)
         d.run("c1", network="dummy1"), d.run("c2", network="dummy2")
-        d.run("nginx", publish=("8888:80", "127.0.0.1:5353:53/udp"))
+        d.run("nginx", publish=parse_publish(["8888:80", "127.0.0.1:5353:53/udp"]))
         out[mode] = d
     extra = Daemon(userland_proxy=False)
     extra.network_create("inner", internal=True)
     extra.network_create("noicc", icc=False)
-    extra.run("n1", network="noicc", publish=("9999:53/udp",))
+    extra.run("n1", network="noicc", publish=parse_publish(["9999:53/udp"]))
     out["extra"] = extra
     return out
 

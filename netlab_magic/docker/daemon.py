@@ -53,7 +53,7 @@ from typing import Any, Callable
 
 from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
 from . import versions
-from .options import CliError, bridge_options, ipam
+from .options import NotModelled, bridge_options, ipam
 from .ports import PortAllocated, PortBinding
 from .versions import ENABLE_ICC, ENABLE_IP_MASQUERADE
 
@@ -83,13 +83,13 @@ def connectivity_error(name: str, endpoint: str, detail: str) -> str:
 
 def daemon_call(fn: Callable[[], Any], prefix: str = "") -> Any:
     """Call the model as the CLI calls dockerd: its errors get ``Error response from daemon:`` in
-    front (and, from ``docker run``, the CLI's ``docker: ...`` around them, ending with a period)."""
+    front (and, from ``docker run``, the CLI's ``docker: ...`` around them, ending with a period).
+    The lab's own refusal of what it does not model (:class:`~.options.NotModelled`) is not
+    dockerd's: it stays as it is."""
     try:
         return fn()
-    except CliError as err:  # the CLI's own words: docker run says "docker: ...".
-        if not prefix:
-            raise
-        raise type(err)(f"{prefix}{err}{'' if str(err).endswith('.') else '.'}") from err
+    except NotModelled:
+        raise
     except NetlabError as err:
         text = f"{prefix}Error response from daemon: {err}"
         raise type(err)(text if not prefix or text.endswith(".") else text + ".") from err
@@ -278,9 +278,11 @@ class Daemon:
 
     # -- docker run / a container's exit / rm --------------------------------------------
 
-    def run(self, name: str, *, network: str = DEFAULT_NETWORK, publish: tuple[str, ...] = (),
+    def run(self, name: str, *, network: str = DEFAULT_NETWORK, publish: tuple[PortBinding, ...] = (),
             id: str | None = None, veth: str | None = None, **record: Any) -> Container:
         """``docker run -d --name NAME [--network NET] [-p HOST:CONTAINER ...] IMAGE``.
+
+        ``publish``: the ``-p`` bindings as the CLI parsed them (:func:`~.ports.parse_publish`).
 
         ``record`` fills the rest of the :class:`Container` (``image``, ``cmd``, ``command``,
         ``auto_remove``).
@@ -295,7 +297,7 @@ class Daemon:
         if not _CONTAINER_NAME.match(name):
             raise InvalidName(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
                               "are allowed")
-        ports = tuple(PortBinding.parse(p) for p in publish)
+        ports = tuple(publish)
         for i, port in enumerate(ports):  # the bridge driver allocates them one by one
             self._check_port_free(port, ports[:i])
         ip = self._next_address(net)

@@ -29,7 +29,8 @@ from .. import process
 from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
 from ..lab import Lab
 from . import images, inspect, processes, rules, versions, watch
-from .daemon import (DEFAULT_BRIDGE, DEFAULT_NETWORK, Container, Daemon, Network, PortAllocated, connectivity_error,
+from .daemon import (DEFAULT_BRIDGE, DEFAULT_NETWORK, Container, Daemon, Network, PortAllocated, PortBinding,
+                     connectivity_error,
                      daemon_call, random_id, veth_name)
 from .firewall import Firewall
 from .plumbing import make_bridge, plumb, quietly, unplumb, unwind
@@ -138,9 +139,11 @@ class Engine:
     # -- containers ---------------------------------------------------------------------------
 
     def run(self, image: str, cmd: Sequence[str] = (), *, name: str | None = None,
-            network: str = DEFAULT_NETWORK, publish: Sequence[str] = (), detach: bool = True,
+            network: str = DEFAULT_NETWORK, publish: Sequence[PortBinding] = (), detach: bool = True,
             remove: bool = False, hostname: str | None = None) -> Container:
         """``docker run [-d] [--rm] [--name NAME] [-h HOSTNAME] [--network NET] [-p HOST:CONTAINER]... IMAGE [CMD...]``.
+
+        ``publish``: the ``-p`` bindings, parsed by the CLI (:func:`~.ports.parse_publish`).
 
         Detached, the command runs as a lab job and this returns at once (a web image once its
         server listens). In the foreground its output streams here until it ends (Ctrl-C stops
@@ -157,7 +160,7 @@ class Engine:
         return c
 
     def _create(self, image: str, cmd: tuple[str, ...], *, name: str | None, network: str,
-                publish: tuple[str, ...], detach: bool, remove: bool, hostname: str | None) -> Container:
+                publish: tuple[PortBinding, ...], detach: bool, remove: bool, hostname: str | None) -> Container:
         """``run`` up to the container's command: checks, namespace, veth, rules, proxies, job."""
         daemon = self.start()
         refused = images.reference_error(image)

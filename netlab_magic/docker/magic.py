@@ -39,8 +39,9 @@ from . import engine as engine_mod
 from . import gotemplate
 from .cli import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
 from .daemon import DEFAULT_NETWORK
-from .options import split_options
+from .options import check_ipam_flags, split_options
 from .output import info_text, ps_table, table, version_text
+from .ports import parse_publish
 
 # -- Go templates, the part `docker inspect -f` needs ------------------------------------------------
 
@@ -70,6 +71,7 @@ def _network_create(lab: Lab, args: Parsed) -> None:
     _count("network create", args, 1, 1)
     if args.driver not in (None, "bridge"):
         raise UsageError(f"%docker network create: only the bridge driver is in this lab (not {args.driver})")
+    check_ipam_flags(args.subnet, args.gateway)
     e = engine_mod.engine(lab)
     print(e.network_create(args["args"][0], subnet=args.subnet, gateway=args.gateway, internal=bool(args.internal),
                            options=split_options(args.opt or [])).id)
@@ -87,8 +89,9 @@ def _network_ls(lab: Lab, args: Parsed) -> None:
 def _run(lab: Lab, args: Parsed) -> None:
     _count("run", args, 1)
     image, *cmd = args["args"]
+    publish = parse_publish(args.publish or ())
     c = engine_mod.engine(lab).run(image, cmd, name=args.name, network=args.network or DEFAULT_NETWORK,
-                                   publish=args.publish or [], detach=bool(args.detach), remove=bool(args.rm),
+                                   publish=publish, detach=bool(args.detach), remove=bool(args.rm),
                                    hostname=args.hostname)
     if args.detach:
         print(c.id)

@@ -1,11 +1,13 @@
 """Published ports: ``-p [IP:]HOST:CONTAINER[/PROTO]`` parsed, and the port allocator's refusal.
 
 A malformed ``-p`` is refused by the Docker CLI itself (go-connections' ``nat.ParsePortSpec``),
-before dockerd hears of it: :class:`~.options.CliError`, in its words.
+before dockerd hears of it: :func:`parse_publish` is the CLI's step (:class:`~.options.CliError`,
+in its words); the daemon model takes the typed :class:`PortBinding` values it returns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -49,10 +51,20 @@ class PortBinding:
         return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
 
 
+def parse_publish(specs: Iterable[str]) -> tuple[PortBinding, ...]:
+    """Every ``-p`` of a ``docker run``, parsed by the CLI before dockerd hears of the command; a
+    malformed one is the CLI's one line, ``docker: invalid hostPort: 70000.``"""
+    try:
+        return tuple(PortBinding.parse(spec) for spec in specs)
+    except CliError as err:
+        text = str(err)
+        raise CliError(f"docker: {text}{'' if text.endswith('.') else '.'}") from err
+
+
 def _port(text: str, what: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise CliError(f"invalid {what}: {text}")
     return int(text)
 
 
-__all__ = ["PortBinding", "PortAllocated"]
+__all__ = ["PortBinding", "PortAllocated", "parse_publish"]
