@@ -8,8 +8,8 @@ Two splitters cut that command, and their rules differ, so one function would ch
 of the magics accepts: :func:`split_netns_line` (``%netns``) splits on whitespace, knows its
 options (an unknown one after the namespace is an error here, never handed to bash) and takes
 ``--`` only after the namespace; :func:`split_command` (``%netlab trace``) reads shell words
-(``--match "-p tcp"``), takes any dash word for an option (its parser refuses the unknown ones)
-and ``--`` anywhere. Making ``%netns`` quote-aware too would change which word is its namespace
+(``--match "-p tcp"``), takes any dash word for an option (its parser, :mod:`.commands`, refuses
+the unknown ones) and ``--`` anywhere. Making ``%netns`` quote-aware too would change which word is its namespace
 when an option's value is quoted with spaces: a change of behaviour, not one home.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 from typing import Callable
 
 from IPython.core.error import UsageError
@@ -65,28 +64,6 @@ def parse(magic: Callable, line: str, name: str) -> argparse.Namespace:
         return parse_argstring(magic, line)
     except ValueError as err:  # shlex: "No closing quotation", "No escaped character"
         raise UsageError(f"{name}: {err} in: {line.strip()}") from None
-
-
-def parse_words(magic: Callable, line: str, name: str, value_options: set[str] = frozenset()) -> argparse.Namespace:
-    """Like :func:`parse`, with the shell's quoting: ``--match '-p tcp'`` gives ``-p tcp``, no quotes.
-
-    The value of an option in ``value_options`` is taken as it is, even when it starts with a
-    dash (``--match -x`` is the match ``-x``, not an option ``-x``).
-    """
-    try:
-        words = shlex.split(line)
-    except ValueError as err:
-        raise UsageError(f"{name}: {err} in: {line.strip()}") from None
-    glued: list[str] = []
-    i = 0
-    while i < len(words):
-        if words[i] in value_options and i + 1 < len(words):
-            glued.append(f"{words[i]}={words[i + 1]}" if words[i].startswith("--") else words[i] + words[i + 1])
-            i += 2
-            continue
-        glued.append(words[i])
-        i += 1
-    return magic.parser.parse_args(glued)
 
 
 #: One shell word: unquoted text, '...' or "..." (with backslash escapes), glued together.

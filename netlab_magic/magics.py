@@ -1,8 +1,10 @@
 """The IPython magics: ``%%netns``, ``%netns`` and ``%netlab``. Thin: parse, call the lab, display.
 
-Arguments go through IPython's ``magic_arguments``, so ``%netns?`` and ``%netlab?`` print
-the same help the parser uses, and a bad argument is a one-line ``UsageError``. Any
-:class:`~netlab_magic.errors.NetlabError` is shown the same way: one line, no traceback.
+``%netns``'s arguments go through IPython's ``magic_arguments``, so ``%netns?`` prints the same
+help the parser uses; ``%netlab``'s subcommands are a registry (:data:`NETLAB`, see
+:mod:`.commands`, as ``%docker``'s), whose entries give its parsing, ``%netlab --help`` and
+``%netlab CMD --help``. A bad argument is a one-line ``UsageError``, and so is any
+:class:`~netlab_magic.errors.NetlabError`: one line, no traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, kwds, magic_arguments
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import backend, doctor, process
-from .arguments import parse, parse_words, split_command, split_netns_line
+from .arguments import parse, split_netns_line
+from .commands import BOOL, VALUE, Command, Flag, Parsed, Registry
 from .display import Table, status_tables
 from .errors import NetlabError
+from .jobs import Job
 from .backend import LabBackend
 from .lab import Lab
 from .capture import capture_for, get_capture, start_capture
@@ -124,105 +128,99 @@ class NetlabMagics(Magics):
                 raise UsageError(f"%%netns {args.netns}: the command failed ({message})")
             print(f"({message})", file=sys.stderr)
 
-    @magic_arguments()
-    @argument("action", choices=["status", "reset", "doctor", "jobs", "output", "stop", "send", "wait",
-                                 "trace", "capture", "conntrack"],
-              help="status: the lab at a glance; reset: destroy everything, start fresh; "
-                   "doctor: mode and capabilities; jobs: background jobs; output JOB: what a job printed; "
-                   "stop JOB: stop a job; send JOB TEXT: type a line into a job; wait JOB: wait for a job to end; "
-                   "trace NETNS -- COMMAND: follow the command's packets through every namespace; "
-                   "capture IFACE: the packets on an interface; conntrack NETNS: the connection-tracking "
-                   "table (each has --help)")
-    @argument("job", nargs="?", help="the job's name (for output, stop, send, wait)")
-    @argument("text", nargs="*", help="for send: the text to type")
-    @argument("-t", "--timeout", type=float, default=10.0, help="for wait: give up after this many seconds")
     @no_var_expand
     @line_magic
     @one_line_errors
     def netlab(self, line: str) -> Any:
         """Manage the lab: ``%netlab status | reset | doctor | jobs | output J | stop J | send J TEXT | wait J``;
-        follow packets: ``%netlab trace NETNS -- COMMAND | capture IFACE | conntrack NETNS``."""
+        follow packets: ``%netlab trace NETNS -- COMMAND | capture IFACE | conntrack NETNS``.
+        ``%netlab --help`` lists them, ``%netlab CMD --help`` says more about one."""
         action, _, rest = line.strip().partition(" ")
-        if action in _PACKET_ACTIONS:
-            return _PACKET_ACTIONS[action](self, rest)
-        if _wants_help(line):
-            print(self.netlab.__doc__)
+        if action in ("", "-h", "--help", "help"):
+            print(NETLAB.usage())
             return None
-        args = parse(self.netlab, line, "%netlab")
-        if args.action in ("status", "reset", "doctor", "jobs") and (args.job or args.text):
-            extra = " ".join([args.job or "", *args.text]).strip()
-            raise UsageError(f"%netlab {args.action} takes no argument (got {extra!r})")
-        if args.action in ("output", "stop", "wait") and args.text:
-            raise UsageError(f"%netlab {args.action} takes one job name (got {' '.join([args.job, *args.text])!r})")
-        if args.action == "doctor":  # works without a lab: it says why there is none
-            return doctor.report(doctor.run_checks(_lab_or_none()))
-        if args.action in ("output", "stop", "send", "wait") and not args.job:
-            raise UsageError(f"%netlab {args.action} needs a job name (see %netlab jobs)")
-        if args.action == "reset":
-            self.lab.reset()
-            print("lab reset: every namespace, interface, rule and job is gone; the host is fresh")
+        command, _ = NETLAB.find([action])
+        if _wants_help(rest.split(" -- ")[0]):
+            print(NETLAB.help(command))
             return None
-        lab = kernel_lab(f"%netlab {args.action}")
-        if args.action == "status":
-            return status_tables(lab.snapshot(), lab.mode)
-        if args.action == "jobs":
-            return Table("netlab jobs", ["job", "namespace", "status", "command"],
-                         [[j.name, j.netns, j.status, _first_line(j.command)] for j in lab.jobs.all()],
-                         empty="(no jobs)")
-        job = lab.jobs.get(args.job)
-        if args.action == "output":
-            print(job.output(), end="")
-        elif args.action == "stop":
-            job.stop()
-            print(f"[{job.name}] stopped ({job.status})")
-        elif args.action == "send":
-            job.send(" ".join(args.text))
-        elif args.action == "wait":
-            if not job.wait(args.timeout):
-                raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s")
-            print(f"[{job.name}] {job.status}")
-        return None
+        return command.handler(self, NETLAB.parse_line(command, rest))
+
+
+# -- the lab and its jobs: %netlab status | reset | doctor | jobs | output | stop | send | wait --------
+
+def _no_argument(name: str, args: Parsed) -> None:
+    if args["args"]:
+        raise UsageError(f"%netlab {name} takes no argument (got {' '.join(args['args'])!r})")
+
+
+def _job(name: str, args: Parsed) -> Job:
+    """The job a subcommand names (one, which must exist)."""
+    names = args["args"]
+    if not names:
+        raise UsageError(f"%netlab {name} needs a job name (see %netlab jobs)")
+    if len(names) > 1 and name != "send":
+        raise UsageError(f"%netlab {name} takes one job name (got {' '.join(names)!r})")
+    return kernel_lab(f"%netlab {name}").jobs.get(names[0])
+
+
+def _status(magics: "NetlabMagics", args: Parsed) -> Any:
+    _no_argument("status", args)
+    lab = kernel_lab("%netlab status")
+    return status_tables(lab.snapshot(), lab.mode)
+
+
+def _reset(magics: "NetlabMagics", args: Parsed) -> None:
+    _no_argument("reset", args)
+    magics.lab.reset()
+    print("lab reset: every namespace, interface, rule and job is gone; the host is fresh")
+
+
+def _doctor(magics: "NetlabMagics", args: Parsed) -> Any:
+    _no_argument("doctor", args)
+    return doctor.report(doctor.run_checks(_lab_or_none()))  # works without a lab: it says why there is none
+
+
+def _jobs(magics: "NetlabMagics", args: Parsed) -> Table:
+    _no_argument("jobs", args)
+    return Table("netlab jobs", ["job", "namespace", "status", "command"],
+                 [[j.name, j.netns, j.status, _first_line(j.command)] for j in kernel_lab("%netlab jobs").jobs.all()],
+                 empty="(no jobs)")
+
+
+def _output(magics: "NetlabMagics", args: Parsed) -> None:
+    print(_job("output", args).output(), end="")
+
+
+def _stop(magics: "NetlabMagics", args: Parsed) -> None:
+    job = _job("stop", args)
+    job.stop()
+    print(f"[{job.name}] stopped ({job.status})")
+
+
+def _send(magics: "NetlabMagics", args: Parsed) -> None:
+    _job("send", args).send(" ".join(args["args"][1:]))
+
+
+def _wait(magics: "NetlabMagics", args: Parsed) -> None:
+    job = _job("wait", args)
+    if not job.wait(args.timeout):
+        raise UsageError(f"job {job.name!r} still running after {args.timeout:g} s")
+    print(f"[{job.name}] {job.status}")
 
 
 # -- following packets: %netlab trace | capture | conntrack ----------------------------------------
 
-_TRACE_VALUE_OPTIONS = {"--match", "-m", "--timeout", "-t"}
-
-
-@magic_arguments(name="netlab trace")
-@kwds(usage="%(prog)s [-m MATCH] [-t TIMEOUT] [--draw] [--widget] NETNS -- COMMAND")
-@argument("netns", help="the namespace to run the command in; 'host' is the lab's host")
-@argument("-m", "--match", help='show only these packets (and their connections), in iptables words: '
-                                '"-p tcp --dport 8888", "-s 10.0.0.1", "-o bridge0" ...')
-@argument("-t", "--timeout", type=float, help="stop the command after this many seconds (what was traced is shown)")
-@argument("--draw", action="store_true", help="also draw each packet's path on the packet-flow picture")
-@argument("--widget", action="store_true", help="show the path as a live widget to step through")
-def _trace_arguments(line: str) -> None:
-    """Run a command in a namespace and follow its packets through every namespace of the lab.
-
-    %netlab trace ns1 -- ping -c 1 10.0.0.3
-    %netlab trace host --match "-p tcp --dport 8888" -- curl -s localhost:8888
-
-    One table per packet: a line per netfilter hook, chain and rule it met (namespace, hook,
-    table:chain, the rule as iptables -S prints it or the policy, verdict), as the kernel's
-    netfilter trace reported them. A dropped packet ends at the rule or policy that dropped it.
-    `t = %netlab trace ...` keeps the Trace: t.hops, t.packets, t.draw(), t.widget().
-    """
-
-
-def _trace(magics: "NetlabMagics", rest: str) -> Any:
-    if _wants_help(rest.split(" -- ")[0]):
-        print(_trace_arguments.__doc__)
-        return None
-    head, command = split_command(rest, _TRACE_VALUE_OPTIONS)
-    args = parse_words(_trace_arguments, head, "%netlab trace", _TRACE_VALUE_OPTIONS)
+def _trace(magics: "NetlabMagics", args: Parsed) -> Any:
+    if not args["args"]:
+        raise UsageError("%netlab trace needs a namespace: %netlab trace NETNS -- COMMAND")
+    netns, command = args["args"][0], args["command"]
     if not command:
         raise UsageError("%netlab trace needs a command: %netlab trace NETNS -- COMMAND (e.g. -- ping -c 1 10.0.0.3)")
     lab = kernel_lab("%netlab trace")
     try:
-        trace = run_trace(lab, args.netns, command, args.match, timeout=args.timeout, stream=True)
+        trace = run_trace(lab, netns, command, args.match, timeout=args.timeout, stream=True)
     except process.Interrupted:
-        raise process.Interrupted(f"stopped the command in {args.netns}; the trace is off") from None
+        raise process.Interrupted(f"stopped the command in {netns}; the trace is off") from None
     sys.stdout.flush()
     if trace.timed_out:
         print(f"(stopped after the {args.timeout:g} s timeout; what was traced until then:)", file=sys.stderr)
@@ -239,89 +237,103 @@ def _trace(magics: "NetlabMagics", rest: str) -> Any:
     return trace
 
 
-@magic_arguments(name="netlab capture")
-@kwds(usage="%(prog)s IFACE [-n NETNS] [--bg | --show | --stop] [-c COUNT] [-t TIMEOUT] [-m MATCH] [--ipv6] "
-            "[--pcap FILE]")
-@argument("iface", help="the interface; the capture runs in the namespace that has it")
-@argument("-n", "--netns", help="the namespace of IFACE, where several have an interface of that name")
-@argument("--bg", action="store_true", help="capture in the background (a job of the lab) until --stop or a reset")
-@argument("--show", action="store_true", help="the packets captured so far")
-@argument("--stop", action="store_true", help="stop the background capture and show its packets")
-@argument("-c", "--count", type=int, help="stop after this many packets (in the foreground: 10)")
-@argument("-t", "--timeout", type=float, default=5.0, help="in the foreground: stop after this many seconds (5)")
-@argument("-m", "--match", help='show only these IPv4 packets, in iptables words: "-p icmp", "-s 10.0.0.1"')
-@argument("--pcap", metavar="FILE", help="also save the packets to FILE (pcap, for tcpdump -r or Wireshark)")
-@argument("--ipv6", action="store_true", help="show IPv6 frames too (the kernel's link-local chatter)")
-def _capture_arguments(line: str) -> None:
-    """The packets on one interface of the lab, tcpdump-like, as a table.
-
-    %netlab capture veth2 --bg          # start capturing in veth2's namespace
-    %netlab capture veth2 --show        # the packets so far
-    %netlab capture veth2 --stop --pcap veth2.pcap
-    %netlab capture veth2 -c 4          # in the foreground: 4 packets or 5 seconds
-
-    tcpdump runs inside the interface's own namespace (rootless, a reader of the same packets
-    that writes the same pcap file); a background capture is a job of the lab, stopped by
-    --stop, %netlab stop capture-IFACE or a reset.
-    """
-
-
-def _capture(magics: "NetlabMagics", rest: str) -> Any:
-    if _wants_help(rest):
-        print(_capture_arguments.__doc__)
-        return None
-    args = parse_words(_capture_arguments, rest, "%netlab capture", {"--match", "-m"})
-    if sum((args.bg, args.show, args.stop)) > 1:
+def _capture(magics: "NetlabMagics", args: Parsed) -> Any:
+    if len(args["args"]) != 1:
+        raise UsageError("%netlab capture takes one interface: %netlab capture IFACE [--bg | --show | --stop]")
+    iface = args["args"][0]
+    if sum(bool(x) for x in (args.bg, args.show, args.stop)) > 1:
         raise UsageError("%netlab capture: choose one of --bg, --show and --stop")
     lab = kernel_lab("%netlab capture")
     if args.bg:
-        cap = start_capture(lab, args.iface, args.netns, count=args.count, match=args.match)
+        cap = start_capture(lab, iface, args.netns, count=args.count, match=args.match)
         print(f"[{cap.name}] capturing on {cap.ifname} in {cap.netns}: "
               f"%netlab capture {cap.ifname} --show shows the packets so far, --stop ends it")
         return None
     if args.show or args.stop or (args.pcap and not args.count):
-        cap = get_capture(lab, args.iface, args.netns)
+        cap = get_capture(lab, iface, args.netns)
         if args.stop:
             cap.stop()
     else:
         try:
-            cap = capture_for(lab, args.iface, args.netns, count=args.count or 10, timeout=args.timeout,
+            cap = capture_for(lab, iface, args.netns, count=args.count or 10, timeout=args.timeout,
                               match=args.match)
         except KeyboardInterrupt:
-            raise process.Interrupted(f"stopped the capture on {args.iface}") from None
+            raise process.Interrupted(f"stopped the capture on {iface}") from None
     if args.pcap:
         cap.save(args.pcap)
         print(f"saved {len(cap.frames())} packets to {args.pcap}")
-    return cap.table(args.match, ipv6=args.ipv6) if args.match or args.ipv6 else cap
+    return cap.table(args.match, ipv6=bool(args.ipv6)) if args.match or args.ipv6 else cap
 
 
-@magic_arguments(name="netlab conntrack")
-@kwds(usage="%(prog)s NETNS [-p PROTOCOL]")
-@argument("netns", help="the namespace whose connection-tracking table to show; 'host' is the lab's host")
-@argument("-p", "--proto", help="only this protocol's connections (tcp, udp, icmp)")
-def _conntrack_arguments(line: str) -> None:
-    """The connection-tracking table of a namespace (conntrack -L), as a table.
-
-    %netlab conntrack host
-    %netlab conntrack host -p tcp
-
-    One line per connection the kernel remembers: the original direction (the first packet),
-    the reply it expects back, what NAT did (a DNAT: the reply comes from elsewhere; a SNAT
-    or MASQUERADE: it goes elsewhere), TCP's state and the flags.
-    """
+def _conntrack(magics: "NetlabMagics", args: Parsed) -> Any:
+    if len(args["args"]) != 1:
+        raise UsageError("%netlab conntrack takes one namespace: %netlab conntrack NETNS [-p PROTOCOL]")
+    return conntrack_table(kernel_lab("%netlab conntrack"), args["args"][0], args.proto)
 
 
-def _conntrack(magics: "NetlabMagics", rest: str) -> Any:
-    if _wants_help(rest):
-        print(_conntrack_arguments.__doc__)
-        return None
-    args = parse_words(_conntrack_arguments, rest, "%netlab conntrack")
-    return conntrack_table(kernel_lab("%netlab conntrack"), args.netns, args.proto)
+_MATCH = "in iptables words"
+#: Every subcommand of %netlab: its flags, arguments, help and handler. Parsing, --help and the usage come from here.
+NETLAB = Registry([
+    Command("status", "", "The lab at a glance: namespaces, interfaces and their state, addresses, peers, "
+            "bridges, routes", _status),
+    Command("reset", "", "Destroy everything in the lab (namespaces, interfaces, rules, jobs); start fresh", _reset),
+    Command("doctor", "", "Which backend and mode the lab runs in, and why; each tool and capability", _doctor),
+    Command("jobs", "", "The background jobs", _jobs),
+    Command("output", "JOB", "What a job printed", _output),
+    Command("stop", "JOB", "Stop a job", _stop),
+    Command("send", "JOB TEXT...", "Type a line into a job, as in its terminal", _send, stop_at=1),
+    Command("wait", "JOB", "Wait for a job to end", _wait, (
+        Flag(("-t", "--timeout"), "timeout", VALUE, "give up after this many seconds (10)", "SECONDS",
+             type=float, default=10.0),)),
+    Command("trace", "NETNS -- COMMAND", "Run a command in a namespace and follow its packets through every "
+            "namespace of the lab", _trace, (
+                Flag(("-m", "--match"), "match", VALUE, "show only these packets (and their connections), "
+                     f'{_MATCH}: "-p tcp --dport 8888", "-s 10.0.0.1", "-o bridge0" ...', "MATCH"),
+                Flag(("-t", "--timeout"), "timeout", VALUE, "stop the command after this many seconds (what was "
+                     "traced is shown)", "SECONDS", type=float),
+                Flag(("--draw",), "draw", BOOL, "also draw each packet's path on the packet-flow picture"),
+                Flag(("--widget",), "widget", BOOL, "show the path as a live widget to step through")),
+            stop_at=1, shell_command=True, details="""\
+  %netlab trace ns1 -- ping -c 1 10.0.0.3
+  %netlab trace host --match "-p tcp --dport 8888" -- curl -s localhost:8888
 
+One table per packet: a line per netfilter hook, chain and rule it met (namespace, hook,
+table:chain, the rule as iptables -S prints it or the policy, verdict), as the kernel's
+netfilter trace reported them. A dropped packet ends at the rule or policy that dropped it.
+`t = %netlab trace ...` keeps the Trace: t.hops, t.packets, t.draw(), t.widget()."""),
+    Command("capture", "IFACE", "The packets on one interface of the lab, tcpdump-like, as a table", _capture, (
+        Flag(("-n", "--netns"), "netns", VALUE, "the namespace of IFACE, where several have an interface of "
+             "that name", "NETNS"),
+        Flag(("--bg",), "bg", BOOL, "capture in the background (a job of the lab) until --stop or a reset"),
+        Flag(("--show",), "show", BOOL, "the packets captured so far"),
+        Flag(("--stop",), "stop", BOOL, "stop the background capture and show its packets"),
+        Flag(("-c", "--count"), "count", VALUE, "stop after this many packets (in the foreground: 10)", "COUNT",
+             type=int),
+        Flag(("-t", "--timeout"), "timeout", VALUE, "in the foreground: stop after this many seconds (5)", "SECONDS",
+             type=float, default=5.0),
+        Flag(("-m", "--match"), "match", VALUE, f'show only these IPv4 packets, {_MATCH}: "-p icmp", "-s 10.0.0.1"',
+             "MATCH"),
+        Flag(("--pcap",), "pcap", VALUE, "also save the packets to FILE (pcap, for tcpdump -r or Wireshark)", "FILE"),
+        Flag(("--ipv6",), "ipv6", BOOL, "show IPv6 frames too (the kernel's link-local chatter)")), details="""\
+  %netlab capture veth2 --bg          # start capturing in veth2's namespace
+  %netlab capture veth2 --show        # the packets so far
+  %netlab capture veth2 --stop --pcap veth2.pcap
+  %netlab capture veth2 -c 4          # in the foreground: 4 packets or 5 seconds
 
-_PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace),
-                                                  "capture": one_line_errors(_capture),
-                                                  "conntrack": one_line_errors(_conntrack)}
+tcpdump runs inside the interface's own namespace (rootless, a reader of the same packets
+that writes the same pcap file); a background capture is a job of the lab, stopped by
+--stop, %netlab stop capture-IFACE or a reset."""),
+    Command("conntrack", "NETNS", "The connection-tracking table of a namespace (conntrack -L), as a table",
+            _conntrack, (Flag(("-p", "--proto"), "proto", VALUE, "only this protocol's connections (tcp, udp, icmp)",
+                              "PROTOCOL"),), details="""\
+  %netlab conntrack host
+  %netlab conntrack host -p tcp
+
+One line per connection the kernel remembers: the original direction (the first packet),
+the reply it expects back, what NAT did (a DNAT: the reply comes from elsewhere; a SNAT
+or MASQUERADE: it goes elsewhere), TCP's state and the flags."""),
+], title="The lab: its state, its jobs, and the packets that cross it.", magic="%netlab",
+    unknown="%netlab: '{name}' is not a %netlab command (see %netlab --help)")
 
 
 def _lab_or_none() -> LabBackend | None:

@@ -20,7 +20,7 @@ def names(k):
     ("%netns ns1;touch${IFS}/tmp/netlab-injected true", "is not a valid namespace name"),
     ("%netns ns1", "%netns needs a command after the namespace"),
     ("%%netns ns1 extra words\ntrue", "unrecognized arguments: extra words"),
-    ("%netlab frobnicate", "invalid choice: 'frobnicate'"),
+    ("%netlab frobnicate", "%netlab: 'frobnicate' is not a %netlab command (see %netlab --help)"),
     ("%netlab output nosuchjob", "no job called 'nosuchjob'"),
     ("%netlab stop", "%netlab stop needs a job name"),
     ("%%netns ns1 --python --bg\npass", "--python runs in the kernel itself"),

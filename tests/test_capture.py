@@ -108,5 +108,5 @@ def test_conntrack_shows_the_dnat_and_the_masquerade_of_demo4(lab):
 
 
 def test_help(lab):
-    assert "%netlab capture IFACE" in lab.ok("%netlab capture --help").stdout
-    assert "%netlab conntrack NETNS" in lab.ok("%netlab conntrack --help").stdout
+    assert "%netlab capture [OPTIONS] IFACE" in lab.ok("%netlab capture --help").stdout
+    assert "%netlab conntrack [OPTIONS] NETNS" in lab.ok("%netlab conntrack --help").stdout

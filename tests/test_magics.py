@@ -146,7 +146,8 @@ def test_doctor(lab):
 
 
 @pytest.mark.parametrize("cell, words", [
-    ("%netlab --help", ["%netlab [-t TIMEOUT]", "reset", "doctor", "positional arguments"]),
+    ("%netlab --help", ["Usage:  %netlab COMMAND", "reset", "doctor", "wait [-t SECONDS] JOB"]),
+    ("%netlab wait --help", ["Usage:  %netlab wait [OPTIONS] JOB", "-t, --timeout SECONDS"]),
     ("%netns --help", ["%netns [--python]", "--bg", "--timeout", "--check", "positional arguments"]),
     ("%%netns --help\ntrue", ["%netns [--python]"]),
 ])

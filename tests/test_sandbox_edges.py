@@ -146,11 +146,12 @@ def test_an_interrupt_is_one_line(lab):
 
 @pytest.mark.parametrize("cell, message", [
     ("%%netns 'ns1\necho hi", "%netns: No closing quotation"),
-    ("%netlab output 'x", "%netlab: No closing quotation"),
+    ("%netlab output 'x", "%netlab output: No closing quotation"),
     ("%netns host --name x echo hi", "--name names a background job: add --bg"),
     ("%netns host --frobnicate echo hi", "%netns: unknown option '--frobnicate'"),
     ("%netlab status extra", "%netlab status takes no argument"),
     ("%netlab output a b", "%netlab output takes one job name"),
+    ("%netlab wait j -t soon", "%netlab: --timeout takes SECONDS, not 'soon'"),
 ])
 def test_bad_arguments_are_one_line(lab, cell, message):
     r = lab.run(cell)

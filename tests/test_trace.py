@@ -319,7 +319,7 @@ def test_an_interrupt_is_one_line_and_leaves_no_trace_table(lab):
     ("%netlab trace host --match '-s 10.0.0.300' -- true", "'10.0.0.300' is not an IPv4 address"),
     ("%netlab trace host --match \"-p tcp -- true", "No closing quotation"),
     ("%netlab trace host", "%netlab trace needs a command"),
-    ("%netlab trace host --bogus -- true", "unrecognized arguments: --bogus"),
+    ("%netlab trace host --bogus -- true", "%netlab trace: unsupported flag --bogus"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(lab, cell, message):
     r = lab.run(cell)
@@ -329,10 +329,10 @@ def test_bad_input_is_one_line_and_leaves_nothing(lab, cell, message):
 
 def test_help(lab):
     out = lab.ok("%netlab trace --help").stdout
-    assert "%netlab trace [-m MATCH] [-t TIMEOUT] [--draw] [--widget] NETNS -- COMMAND" in out
+    assert "Usage:  %netlab trace [OPTIONS] NETNS -- COMMAND" in out
     for word in ("--match", "--timeout", "--widget", "dropped it"):
         assert word in out
-    assert "trace NETNS -- COMMAND" in lab.ok("%netlab --help").stdout
+    assert "trace [-m MATCH] [-t SECONDS] [--draw] [--widget] NETNS -- COMMAND" in lab.ok("%netlab --help").stdout
 
 
 # -- showing it: the table, the picture, the widget ----------------------------------------------------

@@ -16,7 +16,7 @@ network is its own. ``nginx`` (and ``httpd``) stand for a web server on port 80 
 ``http.server``); any other image, with no command given, runs ``sleep infinity``.
 
 What each subcommand takes is in :data:`COMMANDS`, the one registry parsing, ``--help`` and the
-usage text come from (:mod:`.cli`); ``dockerd --version=20.10|28.5 --userland-proxy=true|false``
+usage text come from (:mod:`netlab_magic.commands`); ``dockerd --version=20.10|28.5 --userland-proxy=true|false``
 is this lab's own (before the first other ``%docker`` command; the defaults here are 20.10, the
 talk's release, and ``false``, where Docker's is ``true``). Any other flag is refused in one line.
 """
@@ -37,7 +37,7 @@ from ..magics import kernel_lab, one_line_errors
 from ..process import describe_exit
 from . import engine as engine_mod
 from . import gotemplate
-from .cli import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
+from ..commands import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
 from .daemon import DEFAULT_NETWORK
 from .options import check_ipam_flags, split_options
 from .output import info_text, ps_table, table, version_text
@@ -233,7 +233,7 @@ class DockerMagics(Magics):
             return
         command, rest = COMMANDS.find(tokens)
         if rest[:1] in (["-h"], ["--help"]):
-            print(command.help())
+            print(COMMANDS.help(command))
             return
         command.handler(kernel_lab("%docker"), COMMANDS.parse(command, rest))
 
