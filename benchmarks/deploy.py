@@ -4,7 +4,7 @@
     sudo .venv/bin/python benchmarks/deploy.py --learners 1,5 --starts 3 --json out.json
     sudo .venv/bin/python benchmarks/deploy.py --quick           # 1 and 2 learners, 2 starts: a smoke run
 
-The Hub is the one ``tests/test_hub.py`` runs (``tests/hub.py``): JupyterHub as root with
+The Hub is the one ``tests/test_hub.py`` runs (``tests/support/hub.py``): JupyterHub as root with
 configurable-http-proxy, local system users ``learner1..N`` (made here, removed afterwards), the
 local process spawner, each learner's server started through the Hub's REST API. Measured:
 
@@ -41,8 +41,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import hub as hubmod  # noqa: E402
-from hub import Hub, RemoteKernel  # noqa: E402
+from support import hub as hubmod  # noqa: E402
+from support.hub import Hub, RemoteKernel  # noqa: E402
 
 
 def meminfo() -> dict[str, int]:

@@ -44,7 +44,10 @@ cd "$repo"
 # widgets' layout and rendering) ran once already, in the root pass: not again here.
 SAME_IN_BOTH_MODES=(tests/test_docker_rules.py tests/test_dependencies.py tests/test_docker_inspect.py tests/test_docker28.py tests/test_docker_verdict.py
                     tests/test_troubleshoot_answers.py tests/test_trace_checks.py
-                    tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_widgets.py tests/test_vm_pieces.py
+                    tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_vm_pieces.py
+                    tests/test_widgets_counters.py tests/test_widgets_draw.py tests/test_widgets_iptables.py
+                    tests/test_widgets_layout.py tests/test_widgets_poll.py tests/test_widgets_static.py
+                    tests/test_widgets_topology.py
                     tests/test_workbook_kernel.py tests/test_trace_picture.py
                     tests/browser/test_widgets_browser.py)
 ignore=()

@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from kernel_client import IS_ROOT, Kernel
+from support.kernel_client import IS_ROOT, Kernel
 
 # The suite tests the in-kernel lab, also where it makes a kernel refuse namespaces on purpose
 # (a seccomp filter, a masked /sys): the VM backend would otherwise take over there when its
@@ -110,3 +110,30 @@ def fresh_kernel(jupyter_path):
         pass
 
 
+
+
+# -- widgets ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_poller(monkeypatch):
+    """An idle widget poller and no cell running; widgets left open are closed after the test
+    (the widget tests' modules use it for every test)."""
+    from netlab_magic.widgets import _poll
+
+    monkeypatch.setattr(_poll.POLLER, "executing", False)
+    yield
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()
+
+
+@pytest.fixture
+def sandbox_lab():
+    """A tiny real lab of its own user and network namespaces (no netlab kernel): host, c1, c2, solo."""
+    from support.sandboxlab import SandboxLab, can_sandbox
+
+    missing = can_sandbox()
+    if missing:
+        pytest.skip(f"no sandbox lab here: {missing}")
+    with SandboxLab() as lab:
+        yield lab

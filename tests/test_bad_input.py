@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from kernel_client import DEMO1
+from support.kernel_client import DEMO1
 
 
 def names(k):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kernel_client import DEMO1, DEMO1_NS1, IS_ROOT
+from support.kernel_client import DEMO1, DEMO1_NS1, IS_ROOT
 
 CAPTURE = "__import__('netlab_magic.capture', fromlist=['x'])"
 LAB = "__import__('netlab_magic').Lab.current()"

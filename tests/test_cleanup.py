@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-import strays
-from kernel_client import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
-from pids import machine_pid
+from support import strays
+from support.kernel_client import DEMO1, DEMO1_NS1, IS_ROOT, Kernel
+from support.pids import machine_pid
 
 
 def _uptime() -> float:

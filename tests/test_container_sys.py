@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from kernel_client import IS_ROOT, Kernel, helper_kernelspec
+from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "readonly_sys.py")
 

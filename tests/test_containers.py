@@ -2,7 +2,7 @@
 
 Runs only with NETLAB_CONTAINER_TESTS=1 (scripts/test-containers.sh), as root: it installs
 nothing itself but needs debootstrap, docker.io and podman, builds the image from binder/
-(tests/containers.py: debootstrap, then repo2docker's steps; minutes the first time) and runs
+(tests/support/containers.py: debootstrap, then repo2docker's steps; minutes the first time) and runs
 it as each platform does:
 
 =================================  ========================================================
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-import containers as C
+from support import containers as C
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("NETLAB_CONTAINER_TESTS") != "1",

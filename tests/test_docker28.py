@@ -7,47 +7,14 @@ each chain's rules in the same order; ``test_docker28_lab.py`` does the same in 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from netlab_magic.docker.daemon import Daemon
 from netlab_magic.docker.ports import parse_publish
 from netlab_magic.docker.rules import build
-from netlab_magic.docker.tables import Tables
+from support.docker28_documents import as_documented, documented
 
-FIXTURES = Path(__file__).parent / "fixtures" / "docker28"
 SCENARIOS = ["new-daemon", "usernet-portmap", "usernet-portmap-noproxy"]
-
-
-def documented(name: str) -> dict[str, dict]:
-    """A ``*.rules`` file: table -> {"policies": {chain: policy}, "chains": {chain: [rules]}}."""
-    tables: dict[str, dict] = {}
-    table = None
-    for line in (FIXTURES / f"{name}.rules").read_text().splitlines():
-        if line.startswith("*"):
-            table = tables.setdefault(line[1:], {"policies": {}, "chains": {}})
-        elif line.startswith("-P "):
-            _, chain, policy = line.split()
-            table["policies"][chain] = policy
-            table["chains"].setdefault(chain, [])
-        elif line.startswith("-N "):
-            table["chains"].setdefault(line.split()[1], [])
-        elif line.startswith("-A "):
-            chain, _, rule = line[3:].partition(" ")
-            table["chains"].setdefault(chain, []).append(rule)
-    return tables
-
-
-def as_documented(t: Tables, tables) -> dict[str, dict]:
-    """The model's (or a lab's) tables in the same shape, for the tables the document shows."""
-    out = {}
-    for table in tables:
-        chains = t.chains.get(table, {})
-        builtin = [c for c in chains if c.isupper() and not c.startswith("DOCKER")]
-        out[table] = {"policies": {c: t.policies.get((table, c), "ACCEPT") for c in builtin},
-                      "chains": {c: list(r) for c, r in chains.items()}}
-    return out
 
 
 def scenario(name: str, version: str = "28.5") -> Daemon:

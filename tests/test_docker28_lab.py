@@ -21,7 +21,7 @@ import time
 import pytest
 
 from netlab_magic.docker.tables import Tables
-from test_docker28 import as_documented, documented
+from support.docker28_documents import as_documented, documented
 
 VERSIONS = ["20.10", "28.5"]
 OUTSIDE = "from netlab_magic.docker.outside import add_outside; add_outside()"

@@ -17,18 +17,7 @@ import time
 
 import pytest
 
-from test_docker_engine import ENGINE, lab_save, model_save
-
-
-def lab_state(k) -> dict:
-    """Everything a docker command could leave behind: namespaces, links, rules, jobs."""
-    return {
-        "netns": k.ok("!ip netns list").stdout,
-        "links": sorted(k.ok("!ip -o link show | cut -d: -f2").stdout.split()),
-        "addrs": k.ok("!ip -o -4 addr show | awk '{print $2, $4}'").stdout,
-        "rules": lab_save(k),
-        "jobs": k.value("[j.name for j in __import__('netlab_magic').Lab.current().jobs.all() if j.running]"),
-    }
+from support.docker_lab import ENGINE, lab_save, lab_state, model_save
 
 
 def veth_of(k, name: str) -> str:

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-ENGINE = "__import__('netlab_magic.docker.engine', fromlist=['engine']).engine()"
+from support import docker_lab
+from support.docker_lab import ENGINE, lab_save, model_save, normalised
+
 DEMO3 = [
     "%docker network create dummy1",
     "%docker network create dummy2",
@@ -29,20 +31,6 @@ def proxy(k, on: bool) -> None:
     k.ok("%netlab reset")
     r = k.ok(f"%docker dockerd --userland-proxy={str(on).lower()}")
     assert f"--userland-proxy={str(on).lower()}" in r.stdout
-
-
-def normalised(save: str) -> list[str]:
-    """iptables-save without its timestamped comments, counters zeroed."""
-    return [re.sub(r"\[\d+:\d+\]$", "[0:0]", ln) for ln in save.splitlines() if not ln.startswith("#")]
-
-
-def lab_save(k) -> list[str]:
-    return normalised(k.ok("!iptables-save").stdout)
-
-
-def model_save(k) -> list[str]:
-    return normalised(k.value(f"__import__('netlab_magic.docker.rules', fromlist=['x'])"
-                              f".iptables_save({ENGINE}.daemon)"))
 
 
 def drops(k, bridge: str) -> int:
@@ -76,16 +64,9 @@ def curl(k, where: str, url: str, tries: int = 20) -> str:
 
 
 def lab_state(k) -> dict:
-    """Everything a docker command could leave behind: namespaces, links, rules, jobs, sysctls."""
-    return {
-        "netns": k.ok("!ip netns list").stdout,
-        "links": sorted(k.ok("!ip -o link show | cut -d: -f2").stdout.split()),
-        "addrs": k.ok("!ip -o -4 addr show | awk '{print $2, $4}'").stdout,
-        "rules": lab_save(k),
-        "jobs": [j for j in k.value("[j.name for j in __import__('netlab_magic').Lab.current().jobs.all() "
-                                    "if j.running]")],
-        "sysctls": k.ok("!sysctl -a 2>/dev/null | grep -E 'route_localnet|ip_forward ' | sort").stdout,
-    }
+    """Everything a docker command could leave behind, and the sysctls dockerd sets."""
+    return {**docker_lab.lab_state(k),
+            "sysctls": k.ok("!sysctl -a 2>/dev/null | grep -E 'route_localnet|ip_forward ' | sort").stdout}
 
 
 # -- Demo 3: two networks, one container on each ------------------------------------------------

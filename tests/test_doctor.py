@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from kernel_client import IS_ROOT, Kernel, helper_kernelspec
+from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
 from netlab_magic import doctor, masked_sys
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "seccomp_no_userns.py")

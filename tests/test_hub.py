@@ -28,9 +28,9 @@ import time
 
 import pytest
 
-import hub as hubmod
-from hub import Hub, RemoteKernel
-from pids import machine_pid
+from support import hub as hubmod
+from support.hub import Hub, RemoteKernel
+from support.pids import machine_pid
 
 N = int(os.environ.get("NETLAB_HUB_LEARNERS", "5"))
 

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from kernel_client import Kernel
+from support.kernel_client import Kernel
 
 LISTENER = "%%netns host --bg --name listener\nnc -l 8080"
 

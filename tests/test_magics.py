@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kernel_client import DEMO1, DEMO1_NS1, EXPECT_ROOTLESS, IS_ROOT
+from support.kernel_client import DEMO1, DEMO1_NS1, EXPECT_ROOTLESS, IS_ROOT
 
 
 def build_demo1(k):

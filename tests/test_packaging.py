@@ -64,7 +64,7 @@ def test_the_wheel_holds_the_kernelspec_and_the_workbook(installed):
 
 
 def test_an_installed_wheel_gives_jupyter_the_kernel_and_the_workbook(installed, tmp_path):
-    from kernel_client import Kernel
+    from support.kernel_client import Kernel
 
     _, prefix, site = installed
     env = {"JUPYTER_PATH": str(prefix / "share" / "jupyter"), "PYTHONPATH": str(site)}
@@ -109,7 +109,7 @@ def test_an_installed_wheel_gives_jupyter_the_kernel_and_the_workbook(installed,
 
 
 def run_pyroute2_examples(k) -> None:
-    from test_pyroute2_cells import HOST_CELL, IN_NS1_CELL, NETNS_CELL
+    from support.pyroute2_cells import HOST_CELL, IN_NS1_CELL, NETNS_CELL
 
     assert k.ok(HOST_CELL).stdout.strip() == "['lo', 'veth1', 'veth2']"
     assert k.ok(NETNS_CELL).stdout.strip() == "['lo']"

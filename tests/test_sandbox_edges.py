@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-import strays
-from kernel_client import DEMO1, DEMO1_NS1
+from support import strays
+from support.kernel_client import DEMO1, DEMO1_NS1
 
 
 # -- ways out ------------------------------------------------------------------------------------

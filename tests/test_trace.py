@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from kernel_client import DEMO1, DEMO1_NS1
+from support.kernel_client import DEMO1, DEMO1_NS1
 
 DEMO2 = """\
 !iptables -P FORWARD DROP

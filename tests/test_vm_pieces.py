@@ -85,7 +85,7 @@ def test_prepare_names_the_missing_tools_in_one_line(monkeypatch, tmp_path):
 
 
 def test_a_bad_netlab_backend_is_one_line_in_a_kernel_that_still_works(jupyter_path, monkeypatch):
-    from kernel_client import Kernel
+    from support.kernel_client import Kernel
 
     monkeypatch.setenv("NETLAB_BACKEND", "qemu")
     k = Kernel("netlab-test")

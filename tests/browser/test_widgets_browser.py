@@ -1,7 +1,7 @@
 """The widgets in a real JupyterLab, driven by headless Chromium.
 
 Starts ``jupyter lab`` on 127.0.0.1 with a notebook that builds a small sandbox lab
-(``sandboxlab.SandboxLab``: its own user+network namespaces) and shows both widgets,
+(``support/sandboxlab.py``'s ``SandboxLab``: its own user+network namespaces) and shows both widgets,
 then asserts on the rendered SVG/DOM: nodes and links are there, a link's colour changes
 after ``ip link set ... down``, a counter moves after a ping and stays highlighted until the
 next cell, a 100-namespace lab is fitted to its box with legible text, re-running a widget's
@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from jlab import (ARTIFACTS, REPO, attr as _attr, browser_tools_missing, compose as _compose,  # noqa: E402
                   jupyter_lab, netlab_kernelspec, open_notebook, run_cell as _run_cell, shot as _shot,
                   shutdown_kernels, write_notebook)
-from sandboxlab import can_sandbox  # noqa: E402
+from support.sandboxlab import can_sandbox  # noqa: E402
 
 
 MISSING = browser_tools_missing() or can_sandbox()
@@ -38,8 +38,8 @@ ICMP_KEY = "filter/INPUT/-i br0 -p icmp -j ACCEPT"
 CELLS = [
     # 0: the lab and the widgets
     f"""import sys
-sys.path[:0] = [{str(HERE)!r}, {str(REPO)!r}]
-from sandboxlab import SandboxLab
+sys.path[:0] = [{str(HERE.parent)!r}, {str(REPO)!r}]
+from support.sandboxlab import SandboxLab
 from netlab_magic.widgets import TopologyWidget, CountersWidget
 lab = SandboxLab()
 lab.snapshot().names""",
@@ -51,7 +51,7 @@ lab.snapshot().names""",
     "print(lab.sh('ip netns exec c2 ping -c 3 -i 0.2 -W 1 10.77.0.1'))",
     # 5: big pictures: 100 namespaces, 1,000 rules (synthetic, no lab needed)
     f"""sys.path.insert(0, {str(HERE.parent)!r})
-from test_widgets import star, big_ruleset
+from support.widgets import star, big_ruleset
 big = TopologyWidget(lambda: star(100), interval=None)
 big""",
     """import itertools
@@ -113,7 +113,7 @@ lab.snapshot().names""",
 STATIC_CELLS = [
     f"""import sys
 sys.path[:0] = [{str(HERE.parent)!r}, {str(REPO)!r}]
-from test_widgets import star, big_ruleset
+from support.widgets import star, big_ruleset
 from netlab_magic.widgets import TopologyWidget, CountersWidget""",
     "TopologyWidget(lambda: star(4, {2: ('DOWN', 'LOWERLAYERDOWN')}), interval=None)",
     "TopologyWidget(lambda: star(100), interval=None)",

@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the repo, for netlab_magic
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the repo (tests/support/../..), for netlab_magic
 
 from netlab_magic.model import HOST, Interface, LabSnapshot, Namespace, Peer, Route  # noqa: E402
 

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 #: The GECOS comment of the users made here: only such users are reused or removed.
 LEARNER_COMMENT = "netlab hub test learner"
 

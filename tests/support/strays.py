@@ -13,7 +13,7 @@ import os
 import random
 import time
 
-from kernel_client import Kernel
+from .kernel_client import Kernel
 
 
 def stray_cells(tag: int) -> list[tuple[str, str]]:
