@@ -8,6 +8,8 @@
 # (setpriv: no capabilities, no supplementary groups). The copy is removed afterwards.
 #
 # Usage (called by scripts/test.sh): scripts/test-rootless.sh [--no-notebooks] [PYTEST_ARGS...]
+# With test files (or folders, or FILE::TEST) among PYTEST_ARGS, only those run, whatever their
+# mode; without, the whole of tests/ but for the tests that do not depend on the mode.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 USER_NAME="${NETLAB_TEST_USER:-netlab-test}"
@@ -50,12 +52,20 @@ SAME_IN_BOTH_MODES=(tests/test_docker_rules.py tests/test_dependencies.py tests/
                     tests/test_widgets_topology.py
                     tests/test_workbook_kernel.py tests/test_trace_picture.py
                     tests/browser/test_widgets_browser.py)
-ignore=()
-for f in "${SAME_IN_BOTH_MODES[@]}"; do [ -e "$f" ] && ignore+=(--ignore="$f"); done
+# the tests named on the command line, if any (an option's value, like -k's, names no file)
+named=0
+for a in ${ARGS[@]+"${ARGS[@]}"}; do
+    case "$a" in -*) ;; *) [ -e "${a%%::*}" ] && named=1 ;; esac
+done
+ignore=() targets=()
+if [ "$named" = 0 ]; then
+    targets=(tests/)
+    for f in "${SAME_IN_BOTH_MODES[@]}"; do [ -e "$f" ] && ignore+=(--ignore="$f"); done
+fi
 
 failed=0
 timeout -k 30 1800 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --durations=12 \
-    ${ignore[@]+"${ignore[@]}"} tests/ ${ARGS[@]+"${ARGS[@]}"} </dev/null || failed=1
+    ${ignore[@]+"${ignore[@]}"} ${targets[@]+"${targets[@]}"} ${ARGS[@]+"${ARGS[@]}"} </dev/null || failed=1
 # nbval as this user: tests/test_binder.py runs it over every notebook, in Binder's own environment
 # (binder/requirements.txt + postBuild). Run here only when PYTEST_ARGS may have left that test out.
 if [ "$NOTEBOOKS" = 1 ] && [ "${#ARGS[@]}" -gt 0 ]; then
