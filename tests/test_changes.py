@@ -32,7 +32,7 @@ ip netns add ns9
 
 def build(k) -> None:
     k.ok(f"_c = {CHANGES}; _lab = __import__('netlab_magic').Lab.current()\n"
-         "from netlab_magic.troubleshoot import _BRIDGE\n"
+         "from netlab_magic.troubleshoot.labs import BRIDGE as _BRIDGE\n"
          f"_lab.run('host', 'set -e\\n' + _BRIDGE + {LAB_EXTRA!r}, check=True); _before = _c.record(_lab)")
 
 
