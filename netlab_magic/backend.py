@@ -2,8 +2,11 @@
 
 The magics never ask which lab runs: they call :func:`current` and use what
 :class:`LabBackend` promises. The in-kernel :class:`~netlab_magic.lab.Lab` is the fast default;
-:class:`~netlab_magic.vm.lab.VMLab` runs the same commands inside a QEMU guest where the
-kernel refuses this process its namespaces (:func:`netlab_magic.sandbox.refusal`). The choice
+:class:`~netlab_magic.vm.lab.VMLab` runs that same lab inside a QEMU guest, and forwards the
+lab's API to it, where the kernel refuses this process its namespaces
+(:func:`netlab_magic.sandbox.refusal`). :class:`LabBackend` is the part the magics rely on
+whatever runs; the rest of :class:`~netlab_magic.lab.Lab`'s API (``snapshot``, ``jobs``,
+``start_job`` ...) is forwarded too, and lab-side functions go through :meth:`LabBackend.call`. The choice
 is made once per process, by :func:`choose`, and ``NETLAB_BACKEND=kernel|vm`` forces either
 (for tests, and for teachers who want every learner on the same one).
 """
@@ -14,13 +17,14 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 from .errors import InvalidArgument, PrivilegeError
 from .sandbox import refusal
 
 BACKEND_ENV = "NETLAB_BACKEND"
 KERNEL, VM = "kernel", "vm"
+T = TypeVar("T")
 
 
 class LabBackend(Protocol):
@@ -43,6 +47,9 @@ class LabBackend(Protocol):
 
         Raises :class:`~netlab_magic.process.Timeout` and :class:`~netlab_magic.process.Interrupted`.
         """
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``func(lab, *args, **kwargs)`` where the lab lives (this process, or the VM's guest)."""
 
     def reset(self) -> None:
         """Destroy everything in the lab and start afresh."""

@@ -35,14 +35,14 @@ def current_lab() -> LabBackend:
 
 
 def kernel_lab(what: str = "this magic") -> Lab:
-    """The in-kernel lab, for what only it does yet (jobs, ``%netlab status``, trace, ``%docker``, ...).
+    """The in-kernel lab, for what only it does yet (``%%netns --python``, capture, conntrack, ``%docker``, ...).
 
     In the VM backend, one line saying so.
     """
     lab = current_lab()
     if not isinstance(lab, Lab):
         raise UsageError(f"{what} does not run in the VM backend yet: there, !commands, %%netns, %netns, "
-                         "%netlab reset and %netlab doctor do (see %netlab doctor)")
+                         "jobs, %netlab status, trace, reset and doctor do (see %netlab doctor)")
     return lab
 
 
@@ -107,7 +107,7 @@ class NetlabMagics(Magics):
                 self.shell.run_cell(command, store_history=False)
             return
         if args.bg:
-            job = kernel_lab("%%netns --bg").start_job(args.netns, command, name=args.name)
+            job = lab.start_job(args.netns, command, name=args.name)
             print(f"[{job.name}] started in {job.netns}: {_first_line(command)}")
             return
         if args.name:
@@ -162,7 +162,7 @@ class NetlabMagics(Magics):
             self.lab.reset()
             print("lab reset: every namespace, interface, rule and job is gone; the host is fresh")
             return None
-        lab = kernel_lab(f"%netlab {args.action}")
+        lab = self.lab
         if args.action == "status":
             return status_tables(lab.snapshot(), lab.mode)
         if args.action == "jobs":
@@ -218,9 +218,9 @@ def _trace(magics: "NetlabMagics", rest: str) -> Any:
     args = parse_words(_trace_arguments, head, "%netlab trace", _TRACE_VALUE_OPTIONS)
     if not command:
         raise UsageError("%netlab trace needs a command: %netlab trace NETNS -- COMMAND (e.g. -- ping -c 1 10.0.0.3)")
-    lab = kernel_lab("%netlab trace")
+    lab = current_lab()
     try:
-        trace = run_trace(lab, args.netns, command, args.match, timeout=args.timeout, stream=True)
+        trace = lab.call(run_trace, args.netns, command, args.match, timeout=args.timeout, stream=True)
     except process.Interrupted:
         raise process.Interrupted(f"stopped the command in {args.netns}; the trace is off") from None
     sys.stdout.flush()

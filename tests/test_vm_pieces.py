@@ -15,16 +15,17 @@ from netlab_magic.vm import image, machine, protocol
 
 
 def test_frames_survive_any_cut_of_the_stream():
-    data = (protocol.frame(protocol.RUN, 1, protocol.run_payload(["ip", "-br", "link"]))
+    call = b"a pickled call"
+    data = (protocol.frame(protocol.CALL, 1, call)
             + b"".join(protocol.frames(protocol.OUT, 7, b"x" * (protocol.MAX_PAYLOAD + 10)))
-            + protocol.frame(protocol.EXIT, 7, b"-9"))
+            + b"".join(protocol.result_frames(7, b"r" * (protocol.MAX_PAYLOAD + 2))))
     for step in (1, 5, 9, 4096):
         reader, got = protocol.Reader(), []
         for start in range(0, len(data), step):
             got += reader.feed(data[start:start + step])
         assert [(k, c, len(p)) for k, c, p in got] == [
-            (protocol.RUN, 1, len(protocol.run_payload(["ip", "-br", "link"]))),
-            (protocol.OUT, 7, protocol.MAX_PAYLOAD), (protocol.OUT, 7, 10), (protocol.EXIT, 7, 2)]
+            (protocol.CALL, 1, len(call)), (protocol.OUT, 7, protocol.MAX_PAYLOAD), (protocol.OUT, 7, 10),
+            (protocol.MORE, 7, protocol.MAX_PAYLOAD), (protocol.RESULT, 7, 2)]
 
 
 def test_a_stream_out_of_step_is_refused_not_read_as_a_huge_frame():
@@ -47,7 +48,7 @@ def test_tsc_khz_from_cpuinfo():
 
 def test_qemu_has_no_network_and_shares_root_read_only():
     img = image.Image(image.Path("/cache/k"), "6.1.0-57-amd64", "linux-image-6.1.0-57-amd64=6.1.192-3")
-    argv = machine.qemu_argv(img, "/run/s.sock", "/run/console", "/pkg/agent.py", "/usr/bin/python3")
+    argv = machine.qemu_argv(img, "/run/s.sock", "/run/console", "/pkg", "/usr/bin/python3")
     assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
     fsdev = argv[argv.index("-fsdev") + 1]
     assert "path=/," in fsdev and "readonly=on" in fsdev
