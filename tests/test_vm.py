@@ -112,6 +112,10 @@ def test_interrupt_stops_the_command_in_the_guest(vm_kernel):
 
 def test_a_listener_in_the_background_hears_the_next_cell_and_a_reset_ends_it(vm_kernel):
     k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%%netns host\nip netns add ns1 && ip link add veth2 type veth peer name veth1 netns ns1\n"
+         "ip addr add 10.0.0.2/24 dev veth2 && ip link set veth2 up\n"
+         "ip -n ns1 addr add 10.0.0.1/24 dev veth1 && ip -n ns1 link set veth1 up")
     r = k.ok("%%netns ns1\nnc -l 8080 &")  # a cell's leftover: a background job of the guest's lab
     assert r.stderr.startswith("[job1] what this cell started in the background runs on in ns1"), r
     k.ok("%%netns ns1 --bg --name listener\nnc -l 8081")

@@ -98,3 +98,47 @@ def test_a_bad_netlab_backend_is_one_line_in_a_kernel_that_still_works(jupyter_p
         assert k.ok("print(6 * 7)").stdout.strip() == "42"
     finally:
         k.shutdown()
+
+
+def test_calls_cross_values_by_value_live_objects_by_reference_and_errors_whole():
+    """The wire's pickling without a VM: what the guest's server answers, as the host reads it."""
+    import threading
+
+    from netlab_magic import process
+    from netlab_magic.errors import CommandFailed
+    from netlab_magic.vm import remote
+
+    class Guest:
+        value = [1, "two"]
+
+        def reader(self) -> threading.Thread:
+            return threading.Thread(name="reader")
+
+        def fail(self) -> None:
+            raise CommandFailed("command in 'host' failed (exit status 1): x", 1)
+
+        def stop(self) -> None:
+            raise process.Interrupted("stopped the command in host")
+
+    objects = remote.Objects(Guest())
+
+    def call(target, name, args, kwargs):  # noqa: ANN001, ANN202 - the server's answer, without the port
+        target, name, args, kwargs = objects.loads(remote.host_dumps((target, name, args, kwargs)))
+        try:
+            answer = ("value", objects.invoke(target, name, args, kwargs))
+        except BaseException as exc:  # noqa: BLE001
+            answer = ("raised", exc)
+        kind, value = remote.host_loads(objects.dumps(answer), call)
+        if kind == "raised":
+            raise value
+        return value
+
+    lab = remote.Remote(call, remote.LAB, "Lab")
+    assert lab.value == [1, "two"]
+    reader = lab.reader()
+    assert isinstance(reader, remote.Remote) and reader.name == "reader" and not reader.is_alive()
+    with pytest.raises(CommandFailed) as err:
+        lab.fail()
+    assert err.value.returncode == 1
+    with pytest.raises(process.Interrupted, match="stopped the command in host"):
+        lab.stop()
