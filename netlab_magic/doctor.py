@@ -306,8 +306,8 @@ def backend_checks() -> list[Check]:
     if choice.name == VM:
         checks.append(Check("VM", not missing, f"missing: {missing}" if missing else
                             "QEMU (TCG, -nic none) and Debian's kernel, running this package's own lab: in the VM, "
-                            "!commands, %%netns, %netns, jobs (--bg, what a cell leaves running), %netlab status, "
-                            "trace, reset and doctor run; %%netns --python, capture, conntrack, %docker, the "
+                            "!commands, %%netns, %netns, jobs (--bg, what a cell leaves running), %docker, %netlab "
+                            "status, trace, conntrack, reset and doctor run; %%netns --python, capture, the "
                             "widgets and the checks do not yet", VM_SETUP if missing else ""))
     elif missing:
         checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",

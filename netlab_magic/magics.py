@@ -35,14 +35,14 @@ def current_lab() -> LabBackend:
 
 
 def kernel_lab(what: str = "this magic") -> Lab:
-    """The in-kernel lab, for what only it does yet (``%%netns --python``, capture, conntrack, ``%docker``, ...).
+    """The in-kernel lab, for what only it does yet (``%%netns --python``, ``%netlab capture``).
 
     In the VM backend, one line saying so.
     """
     lab = current_lab()
     if not isinstance(lab, Lab):
         raise UsageError(f"{what} does not run in the VM backend yet: there, !commands, %%netns, %netns, "
-                         "jobs, %netlab status, trace, reset and doctor do (see %netlab doctor)")
+                         "jobs, %docker, %netlab status, trace, conntrack, reset and doctor do (see %netlab doctor)")
     return lab
 
 
@@ -316,7 +316,7 @@ def _conntrack(magics: "NetlabMagics", rest: str) -> Any:
         print(_conntrack_arguments.__doc__)
         return None
     args = parse_words(_conntrack_arguments, rest, "%netlab conntrack")
-    return conntrack_table(kernel_lab("%netlab conntrack"), args.netns, args.proto)
+    return current_lab().call(conntrack_table, args.netns, args.proto)
 
 
 _PACKET_ACTIONS: dict[str, Callable[..., Any]] = {"trace": one_line_errors(_trace),

@@ -88,8 +88,8 @@ def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     assert r.usage_error is not None and "Traceback" not in r.stderr, r
     r = k.run("%netlab capture veth2 -c 1")
     assert r.usage_error.startswith("%netlab capture does not run in the VM backend yet"), r
-    r = k.run("%docker network ls")
-    assert r.usage_error.startswith("%docker does not run in the VM backend yet"), r
+    r = k.run("%docker rm nope")
+    assert r.usage_error == "Error: No such container: nope", r  # Docker's words, from the guest's lab
     r = k.run("%%netns host --timeout 1\nsleep 30")
     assert r.usage_error == "%%netns host: stopped after the 1 s timeout", r
     assert k.ok("%netns host echo $((6 * 7))").stdout.strip() == "42"  # the guest still answers
@@ -144,6 +144,18 @@ def test_status_and_demo2s_forward_drop_traced_in_the_vm(vm_kernel):
     assert "br-veth2" in status and "10.0.0.2/24" in status, status
     r = k.ok("t = %netlab trace ns1 -- ping -c 1 -W 1 10.0.0.2\nprint([(h.netns, h.hook, h.verdict) for h in t.drops])")
     assert "[('host', 'FORWARD', 'DROP')]" in r.stdout, r
+
+
+def test_docker_run_exec_and_conntrack_in_the_vm(vm_kernel):
+    k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%docker network create dummy1")
+    k.ok("%docker run --network=dummy1 --name=dummy1 -d jonlabelle/network-tools")
+    r = k.ok("%docker exec dummy1 ping -c 1 -W 2 172.18.0.1")
+    assert "1 packets transmitted, 1 received" in r.stdout, r
+    assert "dummy1" in k.ok("%docker ps").stdout
+    table = k.ok("%netlab conntrack host -p icmp").results[0]
+    assert "172.18.0.2 > 172.18.0.1" in table, table
 
 
 def test_reset_empties_the_guest_lab(vm_kernel):
