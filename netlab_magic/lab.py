@@ -76,6 +76,11 @@ class Lab:
             reason = refusal()
             if reason:
                 raise PrivilegeError(reason)
+            from .backend import VM, chosen
+
+            if chosen().name == VM:  # a second lab here would be one the magics never see
+                raise NetlabError("the lab runs in the VM backend here, and this part of netlab does not run "
+                                  "there yet (see %netlab doctor)")
             cls()
         return cls._current  # type: ignore[return-value]
 

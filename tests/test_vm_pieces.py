@@ -142,3 +142,16 @@ def test_calls_cross_values_by_value_live_objects_by_reference_and_errors_whole(
     assert err.value.returncode == 1
     with pytest.raises(process.Interrupted, match="stopped the command in host"):
         lab.stop()
+
+
+def test_no_second_lab_in_the_kernel_when_the_vm_runs_it():
+    """With the VM backend chosen, ``Lab.current()`` (the widgets, the checks) is one line, not an empty lab of its own."""
+    import subprocess
+    import sys
+
+    code = ("from netlab_magic import Lab, NetlabError\n"
+            "try:\n    Lab.current()\nexcept NetlabError as err:\n    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NETLAB_BACKEND": "vm"},
+                         capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == ("the lab runs in the VM backend here, and this part of netlab does not run there yet "
+                           "(see %netlab doctor)"), out
