@@ -35,14 +35,15 @@ def current_lab() -> LabBackend:
 
 
 def kernel_lab(what: str = "this magic") -> Lab:
-    """The in-kernel lab, for what only it does yet (``%%netns --python``, ``%netlab capture``).
+    """The in-kernel lab, for what only it does yet (``%netlab capture``).
 
     In the VM backend, one line saying so.
     """
     lab = current_lab()
     if not isinstance(lab, Lab):
         raise UsageError(f"{what} does not run in the VM backend yet: there, !commands, %%netns, %netns, "
-                         "jobs, %docker, %netlab status, trace, conntrack, reset and doctor do (see %netlab doctor)")
+                         "%%netns --python, jobs, %docker, %netlab status, trace, conntrack, reset and doctor do "
+                         "(see %netlab doctor)")
     return lab
 
 
@@ -72,7 +73,8 @@ class NetlabMagics(Magics):
     @magic_arguments()
     @argument("netns", help="the namespace to run in; 'host' is the lab's host")
     @argument("--python", action="store_true",
-              help="run the cell as Python in this kernel, with its sockets opened inside NETNS")
+              help="run the cell as Python in this kernel, with its sockets opened inside NETNS (in the VM backend: "
+                   "in the guest's Python, with variables of its own)")
     @argument("--bg", action="store_true",
               help="start in the background and return at once (see %%netlab jobs/output/stop)")
     @argument("-n", "--name", help="name of the background job (default: job1, job2, ...)")
@@ -103,6 +105,11 @@ class NetlabMagics(Magics):
         if args.python:
             if args.bg or args.timeout is not None:
                 raise UsageError("--python runs in the kernel itself: it takes neither --bg nor --timeout")
+            if lab.backend == backend.VM:  # a semantic of its own: the guest's interpreter, its own variables
+                from .vm.server import run_python
+
+                lab.call(run_python, args.netns, command)
+                return
             with kernel_lab("%%netns --python").entered(args.netns):
                 self.shell.run_cell(command, store_history=False)
             return

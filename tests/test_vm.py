@@ -144,6 +144,13 @@ def test_status_and_demo2s_forward_drop_traced_in_the_vm(vm_kernel):
     assert "br-veth2" in status and "10.0.0.2/24" in status, status
     r = k.ok("t = %netlab trace ns1 -- ping -c 1 -W 1 10.0.0.2\nprint([(h.netns, h.hook, h.verdict) for h in t.drops])")
     assert "[('host', 'FORWARD', 'DROP')]" in r.stdout, r
+    # Python in a namespace: the guest's interpreter, with variables of its own
+    r = k.ok("%%netns ns1 --python\nimport socket\nx = 6 * 7\n[name for _, name in socket.if_nameindex()]")
+    assert r.stdout == "['lo', 'br-veth1']\n", r
+    assert k.ok("%%netns host --python\nprint(x)").stdout == "42\n"
+    r = k.run("%%netns host --python\n1 / 0")
+    assert r.usage_error == "the Python cell raised ZeroDivisionError in the VM's guest: division by zero", r
+    assert "Traceback" in r.stderr  # the guest's, printed before the one line
 
 
 def test_docker_run_exec_and_conntrack_in_the_vm(vm_kernel):

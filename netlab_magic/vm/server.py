@@ -23,9 +23,14 @@ import signal
 import sys
 import threading
 
+from typing import TYPE_CHECKING
+
 from ..errors import NetlabError
 from . import protocol
 from .remote import Objects
+
+if TYPE_CHECKING:
+    from ..lab import Lab
 
 
 class _ChannelText(io.TextIOBase):
@@ -102,6 +107,37 @@ class Server:
         with self._send_lock:
             for chunk in protocol.result_frames(channel, data):
                 protocol.write_all(self.port, chunk)
+
+
+#: The variables of ``%%netns NAME --python`` cells in the VM: the guest's interpreter's own, kept across cells.
+PYTHON_CELLS: dict = {"__name__": "__main__"}
+
+
+def run_python(lab: "Lab", netns: str, source: str) -> None:
+    """A ``%%netns NETNS --python`` cell, run by the guest's interpreter with its sockets opened inside ``netns``.
+
+    Called through :meth:`VMLab.call <netlab_magic.vm.lab.VMLab.call>`. Its variables are the guest's
+    (:data:`PYTHON_CELLS`), not the kernel's; the last line's value, if it is an expression, is
+    printed as its ``repr``. An exception prints its traceback and is one line for the cell.
+    """
+    import ast
+    import traceback
+
+    try:
+        tree = ast.parse(source, "<%%netns --python>")
+    except SyntaxError as err:
+        raise NetlabError(f"SyntaxError in the Python cell: {err}") from None
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    with lab.entered(netns):
+        try:
+            exec(compile(tree, "<%%netns --python>", "exec"), PYTHON_CELLS)  # noqa: S102 - the learner's own cell
+            if last is not None:
+                value = eval(compile(ast.Expression(last.value), "<%%netns --python>", "eval"), PYTHON_CELLS)  # noqa: S307
+                if value is not None:
+                    print(repr(value))
+        except Exception as exc:  # noqa: BLE001 - the learner's code: its traceback, then one line
+            traceback.print_exc()
+            raise NetlabError(f"the Python cell raised {type(exc).__name__} in the VM's guest: {exc}") from None
 
 
 def main(port_path: str) -> None:
