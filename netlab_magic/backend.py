@@ -102,10 +102,20 @@ def choose(environ: Mapping[str, str] | None = None) -> Choice:
 
 def chosen() -> Choice:
     """The choice of this process (made on first call)."""
-    global _chosen
     if _chosen is None:
-        _chosen = choose()
-    return _chosen
+        _record(choose())
+    return _chosen  # type: ignore[return-value]
+
+
+def _record(choice: Choice) -> None:
+    """Remember ``choice``; where it is the VM, the in-kernel lab refuses to be made beside it."""
+    global _chosen
+    _chosen = choice
+    if choice.name == VM:
+        from .lab import Lab
+
+        Lab.runs_elsewhere = ("the lab runs in the VM backend here, and this part of netlab does not run there "
+                              "yet (see %netlab doctor)")
 
 
 def current() -> LabBackend:
@@ -113,7 +123,6 @@ def current() -> LabBackend:
 
     Raises :class:`~netlab_magic.errors.NetlabError` (one line) where neither can be made.
     """
-    global _chosen
     choice = chosen()
     if choice.name == VM:
         from .vm.lab import VMLab
@@ -127,7 +136,7 @@ def current() -> LabBackend:
         # the lab learned only now that it cannot be made here (a container's masked /sys)
         if BACKEND_ENV in os.environ or refusal() is None or vm_ready() is not None:
             raise
-        _chosen = Choice(VM, "the kernel refuses the lab its own /sys here, so the lab runs in a small VM")
+        _record(Choice(VM, "the kernel refuses the lab its own /sys here, so the lab runs in a small VM"))
         from .vm.lab import VMLab
 
         return VMLab.current()

@@ -120,7 +120,7 @@ def test_calls_cross_values_by_value_live_objects_by_reference_and_errors_whole(
         def stop(self) -> None:
             raise process.Interrupted("stopped the command in host")
 
-    objects = remote.Objects(Guest())
+    objects = remote.Objects(Guest(), (threading.Thread,))
 
     def call(target, name, args, kwargs):  # noqa: ANN001, ANN202 - the server's answer, without the port
         target, name, args, kwargs = objects.loads(remote.host_dumps((target, name, args, kwargs)))
@@ -149,7 +149,7 @@ def test_no_second_lab_in_the_kernel_when_the_vm_runs_it():
     import subprocess
     import sys
 
-    code = ("from netlab_magic import Lab, NetlabError\n"
+    code = ("from netlab_magic import Lab, NetlabError, backend\nbackend.chosen()\n"
             "try:\n    Lab.current()\nexcept NetlabError as err:\n    print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NETLAB_BACKEND": "vm"},
                          capture_output=True, text=True, timeout=60).stdout

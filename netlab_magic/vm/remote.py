@@ -36,9 +36,11 @@ class Method:
 class Objects:
     """The guest's side: the objects that crossed as references, by number (:data:`LAB` is the lab)."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Any, by_reference: tuple[type, ...] = ()) -> None:
         self._by_id: dict[int, Any] = {LAB: lab}
         self._ids: dict[int, int] = {id(lab): LAB}
+        #: Types that never cross by value (the guest's server names the lab's: a lab, a job ...).
+        self.by_reference = by_reference
 
     def keep(self, obj: Any) -> int:
         ident = self._ids.get(id(obj))
@@ -70,7 +72,7 @@ class Objects:
         return _loads(data, self.get)
 
     def _reference(self, obj: Any, everything: bool) -> Any:
-        if isinstance(obj, _by_reference()) or (everything and not _plain(obj)):
+        if isinstance(obj, self.by_reference) or (everything and not _plain(obj)):
             return ("ref", self.keep(obj), type(obj).__name__)
         return None
 
@@ -94,13 +96,17 @@ class Remote:
     def _call_method(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         return self._call(self._ident, method, args, kwargs)
 
+    def __remote_id__(self) -> tuple:
+        """What this object pickles as, for the guest to find the object it stands for."""
+        return ("ref", self._ident)
+
     def __repr__(self) -> str:
         return f"<{self._kind} in the lab's VM>"
 
 
 def host_dumps(value: Any) -> bytes:
     """``value`` pickled for the guest: a :class:`Remote` goes back as the reference it came as."""
-    return _dumps(value, lambda obj, everything: ("ref", obj._ident) if isinstance(obj, Remote) else None)
+    return _dumps(value, lambda obj, everything: obj.__remote_id__() if isinstance(obj, Remote) else None)
 
 
 def host_loads(data: bytes, call: Callable[..., Any]) -> Any:
@@ -148,15 +154,3 @@ _PLAIN = (str, bytes, int, float, bool, type(None), tuple, list, dict, set, froz
 def _plain(obj: Any) -> bool:
     return isinstance(obj, _PLAIN) or isinstance(obj, type) or callable(obj) and hasattr(obj, "__module__") \
         and not hasattr(obj, "__self__")
-
-
-@functools.cache
-def _by_reference() -> tuple[type, ...]:
-    """The lab's types that hold processes, threads or namespaces: they never cross by value."""
-    import subprocess
-    import threading
-
-    from ..jobs import Job, JobTable
-    from ..lab import Lab, NetNS
-
-    return (Lab, NetNS, Job, JobTable, subprocess.Popen, threading.Thread)

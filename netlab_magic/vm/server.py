@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import signal
+import subprocess
 import sys
 import threading
 
@@ -64,9 +65,11 @@ class Server:
                 protocol.write_all(self.port, chunk)
 
     def serve(self) -> None:
-        from ..lab import Lab
+        from ..jobs import Job, JobTable
+        from ..lab import Lab, NetNS
 
-        objects = Objects(Lab.current())
+        # what holds processes, threads or namespaces stays here: the host gets a reference
+        objects = Objects(Lab.current(), (Lab, NetNS, Job, JobTable, subprocess.Popen, threading.Thread))
         signal.signal(signal.SIGINT, self._interrupted)
         threading.Thread(target=self._read, name="netlab-vm-port", daemon=True).start()
         self.send(protocol.READY, protocol.SERVER, json.dumps({"kernel": os.uname().release}).encode())
