@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from ..errors import NetlabError
+from . import protocol
 from .client import AgentClient
 from .image import Image, init_archive
 
@@ -121,18 +122,21 @@ class Machine:
         self._listener.listen(1)
         for name in ("console", "qemu.err"):  # QEMU writes them (-serial file:, stderr); we read them back
             self._logs[name] = os.open(os.path.join(self._dir, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        initrd = os.path.join(self._dir, "initrd.cpio")  # the image's, and this package's /init after it
-        with open(initrd, "wb") as f:
-            f.write(self.image.initrd.read_bytes() + init_archive())
+        # the image's initramfs, and this package's /init after it: in memory, nothing left on disk
+        initrd = os.memfd_create("netlab-initrd", 0)
+        protocol.write_all(initrd, self.image.initrd.read_bytes() + init_archive())
         argv = qemu_argv(self.image, sock_path, os.path.join(self._dir, "console"), self.package, self.python,
-                         initrd)
+                         f"/proc/self/fd/{initrd}")
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            [setpriv, "--pdeathsig", "KILL", "--", *argv],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
-            start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
-            close_fds=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [setpriv, "--pdeathsig", "KILL", "--", *argv],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
+                start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
+                close_fds=True, pass_fds=(initrd,),
+            )
+        finally:
+            os.close(initrd)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> AgentClient:
         """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""
