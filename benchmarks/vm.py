@@ -5,10 +5,12 @@
 Run it as an ordinary user (the VM needs no privilege) where the VM's pieces are installed
 (``scripts/setup.sh --vm`` or ``netlab-magic vm prepare``). Each boot is a fresh QEMU
 (``netlab_magic.vm.machine.Machine``); per boot: the time from QEMU's start to the agent's
-hello, then, interleaved round by round, the commands a cell sends (through the agent, as
-``%%netns`` does): ``true``, ``ip -br link``, ``ip netns exec ns1 true`` and ``iptables -S``
-(after a first call that loads nf_tables, timed apart); then QEMU's resident memory and what
-the guest itself uses. The guest has no network device: nothing leaves it.
+hello (its lab made), then, interleaved round by round, calls to the guest's lab as the magics
+make them: a bare call (``lab.require("host")``: the port and pickling), ``lab.run`` of
+``true`` on the host and in ns1, of ``ip -br link`` and ``iptables -S`` (after a first call
+that loads nf_tables, timed apart), and ``lab.snapshot()`` (what ``%netlab status`` reads);
+then QEMU's resident memory and what the guest itself uses. The guest has no network device:
+nothing leaves it.
 
 ``--cells`` also measures what a learner meets, through a real "Python 3 (netlab)" kernel with
 ``NETLAB_BACKEND=vm`` (the VM booting from the kernel's start): the kernel's start to the end of
@@ -19,19 +21,20 @@ true`` and ``!true``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
 import time
 
-from netlab_magic.vm import image, machine
+from netlab_magic.vm import image, machine, remote
 
-COMMANDS = {
-    "true": ["true"],
-    "ip -br link": ["ip", "-br", "link"],
-    "ip netns exec ns1 true": ["ip", "netns", "exec", "ns1", "true"],
-    "iptables -S": ["iptables", "-S"],
+COMMANDS = {  # what each does through the guest's lab: (method, args)
+    "a call (require host)": ("require", ("host",)),
+    "run host true": ("run", ("host", ["true"])),
+    "run ns1 true": ("run", ("ns1", ["true"])),
+    "run host ip -br link": ("run", ("host", ["ip", "-br", "link"])),
+    "run host iptables -S": ("run", ("host", ["iptables", "-S"])),
+    "snapshot (2 namespaces)": ("snapshot", ()),
 }
 
 
@@ -43,13 +46,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def timed(agent, argv: list[str]) -> float:  # noqa: ANN001
-    out = io.StringIO()
+def timed(agent, method: str, args: tuple) -> float:  # noqa: ANN001
     start = time.perf_counter()
-    code = agent.run(argv, out, out)
+    result = agent.call(remote.LAB, method, args)
     elapsed = time.perf_counter() - start
-    if code:
-        raise SystemExit(f"{argv} failed in the guest ({code}): {out.getvalue()}")
+    if getattr(result, "returncode", 0):
+        raise SystemExit(f"{method}{args} failed in the guest: {result}")
     return elapsed
 
 
@@ -59,14 +61,13 @@ def one_boot(rounds: int) -> dict:
     try:
         agent = vm.wait_ready()
         sample = {"ready_s": vm.ready_after, "first_iptables_s": None, "per_command_s": {k: [] for k in COMMANDS}}
-        timed(agent, ["ip", "netns", "add", "ns1"])
-        sample["first_iptables_s"] = timed(agent, ["iptables", "-S"])
+        timed(agent, "add_netns", ("ns1",))
+        sample["first_iptables_s"] = timed(agent, "run", ("host", ["iptables", "-S"]))
         for _ in range(rounds):
-            for name, argv in COMMANDS.items():
-                sample["per_command_s"][name].append(timed(agent, argv))
-        guest = io.StringIO()
-        agent.run(["sh", "-c", "awk '/MemTotal|MemAvailable/ {print $2}' /proc/meminfo"], guest, guest)
-        total, available = (int(x) for x in guest.getvalue().split())
+            for name, (method, args) in COMMANDS.items():
+                sample["per_command_s"][name].append(timed(agent, method, args))
+        meminfo = agent.call(remote.LAB, "run", ("host", "awk '/MemTotal|MemAvailable/ {print $2}' /proc/meminfo"))
+        total, available = (int(x) for x in meminfo.stdout.split())
         sample["guest_used_mib"] = (total - available) / 1024
         sample["qemu_rss_mib"] = rss_mib(vm.proc.pid)
         return sample

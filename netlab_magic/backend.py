@@ -2,8 +2,11 @@
 
 The magics never ask which lab runs: they call :func:`current` and use what
 :class:`LabBackend` promises. The in-kernel :class:`~netlab_magic.lab.Lab` is the fast default;
-:class:`~netlab_magic.vm.lab.VMLab` runs the same commands inside a QEMU guest where the
-kernel refuses this process its namespaces (:func:`netlab_magic.sandbox.refusal`). The choice
+:class:`~netlab_magic.vm.lab.VMLab` runs that same lab inside a QEMU guest, and forwards the
+lab's API to it, where the kernel refuses this process its namespaces
+(:func:`netlab_magic.sandbox.refusal`). :class:`LabBackend` is the part the magics rely on
+whatever runs; the rest of :class:`~netlab_magic.lab.Lab`'s API (``snapshot``, ``jobs``,
+``start_job`` ...) is forwarded too, and lab-side functions go through :meth:`LabBackend.call`. The choice
 is made once per process, by :func:`choose`, and ``NETLAB_BACKEND=kernel|vm`` forces either
 (for tests, and for teachers who want every learner on the same one).
 """
@@ -14,13 +17,14 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 from .errors import InvalidArgument, PrivilegeError
 from .sandbox import refusal
 
 BACKEND_ENV = "NETLAB_BACKEND"
 KERNEL, VM = "kernel", "vm"
+T = TypeVar("T")
 
 
 class LabBackend(Protocol):
@@ -43,6 +47,9 @@ class LabBackend(Protocol):
 
         Raises :class:`~netlab_magic.process.Timeout` and :class:`~netlab_magic.process.Interrupted`.
         """
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``func(lab, *args, **kwargs)`` where the lab lives (this process, or the VM's guest)."""
 
     def reset(self) -> None:
         """Destroy everything in the lab and start afresh."""
@@ -95,10 +102,20 @@ def choose(environ: Mapping[str, str] | None = None) -> Choice:
 
 def chosen() -> Choice:
     """The choice of this process (made on first call)."""
-    global _chosen
     if _chosen is None:
-        _chosen = choose()
-    return _chosen
+        _record(choose())
+    return _chosen  # type: ignore[return-value]
+
+
+def _record(choice: Choice) -> None:
+    """Remember ``choice``; where it is the VM, the in-kernel lab refuses to be made beside it."""
+    global _chosen
+    _chosen = choice
+    if choice.name == VM:
+        from .lab import Lab
+
+        Lab.runs_elsewhere = ("the lab runs in the VM backend here, and this part of netlab does not run there "
+                              "yet (see %netlab doctor)")
 
 
 def current() -> LabBackend:
@@ -106,7 +123,6 @@ def current() -> LabBackend:
 
     Raises :class:`~netlab_magic.errors.NetlabError` (one line) where neither can be made.
     """
-    global _chosen
     choice = chosen()
     if choice.name == VM:
         from .vm.lab import VMLab
@@ -120,7 +136,7 @@ def current() -> LabBackend:
         # the lab learned only now that it cannot be made here (a container's masked /sys)
         if BACKEND_ENV in os.environ or refusal() is None or vm_ready() is not None:
             raise
-        _chosen = Choice(VM, "the kernel refuses the lab its own /sys here, so the lab runs in a small VM")
+        _record(Choice(VM, "the kernel refuses the lab its own /sys here, so the lab runs in a small VM"))
         from .vm.lab import VMLab
 
         return VMLab.current()

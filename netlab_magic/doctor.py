@@ -305,9 +305,11 @@ def backend_checks() -> list[Check]:
     checks = [Check("backend", not (choice.name == VM and missing), f"{choice.name}: {choice.reason}")]
     if choice.name == VM:
         checks.append(Check("VM", not missing, f"missing: {missing}" if missing else
-                            "QEMU (TCG, -nic none) and Debian's kernel: in the VM, !commands, %%netns, %netns, "
-                            "%netlab reset and doctor run; %%netns --python/--bg, jobs, status, trace, capture, "
-                            "conntrack, %docker and the widgets do not yet", VM_SETUP if missing else ""))
+                            "QEMU (TCG, -nic none) and Debian's kernel, running this package's own lab: in the VM, "
+                            "!commands, %%netns, %netns, jobs (--bg, what a cell leaves running), %docker, %netlab "
+                            "status, trace, conntrack, reset and doctor run; %%netns --python runs in the "
+                            "guest's Python, with variables of its own (not the kernel's); capture, Lab.current(), "
+                            "the widgets and the checks do not run yet", VM_SETUP if missing else ""))
     elif missing:
         checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",
                             f"to have it: {VM_SETUP}"))

@@ -45,3 +45,6 @@ class CommandFailed(NetlabError):
     def __init__(self, message: str, returncode: int):
         super().__init__(message)
         self.returncode = returncode
+
+    def __reduce__(self) -> tuple:  # pickled whole (the VM backend sends it from the guest)
+        return type(self), (str(self), self.returncode)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence, TypeVar
 
 from . import names, namespaces, process, syscalls
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
@@ -39,6 +39,8 @@ from .snapshot import read_lab
 if TYPE_CHECKING:
     from .trace import Trace
 
+T = TypeVar("T")
+
 
 class Lab:
     """A sandboxed network lab: the lab's host namespace plus every namespace made in it.
@@ -48,6 +50,8 @@ class Lab:
     """
 
     _current: ClassVar["Lab | None"] = None
+    #: Set by :mod:`netlab_magic.backend` where the VM runs this process's lab: why :meth:`current` refuses.
+    runs_elsewhere: ClassVar[str | None] = None
     #: Which implementation of :class:`netlab_magic.backend.LabBackend` this is.
     backend = "kernel"
 
@@ -74,6 +78,8 @@ class Lab:
             reason = refusal()
             if reason:
                 raise PrivilegeError(reason)
+            if cls.runs_elsewhere:  # a second lab here would be one the magics never see
+                raise NetlabError(cls.runs_elsewhere)
             cls()
         return cls._current  # type: ignore[return-value]
 
@@ -232,6 +238,12 @@ class Lab:
         from .trace import run_trace
 
         return run_trace(self, netns, command, match, timeout=timeout)
+
+    def call(self, func: "Callable[..., T]", *args: Any, **kwargs: Any) -> "T":
+        """``func(self, *args, **kwargs)``: a lab-side function (a trace, a probe) run where the lab lives.
+
+        Here, that is this process; in the VM backend (:class:`netlab_magic.vm.lab.VMLab`) the guest."""
+        return func(self, *args, **kwargs)
 
     def start_job(self, netns: str, command: str, name: str | None = None) -> Job:
         """Start ``command`` (bash) inside ``netns`` in the background, as job ``name``."""

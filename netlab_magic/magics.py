@@ -39,14 +39,15 @@ def current_lab() -> LabBackend:
 
 
 def kernel_lab(what: str = "this magic") -> Lab:
-    """The in-kernel lab, for what only it does yet (jobs, ``%netlab status``, trace, ``%docker``, ...).
+    """The in-kernel lab, for what only it does yet (``%netlab capture``).
 
     In the VM backend, one line saying so.
     """
     lab = current_lab()
     if not isinstance(lab, Lab):
         raise UsageError(f"{what} does not run in the VM backend yet: there, !commands, %%netns, %netns, "
-                         "%netlab reset and %netlab doctor do (see %netlab doctor)")
+                         "%%netns --python, jobs, %docker, %netlab status, trace, conntrack, reset and doctor do "
+                         "(see %netlab doctor)")
     return lab
 
 
@@ -76,7 +77,8 @@ class NetlabMagics(Magics):
     @magic_arguments()
     @argument("netns", help="the namespace to run in; 'host' is the lab's host")
     @argument("--python", action="store_true",
-              help="run the cell as Python in this kernel, with its sockets opened inside NETNS")
+              help="run the cell as Python in this kernel, with its sockets opened inside NETNS (in the VM backend: "
+                   "in the guest's Python, with variables of its own)")
     @argument("--bg", action="store_true",
               help="start in the background and return at once (see %%netlab jobs/output/stop)")
     @argument("-n", "--name", help="name of the background job (default: job1, job2, ...)")
@@ -107,11 +109,16 @@ class NetlabMagics(Magics):
         if args.python:
             if args.bg or args.timeout is not None:
                 raise UsageError("--python runs in the kernel itself: it takes neither --bg nor --timeout")
+            if lab.backend == backend.VM:  # a semantic of its own: the guest's interpreter, its own variables
+                from .vm.server import run_python
+
+                lab.call(run_python, args.netns, command)
+                return
             with kernel_lab("%%netns --python").entered(args.netns):
                 self.shell.run_cell(command, store_history=False)
             return
         if args.bg:
-            job = kernel_lab("%%netns --bg").start_job(args.netns, command, name=args.name)
+            job = lab.start_job(args.netns, command, name=args.name)
             print(f"[{job.name}] started in {job.netns}: {_first_line(command)}")
             return
         if args.name:
@@ -160,12 +167,12 @@ def _job(name: str, args: Parsed) -> Job:
         raise UsageError(f"%netlab {name} needs a job name (see %netlab jobs)")
     if len(names) > 1 and name != "send":
         raise UsageError(f"%netlab {name} takes one job name (got {' '.join(names)!r})")
-    return kernel_lab(f"%netlab {name}").jobs.get(names[0])
+    return current_lab().jobs.get(names[0])
 
 
 def _status(magics: "NetlabMagics", args: Parsed) -> Any:
     _no_argument("status", args)
-    lab = kernel_lab("%netlab status")
+    lab = current_lab()
     return status_tables(lab.snapshot(), lab.mode)
 
 
@@ -183,7 +190,7 @@ def _doctor(magics: "NetlabMagics", args: Parsed) -> Any:
 def _jobs(magics: "NetlabMagics", args: Parsed) -> Table:
     _no_argument("jobs", args)
     return Table("netlab jobs", ["job", "namespace", "status", "command"],
-                 [[j.name, j.netns, j.status, _first_line(j.command)] for j in kernel_lab("%netlab jobs").jobs.all()],
+                 [[j.name, j.netns, j.status, _first_line(j.command)] for j in current_lab().jobs.all()],
                  empty="(no jobs)")
 
 
@@ -216,9 +223,9 @@ def _trace(magics: "NetlabMagics", args: Parsed) -> Any:
     netns, command = args["args"][0], args["command"]
     if not command:
         raise UsageError("%netlab trace needs a command: %netlab trace NETNS -- COMMAND (e.g. -- ping -c 1 10.0.0.3)")
-    lab = kernel_lab("%netlab trace")
+    lab = current_lab()
     try:
-        trace = run_trace(lab, netns, command, args.match, timeout=args.timeout, stream=True)
+        trace = lab.call(run_trace, netns, command, args.match, timeout=args.timeout, stream=True)
     except process.Interrupted:
         raise process.Interrupted(f"stopped the command in {netns}; the trace is off") from None
     sys.stdout.flush()
@@ -268,7 +275,7 @@ def _capture(magics: "NetlabMagics", args: Parsed) -> Any:
 def _conntrack(magics: "NetlabMagics", args: Parsed) -> Any:
     if len(args["args"]) != 1:
         raise UsageError("%netlab conntrack takes one namespace: %netlab conntrack NETNS [-p PROTOCOL]")
-    return conntrack_table(kernel_lab("%netlab conntrack"), args["args"][0], args.proto)
+    return current_lab().call(conntrack_table, args["args"][0], args.proto)
 
 
 _MATCH = "in iptables words"

@@ -86,10 +86,10 @@ def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     assert r.usage_error == "namespace 'ns9' does not exist (the lab has: host, ns1)", r
     r = k.run("%netns bad/name true")
     assert r.usage_error is not None and "Traceback" not in r.stderr, r
-    r = k.run("%netlab status")
-    assert r.usage_error.startswith("%netlab status does not run in the VM backend yet"), r
-    r = k.run("%docker network ls")
-    assert r.usage_error.startswith("%docker does not run in the VM backend yet"), r
+    r = k.run("%netlab capture veth2 -c 1")
+    assert r.usage_error.startswith("%netlab capture does not run in the VM backend yet"), r
+    r = k.run("%docker rm nope")
+    assert r.usage_error == "Error: No such container: nope", r  # Docker's words, from the guest's lab
     r = k.run("%%netns host --timeout 1\nsleep 30")
     assert r.usage_error == "%%netns host: stopped after the 1 s timeout", r
     assert k.ok("%netns host echo $((6 * 7))").stdout.strip() == "42"  # the guest still answers
@@ -110,7 +110,62 @@ def test_interrupt_stops_the_command_in_the_guest(vm_kernel):
     assert "No such process" in r.stderr, r  # the guest's sleep is gone
 
 
-def test_reset_is_a_fresh_vm(vm_kernel):
+def test_a_listener_in_the_background_hears_the_next_cell_and_a_reset_ends_it(vm_kernel):
+    k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%%netns host\nip netns add ns1 && ip link add veth2 type veth peer name veth1 netns ns1\n"
+         "ip addr add 10.0.0.2/24 dev veth2 && ip link set veth2 up\n"
+         "ip -n ns1 addr add 10.0.0.1/24 dev veth1 && ip -n ns1 link set veth1 up")
+    r = k.ok("%%netns ns1\nnc -l 8080 &")  # a cell's leftover: a background job of the guest's lab
+    assert r.stderr.startswith("[job1] what this cell started in the background runs on in ns1"), r
+    k.ok("%%netns ns1 --bg --name listener\nnc -l 8081")
+    # the listeners start in the guest while this cell is on its way: try until they answer
+    k.ok("%%netns host\nfor port in 8080 8081; do\n"
+         "  for i in $(seq 50); do echo hello $port | nc -N 10.0.0.1 $port && break; sleep 0.1; done\ndone")
+    assert k.ok("%netlab wait job1").stdout.strip() == "[job1] ended"
+    assert k.ok("%netlab output job1").stdout == "hello 8080\n"
+    assert k.ok("%netlab output listener").stdout == "hello 8081\n"
+    k.ok("%%netns ns1 --bg --name again\nnc -l 8082")
+    jobs = k.ok("%netlab jobs").results[0]
+    assert "again" in jobs and "running" in jobs, jobs
+    k.ok("%netlab reset", timeout=BOOT)
+    assert "(no jobs)" in k.ok("%netlab jobs").results[0]
+    assert k.run("!pgrep -x nc").stdout == "", "the reset ended the listener"
+
+
+def test_status_and_demo2s_forward_drop_traced_in_the_vm(vm_kernel):
+    k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%%netns host\nip link add br0 type bridge && ip link set br0 up\n"
+         "for i in 1 2; do\n  ip netns add ns$i\n  ip link add veth$i type veth peer name br-veth$i netns ns$i\n"
+         "  ip link set veth$i master br0 up\n  ip -n ns$i addr add 10.0.0.$i/24 dev br-veth$i\n"
+         "  ip -n ns$i link set br-veth$i up\ndone\niptables -P FORWARD DROP")
+    status = k.ok("%netlab status").results[0]
+    assert "br-veth2" in status and "10.0.0.2/24" in status, status
+    r = k.ok("t = %netlab trace ns1 -- ping -c 1 -W 1 10.0.0.2\nprint([(h.netns, h.hook, h.verdict) for h in t.drops])")
+    assert "[('host', 'FORWARD', 'DROP')]" in r.stdout, r
+    # Python in a namespace: the guest's interpreter, with variables of its own
+    r = k.ok("%%netns ns1 --python\nimport socket\nx = 6 * 7\n[name for _, name in socket.if_nameindex()]")
+    assert r.stdout == "['lo', 'br-veth1']\n", r
+    assert k.ok("%%netns host --python\nprint(x)").stdout == "42\n"
+    r = k.run("%%netns host --python\n1 / 0")
+    assert r.usage_error == "the Python cell raised ZeroDivisionError in the VM's guest: division by zero", r
+    assert "Traceback" in r.stderr  # the guest's, printed before the one line
+
+
+def test_docker_run_exec_and_conntrack_in_the_vm(vm_kernel):
+    k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%docker network create dummy1")
+    k.ok("%docker run --network=dummy1 --name=dummy1 -d jonlabelle/network-tools")
+    r = k.ok("%docker exec dummy1 ping -c 1 -W 2 172.18.0.1")
+    assert "1 packets transmitted, 1 received" in r.stdout, r
+    assert "dummy1" in k.ok("%docker ps").stdout
+    table = k.ok("%netlab conntrack host -p icmp").results[0]
+    assert "172.18.0.2 > 172.18.0.1" in table, table
+
+
+def test_reset_empties_the_guest_lab(vm_kernel):
     k = vm_kernel
     k.ok("!ip netns add gone")
     r = k.ok("%netlab reset", timeout=BOOT)

@@ -15,16 +15,17 @@ from netlab_magic.vm import image, machine, protocol
 
 
 def test_frames_survive_any_cut_of_the_stream():
-    data = (protocol.frame(protocol.RUN, 1, protocol.run_payload(["ip", "-br", "link"]))
+    call = b"a pickled call"
+    data = (protocol.frame(protocol.CALL, 1, call)
             + b"".join(protocol.frames(protocol.OUT, 7, b"x" * (protocol.MAX_PAYLOAD + 10)))
-            + protocol.frame(protocol.EXIT, 7, b"-9"))
+            + b"".join(protocol.result_frames(7, b"r" * (protocol.MAX_PAYLOAD + 2))))
     for step in (1, 5, 9, 4096):
         reader, got = protocol.Reader(), []
         for start in range(0, len(data), step):
             got += reader.feed(data[start:start + step])
         assert [(k, c, len(p)) for k, c, p in got] == [
-            (protocol.RUN, 1, len(protocol.run_payload(["ip", "-br", "link"]))),
-            (protocol.OUT, 7, protocol.MAX_PAYLOAD), (protocol.OUT, 7, 10), (protocol.EXIT, 7, 2)]
+            (protocol.CALL, 1, len(call)), (protocol.OUT, 7, protocol.MAX_PAYLOAD), (protocol.OUT, 7, 10),
+            (protocol.MORE, 7, protocol.MAX_PAYLOAD), (protocol.RESULT, 7, 2)]
 
 
 def test_a_stream_out_of_step_is_refused_not_read_as_a_huge_frame():
@@ -47,7 +48,7 @@ def test_tsc_khz_from_cpuinfo():
 
 def test_qemu_has_no_network_and_shares_root_read_only():
     img = image.Image(image.Path("/cache/k"), "6.1.0-57-amd64", "linux-image-6.1.0-57-amd64=6.1.192-3")
-    argv = machine.qemu_argv(img, "/run/s.sock", "/run/console", "/pkg/agent.py", "/usr/bin/python3")
+    argv = machine.qemu_argv(img, "/run/s.sock", "/run/console", "/pkg", "/usr/bin/python3")
     assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
     fsdev = argv[argv.index("-fsdev") + 1]
     assert "path=/," in fsdev and "readonly=on" in fsdev
@@ -97,3 +98,60 @@ def test_a_bad_netlab_backend_is_one_line_in_a_kernel_that_still_works(jupyter_p
         assert k.ok("print(6 * 7)").stdout.strip() == "42"
     finally:
         k.shutdown()
+
+
+def test_calls_cross_values_by_value_live_objects_by_reference_and_errors_whole():
+    """The wire's pickling without a VM: what the guest's server answers, as the host reads it."""
+    import threading
+
+    from netlab_magic import process
+    from netlab_magic.errors import CommandFailed
+    from netlab_magic.vm import remote
+
+    class Guest:
+        value = [1, "two"]
+
+        def reader(self) -> threading.Thread:
+            return threading.Thread(name="reader")
+
+        def fail(self) -> None:
+            raise CommandFailed("command in 'host' failed (exit status 1): x", 1)
+
+        def stop(self) -> None:
+            raise process.Interrupted("stopped the command in host")
+
+    objects = remote.Objects(Guest(), (threading.Thread,))
+
+    def call(target, name, args, kwargs):  # noqa: ANN001, ANN202 - the server's answer, without the port
+        target, name, args, kwargs = objects.loads(remote.host_dumps((target, name, args, kwargs)))
+        try:
+            answer = ("value", objects.invoke(target, name, args, kwargs))
+        except BaseException as exc:  # noqa: BLE001
+            answer = ("raised", exc)
+        kind, value = remote.host_loads(objects.dumps(answer), call)
+        if kind == "raised":
+            raise value
+        return value
+
+    lab = remote.Remote(call, remote.LAB, "Lab")
+    assert lab.value == [1, "two"]
+    reader = lab.reader()
+    assert isinstance(reader, remote.Remote) and reader.name == "reader" and not reader.is_alive()
+    with pytest.raises(CommandFailed) as err:
+        lab.fail()
+    assert err.value.returncode == 1
+    with pytest.raises(process.Interrupted, match="stopped the command in host"):
+        lab.stop()
+
+
+def test_no_second_lab_in_the_kernel_when_the_vm_runs_it():
+    """With the VM backend chosen, ``Lab.current()`` (the widgets, the checks) is one line, not an empty lab of its own."""
+    import subprocess
+    import sys
+
+    code = ("from netlab_magic import Lab, NetlabError, backend\nbackend.chosen()\n"
+            "try:\n    Lab.current()\nexcept NetlabError as err:\n    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NETLAB_BACKEND": "vm"},
+                         capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == ("the lab runs in the VM backend here, and this part of netlab does not run there yet "
+                           "(see %netlab doctor)"), out

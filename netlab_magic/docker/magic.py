@@ -33,7 +33,7 @@ from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from ..errors import NetlabError
 from ..lab import Lab
-from ..magics import kernel_lab, one_line_errors
+from ..magics import current_lab, one_line_errors
 from ..process import describe_exit
 from . import engine as engine_mod
 from . import gotemplate
@@ -235,7 +235,15 @@ class DockerMagics(Magics):
         if rest[:1] in (["-h"], ["--help"]):
             print(COMMANDS.help(command))
             return
-        command.handler(kernel_lab("%docker"), COMMANDS.parse(command, rest))
+        current_lab().call(run_command, command.name, COMMANDS.parse(command, rest))
+
+
+def run_command(lab: Lab, name: str, args: Parsed) -> None:
+    """Subcommand ``name`` (``"network create"``) with its parsed ``args``, on ``lab``.
+
+    Called through :meth:`Lab.call <netlab_magic.lab.Lab.call>`: in the VM backend it runs in the
+    guest, next to the lab and the engine's state, and only the name and the arguments cross."""
+    COMMANDS.by_name[name].handler(lab, args)
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ One concern per module, each importing only those before it:
 
 * :mod:`.image`: the kernel and initramfs, from the distribution's own packages, in a per-user cache;
 * :mod:`.protocol`: the frames on the virtio-serial port between host and guest;
-* :mod:`.agent`: the guest's side (runs inside the VM, stdlib only), started by ``guest_init.sh``;
-* :mod:`.client`: the host's side: a command in the guest, output streamed, timeout and interrupt;
+* :mod:`.remote`: calls across it, pickled: values by value, the lab's live objects by reference;
+* :mod:`.server`: the guest's side: this package's own in-kernel lab, started by ``guest_init.sh``;
+* :mod:`.client`: the host's side: a call to the guest's lab, output streamed, the interrupt;
 * :mod:`.machine`: QEMU's life: start in the background, ready, crashed, stopped;
 * :mod:`.lab`: :class:`VMLab`, the VM's implementation of the lab the magics use (see :mod:`netlab_magic.backend`).
 """

@@ -1,9 +1,9 @@
-"""The host's side of the agent's port: run a command in the guest, its output streamed back.
+"""The host's side of the port: a call to the guest's lab, what it prints streamed back.
 
 One reader thread cuts the socket's bytes into frames and hands each to its channel's queue;
-the thread that runs a command waits on that queue, so a cell's output streams as it comes,
-and Jupyter's interrupt (``KeyboardInterrupt`` in the waiting thread) becomes a signal to the
-command's process group in the guest, as :func:`netlab_magic.process.stream` does on the host.
+the thread that made a call waits on that queue, so a cell's output streams as it comes, and
+Jupyter's interrupt (``KeyboardInterrupt`` in the waiting thread) becomes a SIGNAL to the
+guest, where the lab's code meets it as it would in a kernel and ends the call.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import signal
 import socket
 import sys
 import threading
-import time
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 from .. import process
-from ..errors import NamespaceNotFound, NetlabError
-from ..model import HOST
-from . import protocol
+from ..errors import NetlabError
+from . import protocol, remote
 
 _LOST = -1  # a pseudo frame kind: the connection ended
 
@@ -32,7 +30,7 @@ class AgentLost(NetlabError):
 
 
 class AgentClient:
-    """Commands in the guest over one connected socket (see :mod:`.protocol`)."""
+    """Calls to the guest's lab over one connected socket (see :mod:`.protocol`)."""
 
     def __init__(self, conn: socket.socket, on_lost: Callable[[], str]) -> None:
         self._conn = conn
@@ -89,83 +87,57 @@ class AgentClient:
             except OSError as err:
                 raise AgentLost(self._lost or f"the VM's agent is unreachable ({err.strerror})") from err
 
-    def run(self, argv: list[str], out: IO[str] | None = None, err: IO[str] | None = None,
-            timeout: float | None = None, netns: str | None = None) -> int:
-        """Run ``argv`` in the guest (inside namespace ``netns``, as ``ip netns exec`` would), copying
-        its output to ``out``/``err`` as it comes; return its exit status.
+    def call(self, target: int, name: str, args: tuple = (), kwargs: dict | None = None,
+             out: IO[str] | None = None, err: IO[str] | None = None) -> Any:
+        """``name(*args, **kwargs)`` on object ``target`` of the guest (:data:`remote.LAB`: its lab);
+        what it prints goes to ``out``/``err`` (default: this cell's) as it comes.
 
-        A missing ``netns`` raises :class:`~netlab_magic.errors.NamespaceNotFound`.
-
-        ``timeout`` stops it and raises :class:`netlab_magic.process.Timeout`; an interrupt stops it
-        and raises :class:`netlab_magic.process.Interrupted`; a VM that dies raises :class:`AgentLost`.
-        Statuses follow ``subprocess``: negative for a signal.
+        Returns what it returned, or raises what it raised (the lab's own errors, its
+        :class:`~netlab_magic.process.Interrupted` after an interrupt); objects that stay in the
+        guest come back as :class:`~.remote.Remote`. A VM that dies raises :class:`AgentLost`.
         """
-        out = out or sys.stdout
-        err = err or sys.stderr
         if self._lost is not None:
             raise AgentLost(self._lost)
         channel = next(self._ids)
         q: queue.Queue = queue.Queue()
         self._channels[channel] = q
-        decoders = {protocol.OUT: (out, _decoder()), protocol.ERR: (err, _decoder())}
-        deadline = None if timeout is None else time.monotonic() + timeout
+        decoders = {protocol.OUT: (out or sys.stdout, _decoder()), protocol.ERR: (err or sys.stderr, _decoder())}
         try:
-            self._send(protocol.RUN, channel, protocol.run_payload(argv, netns))
-            try:
-                return self._pump(channel, q, decoders, deadline, timeout, netns)
-            except KeyboardInterrupt:
-                self._stop(channel, q, decoders)
-                raise process.Interrupted("the command was stopped") from None
+            self._send(protocol.CALL, channel, remote.host_dumps((target, name, args, kwargs or {})))
+            kind, answer = self._pump(channel, q, decoders)
         finally:
             del self._channels[channel]
+        if kind == "raised":
+            raise answer
+        return answer
 
-    def _pump(self, channel: int, q: queue.Queue, decoders: dict, deadline: float | None,
-              timeout: float | None, netns: str | None) -> int:
+    def _pump(self, channel: int, q: queue.Queue, decoders: dict) -> tuple[str, Any]:
+        result = bytearray()
+        interrupted = False
         while True:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                self._stop(channel, q, decoders)
-                raise process.Timeout(f"stopped after the {timeout:g} s timeout")
             try:
-                kind, payload = q.get(timeout=wait)
-            except queue.Empty:
+                kind, payload = q.get()
+            except KeyboardInterrupt:
+                if interrupted:  # a second interrupt: leave the call to end in the guest on its own
+                    raise process.Interrupted("the call was stopped") from None
+                interrupted = True
+                self._send(protocol.SIGNAL, channel, str(int(signal.SIGINT)).encode())
                 continue
             if kind in decoders:
                 target, decoder = decoders[kind]
                 target.write(decoder.decode(payload))
                 target.flush()
-            elif kind == protocol.EXIT:
+            elif kind == protocol.MORE:
+                result += payload
+            elif kind == protocol.RESULT:
                 for target, decoder in decoders.values():
                     target.write(decoder.decode(b"", final=True))
-                return int(payload)
-            elif kind == protocol.FAIL:
-                return _fail(payload, decoders)
-            elif kind == protocol.NO_NETNS:
-                have = ", ".join([HOST, *json.loads(payload)])
-                raise NamespaceNotFound(f"namespace {netns!r} does not exist (the lab has: {have})")
+                return remote.host_loads(bytes(result + payload), self.call)
             elif kind == _LOST:
                 raise AgentLost(self._lost or "the VM's agent is gone")
 
-    def _stop(self, channel: int, q: queue.Queue, decoders: dict) -> None:
-        """SIGINT the command's group, SIGKILL after the grace period; drain until it exits."""
-        self._send(protocol.SIGNAL, channel, str(int(signal.SIGINT)).encode())
-        for sig, grace in ((signal.SIGKILL, process.GRACE), (None, 5.0)):
-            end = time.monotonic() + grace
-            while (left := end - time.monotonic()) > 0:
-                try:
-                    kind, payload = q.get(timeout=left)
-                except queue.Empty:
-                    break
-                if kind in (protocol.EXIT, protocol.FAIL, _LOST):
-                    return
-                if kind in decoders:
-                    target, decoder = decoders[kind]
-                    target.write(decoder.decode(payload))
-            if sig is not None:
-                self._send(protocol.SIGNAL, channel, str(int(sig)).encode())
-
     def close(self) -> None:
-        """Close the port: the agent sees end of file, and the guest powers off."""
+        """Close the port: the guest's server sees end of file, and the guest powers off."""
         if self._lost is None:
             self._lost = "the VM was stopped"
         try:
@@ -179,9 +151,3 @@ def _decoder():  # noqa: ANN202
     import codecs
 
     return codecs.getincrementaldecoder("utf-8")("replace")
-
-
-def _fail(payload: bytes, decoders: dict) -> int:
-    target, _ = decoders[protocol.ERR]
-    target.write(payload.decode(errors="replace") + "\n")
-    return 127

@@ -1,9 +1,9 @@
 #!/bin/busybox sh
 # The guest's init (PID 1, busybox), packed into the initramfs by netlab_magic/vm/image.py.
-# It is not the agent: it mounts the image's own / (shared read-only by QEMU over virtio-9p)
-# under a tmpfs overlay, starts the agent there, and powers the VM off when the agent ends
-# (the host went away), which ends QEMU (-no-reboot).
-# Its settings come on the kernel's command line: netlab.python= netlab.agent= netlab.modules=
+# It is not the lab's server: it mounts the image's own / (shared read-only by QEMU over virtio-9p)
+# under a tmpfs overlay, starts the server there (netlab_magic.vm.server), and powers the VM off
+# when the server ends (the host went away), which ends QEMU (-no-reboot).
+# Its settings come on the kernel's command line: netlab.python= netlab.package= netlab.modules=
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -13,7 +13,7 @@ fail() { echo "netlab-init: $*" > /dev/ttyS0; poweroff -f; }
 for word in $(cat /proc/cmdline); do
     case "$word" in
         netlab.python=*) PYTHON="${word#*=}" ;;
-        netlab.agent=*) AGENT="${word#*=}" ;;
+        netlab.package=*) PACKAGE="${word#*=}" ;;
         netlab.modules=*) MODULES="${word#*=}" ;;
     esac
 done
@@ -43,7 +43,12 @@ for port in /sys/class/virtio-ports/*; do
 done
 [ -n "$PORT" ] || fail "no virtio-serial port named agent"
 hostname netlab-vm
-chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 TERM=dumb "$PYTHON" -I -S "$AGENT" "$PORT"
-echo "netlab-init: the agent ended (status $?)" > /dev/ttyS0
+# The overlay becomes the root of the mount namespace, not only of a chroot: the lab's server
+# enters mount namespaces (setns), which would otherwise land it back in this initramfs.
+cd /newroot && mount --move . / || fail "cannot move the overlay to /"
+chroot . /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 TERM=dumb "$PYTHON" -I -c \
+    'import sys; sys.path.insert(0, sys.argv[1]); from netlab_magic.vm.server import main; main(sys.argv[2])' \
+    "$PACKAGE" "$PORT"
+echo "netlab-init: the lab's server ended (status $?)" > /dev/ttyS0
 poweroff -f

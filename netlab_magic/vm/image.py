@@ -231,20 +231,30 @@ def boot_module_order(root: Path, release: str) -> list[str]:
 
 
 def initramfs(busybox: Path, modules: Path, order: list[str]) -> bytes:
-    """The initramfs (newc cpio): busybox, /init, the boot modules and their load order."""
+    """The initramfs (newc cpio): busybox, the boot modules and their load order.
+
+    No ``/init``: each boot appends :func:`init_archive`, this package's own ``guest_init.sh``
+    (the kernel unpacks archives one after the other, the later file winning), so a prepared
+    image follows the package it runs with."""
     archive = _Cpio()
     for directory in ("bin", "dev", "proc", "sys", "modules", "run", "tmp"):
         archive.directory(directory)
     archive.device("dev/console", 5, 1)
     archive.device("dev/null", 1, 3)
     archive.file("bin/busybox", busybox.read_bytes(), 0o755)
-    archive.file("init", GUEST_INIT.read_bytes(), 0o755)
     flat = []
     for rel in order:
         name = os.path.basename(rel)
         archive.file(f"modules/{name}", (modules / rel).read_bytes(), 0o644)
         flat.append(name)
     archive.file("modules/order", ("\n".join(flat) + "\n").encode(), 0o644)
+    return archive.close()
+
+
+def init_archive() -> bytes:
+    """A cpio archive of one file, ``/init`` (:file:`guest_init.sh`), to append to the image's initramfs."""
+    archive = _Cpio()
+    archive.file("init", GUEST_INIT.read_bytes(), 0o755)
     return archive.close()
 
 

@@ -1,32 +1,33 @@
 """:class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.backend`).
 
-The guest is the lab's host: its first network namespace plays the talk's host, and ``ip netns``
-makes the others, exactly as on a bare machine (the VM is the sandbox: it has no network
-device at all). Commands run through the guest's agent; for ``%%netns NAME`` the agent starts
-``bash -c SCRIPT`` inside NAME itself, as ``ip netns exec NAME`` would (one exec fewer: each
-costs ~50 ms in the guest).
+The guest runs this package's own in-kernel lab (:class:`netlab_magic.lab.Lab`, made by the
+guest's root, no user namespace needed) behind a small server (:mod:`.server`); a
+:class:`VMLab` forwards the lab's API to it (:mod:`.remote`): every method of
+:class:`~netlab_magic.lab.Lab` works here, its results pickled back, its jobs, namespaces
+and handles staying in the guest as :class:`~.remote.Remote` objects. Lab-side functions that
+take the lab (a trace, a probe) run there through :meth:`VMLab.call`. The VM is the sandbox
+around that lab: it has no network device at all.
 
 The VM boots in the background from the moment the lab is made (the kernel's start), and the
-first command waits for it with a progress line. A VM that died (crashed, killed) is reported
-in one line by the command that finds it dead, and a fresh one starts booting at once for the
-next command. A reset is a fresh VM.
+first call waits for it with a progress line. A VM that died (crashed, killed) is reported
+in one line by the call that finds it dead, and a fresh one starts booting at once for the
+next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
 """
 
 from __future__ import annotations
 
 import atexit
-import io
 import subprocess
 import sys
-from typing import ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
-from .. import process
-from ..errors import CommandFailed, NamespaceNotFound, NetlabError
-from ..model import HOST
-from ..names import check_netns_name
+from ..errors import NetlabError
+from . import remote
 from .client import AgentClient, AgentLost
 from .image import ImageError, find
 from .machine import Machine
+
+T = TypeVar("T")
 
 
 class VMLab:
@@ -90,51 +91,49 @@ class VMLab:
         self.machine = self._boot()
         return AgentLost(f"{message}; the next command starts a fresh VM")
 
-    # -- the backend's promises (netlab_magic.backend.LabBackend) ---------------------------------
+    # -- the lab's API, forwarded (netlab_magic.backend.LabBackend, and the rest of Lab's) ------------
+
+    def _call(self, target: int, name: str, args: tuple = (), kwargs: dict | None = None) -> Any:
+        client = self.agent()
+        try:
+            return client.call(target, name, args, kwargs)
+        except AgentLost as lost:
+            if client is self.machine.client:
+                raise self._lost() from lost
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other attribute of :class:`~netlab_magic.lab.Lab` (``snapshot``, ``jobs``, ``start_job``,
+        ``add_netns``, ``trace``, ...): the guest lab's, through :mod:`.remote`."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(remote.Remote(self._call, remote.LAB, "Lab"), name)
 
     def require(self, name: str) -> None:
-        """Raise :class:`NamespaceNotFound` unless the guest has namespace ``name`` (``host`` always)."""
-        if name == HOST:
-            return
-        check_netns_name(name)
-        have = self.list_netns()
-        if name not in have:
-            raise NamespaceNotFound(f"namespace {name!r} does not exist (the lab has: {', '.join([HOST, *have])})")
-
-    def list_netns(self) -> list[str]:
-        """Equivalent to: ``ip netns list`` in the guest (names only, sorted)."""
-        result = self.run(HOST, ["ip", "netns", "list"])
-        return sorted(line.split()[0] for line in result.stdout.splitlines() if line.strip())
+        """Raise :class:`~netlab_magic.errors.NamespaceNotFound` unless the guest lab has namespace ``name``."""
+        self._call(remote.LAB, "require", (name,))
 
     def run(self, netns: str, command: str | Sequence[str], *, check: bool = False,
             timeout: float | None = None) -> subprocess.CompletedProcess:
-        """Run a command inside ``netns`` in the guest and capture its output (text)."""
-        argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
-        out, err = io.StringIO(), io.StringIO()
-        code = self._run(netns, argv, out, err, timeout)
-        result = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
-        if check and code:
-            raise CommandFailed(f"command in {netns!r} failed ({process.describe_exit(code)}): "
-                                f"{result.stderr.strip()[:200]}", code)
-        return result
+        """:meth:`Lab.run <netlab_magic.lab.Lab.run>` in the guest: a command inside ``netns``, its output captured."""
+        return self._call(remote.LAB, "run", (netns, command), {"check": check, "timeout": timeout})
 
     def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
-        """Run a bash script inside ``netns`` in the guest, its output streamed to the cell."""
-        return self._run(netns, ["bash", "-c", script], sys.stdout, sys.stderr, timeout)
+        """:meth:`Lab.run_cell <netlab_magic.lab.Lab.run_cell>` in the guest, its output streamed to the cell."""
+        return self._call(remote.LAB, "run_cell", (netns, script), {"timeout": timeout})
 
-    def _run(self, netns: str, argv: list[str], out, err, timeout: float | None) -> int:  # noqa: ANN001
-        if netns != HOST:
-            check_netns_name(netns)
-        client = self.agent()
-        try:
-            return client.run(argv, out, err, timeout=timeout, netns=None if netns == HOST else netns)
-        except AgentLost as lost:
-            raise self._lost() from lost
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``func(lab, *args, **kwargs)`` where the lab lives: in the guest (``func`` is pickled by name)."""
+        return self._call(remote.LAB, "call", (func, *args), kwargs)
 
     def reset(self) -> None:
-        """A fresh VM: every namespace, interface, rule and process of the old one is gone with it."""
-        self.machine.stop()
-        self.machine = self._boot()
+        """The guest lab's reset: every namespace, interface, rule and job goes (a fresh VM if it died)."""
+        machine = self.machine
+        if machine.client is not None and machine.alive():
+            self._call(remote.LAB, "reset")
+        else:
+            machine.stop()
+            self.machine = self._boot()
         self.generation += 1
 
     def close(self) -> None:

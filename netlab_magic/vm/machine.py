@@ -20,13 +20,15 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..errors import NetlabError
+from . import protocol
 from .client import AgentClient
-from .image import Image
+from .image import Image, init_archive
 
 QEMU = "qemu-system-x86_64"
 #: Guest memory (MiB) and QEMU's translation cache (MiB): together ~320 MiB resident.
@@ -58,9 +60,13 @@ def tsc_khz(cpuinfo: str | None = None) -> int | None:
     return None
 
 
-def qemu_argv(image: Image, socket_path: str, console_path: str, agent: str, python: str) -> list[str]:
-    """QEMU's command line: microvm, TCG, no network, the root shared read-only, the agent's port."""
-    append = ["console=ttyS0", "quiet", "panic=-1", f"netlab.python={python}", f"netlab.agent={agent}",
+def qemu_argv(image: Image, socket_path: str, console_path: str, package: str, python: str,
+              initrd: str | None = None) -> list[str]:
+    """QEMU's command line: microvm, TCG, no network, the root shared read-only, the server's port.
+
+    ``package`` is the directory that holds ``netlab_magic``, ``python`` the interpreter (this
+    kernel's: its site-packages) that runs the lab's server in the guest."""
+    append = ["console=ttyS0", "quiet", "panic=-1", f"netlab.python={python}", f"netlab.package={package}",
               f"netlab.modules={image.modules}"]
     khz = tsc_khz()
     if khz:
@@ -69,7 +75,7 @@ def qemu_argv(image: Image, socket_path: str, console_path: str, agent: str, pyt
         QEMU, "-machine", "microvm", "-accel", f"tcg,tb-size={TB_SIZE_MIB}", "-cpu", "max", "-smp", "1",
         "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none",
         "-no-reboot", "-monitor", "none", "-serial", f"file:{console_path}",
-        "-kernel", str(image.vmlinux), "-initrd", str(image.initrd), "-append", " ".join(append),
+        "-kernel", str(image.vmlinux), "-initrd", initrd or str(image.initrd), "-append", " ".join(append),
         "-chardev", f"socket,id=agent,path={socket_path},server=off",
         "-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=agent",
         "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
@@ -88,8 +94,9 @@ class Machine:
 
     def __init__(self, image: Image, python: str | None = None) -> None:
         self.image = image
-        self.python = python or os.path.realpath(shutil.which("python3") or "/usr/bin/python3")
-        self.agent = str(Path(__file__).with_name("agent.py").resolve())
+        # this kernel's interpreter as it was started (a venv's python: its pyvenv.cfg, its site-packages)
+        self.python = python or sys.executable
+        self.package = str(Path(__file__).resolve().parents[2])  # the directory that holds netlab_magic
         self.proc: subprocess.Popen | None = None
         self.client: AgentClient | None = None
         self.started_at = 0.0
@@ -107,7 +114,7 @@ class Machine:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             raise VMError("setpriv (util-linux) is not installed: it ties QEMU's life to this kernel's")
-        _guest_paths(self.python, self.agent, str(self.image.modules))
+        _guest_paths(self.python, self.package, str(self.image.modules))
         self._dir = tempfile.mkdtemp(prefix="netlab-vm-")
         sock_path = os.path.join(self._dir, "agent.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -115,14 +122,21 @@ class Machine:
         self._listener.listen(1)
         for name in ("console", "qemu.err"):  # QEMU writes them (-serial file:, stderr); we read them back
             self._logs[name] = os.open(os.path.join(self._dir, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        argv = qemu_argv(self.image, sock_path, os.path.join(self._dir, "console"), self.agent, self.python)
+        # the image's initramfs, and this package's /init after it: in memory, nothing left on disk
+        initrd = os.memfd_create("netlab-initrd", 0)
+        protocol.write_all(initrd, self.image.initrd.read_bytes() + init_archive())
+        argv = qemu_argv(self.image, sock_path, os.path.join(self._dir, "console"), self.package, self.python,
+                         f"/proc/self/fd/{initrd}")
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            [setpriv, "--pdeathsig", "KILL", "--", *argv],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
-            start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
-            close_fds=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [setpriv, "--pdeathsig", "KILL", "--", *argv],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
+                start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
+                close_fds=True, pass_fds=(initrd,),
+            )
+        finally:
+            os.close(initrd)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> AgentClient:
         """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""

@@ -1,17 +1,15 @@
-"""The wire between the kernel and the guest's agent: frames over one virtio-serial port.
+"""The wire between the kernel and the guest's lab server: frames over one virtio-serial port.
 
 A frame is a 9-byte header (type, channel, length; network byte order) and a payload. A
-channel is one command: the host opens it with :data:`RUN`, the guest ends it with
-:data:`EXIT` (or :data:`FAIL` if it could not start). Several channels run at once, so a
-background command and a cell can share the port.
+channel is one call: the host opens it with :data:`CALL`, the guest ends it with
+:data:`RESULT`. What the call prints comes back as :data:`OUT` and :data:`ERR` frames on its
+channel meanwhile. Calls and results are pickled (:mod:`.remote`).
 
-Stdlib only, no relative imports: the guest runs :mod:`netlab_magic.vm.agent` with
-``python3 -I -S``, which imports this file as the top-level module ``protocol``.
+Stdlib only: the frames are cut and joined the same way on both sides.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from typing import Iterator
@@ -21,20 +19,18 @@ HEADER = struct.Struct("!BII")
 MAX_PAYLOAD = 65536
 
 # host -> guest
-RUN = 1      #: JSON ``{"argv": [...], "netns": NAME or null}``: start a command (stdin: /dev/null) on a new
-             #: channel, inside namespace NAME as ``ip netns exec NAME`` would (its own /sys)
-SIGNAL = 2   #: a signal number (ASCII) for the command's whole process group
+CALL = 1     #: a pickled call (:func:`netlab_magic.vm.remote.dumps`) on a new channel
+SIGNAL = 2   #: Jupyter's interrupt for the call on this channel (ASCII signal number; SIGINT)
 
 # guest -> host
-READY = 10   #: JSON facts about the guest (``kernel``): the agent answers
-OUT = 11     #: the command's stdout
-ERR = 12     #: the command's stderr
-EXIT = 13    #: the exit status (ASCII; negative: killed by that signal); the channel is closed
-FAIL = 14    #: the command could not start (the reason, UTF-8); the channel is closed
-NO_NETNS = 15  #: the namespace asked for does not exist: JSON list of those that do; the channel is closed
+READY = 10   #: JSON facts about the guest (``kernel``): its lab is made, the server answers
+OUT = 11     #: what the call printed to stdout
+ERR = 12     #: what the call printed to stderr
+MORE = 16    #: a part of the pickled result, more follows
+RESULT = 17  #: the pickled result (its last part): the channel is closed
 
-#: The agent's own channel (READY): commands start at 1.
-AGENT = 0
+#: The server's own channel (READY): calls start at 1.
+SERVER = 0
 
 
 def frame(kind: int, channel: int, payload: bytes = b"") -> bytes:
@@ -50,8 +46,12 @@ def frames(kind: int, channel: int, data: bytes) -> Iterator[bytes]:
         yield frame(kind, channel, data[start:start + MAX_PAYLOAD])
 
 
-def run_payload(argv: list[str], netns: str | None = None) -> bytes:
-    return json.dumps({"argv": argv, "netns": netns}).encode()
+def result_frames(channel: int, data: bytes) -> Iterator[bytes]:
+    """A pickled result as frames: :data:`MORE` for each part but the last, :data:`RESULT` for the last."""
+    parts = [data[start:start + MAX_PAYLOAD] for start in range(0, max(len(data), 1), MAX_PAYLOAD)]
+    for part in parts[:-1]:
+        yield frame(MORE, channel, part)
+    yield frame(RESULT, channel, parts[-1])
 
 
 class Reader:
