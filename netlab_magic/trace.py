@@ -563,7 +563,9 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
 
     Reports of one packet in one namespace share a trace id; the id changes where the packet
     enters another namespace (or comes in again), so stretches are joined by what no hop changes
-    (protocol, length, IP id, TCP sequence or ICMP echo sequence). Pure: no kernel, no lab.
+    (protocol, length, IP id, TCP sequence or ICMP echo sequence). An id is not unique in time
+    (the kernel hashes the skb's address, which is soon reused): a hook reported under the id of
+    a packet already delivered or dropped begins another packet. Pure: no kernel, no lab.
     """
     interfaces = interfaces or {}
     rules = rules or {}
@@ -612,7 +614,9 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
                     seg.in_marker = False
                 continue
             hook = ev.chain
-            if seg is None or (family, hook) in (("ip", "OUTPUT"), ("bridge", "PREROUTING")) or (
+            # seg.packet.finished: the id is a hash of the skb's address, the flow and the input
+            # interface, so the flow's next packet may come in with the id of one already delivered
+            if seg is None or seg.packet.finished or (family, hook) in (("ip", "OUTPUT"), ("bridge", "PREROUTING")) or (
                     (family, hook) == ("ip", "PREROUTING") and seg.last_marker != ("bridge", "PREROUTING")):
                 made_here = (family, hook) == ("ip", "OUTPUT")
                 seg = _Segment(netns, new_packet(header) if made_here else continued(header))
