@@ -783,12 +783,12 @@ def run_trace(lab: "Lab", netns: str, command: str, match: str | None = None, *,
     lab.require(netns)
     matcher = parse_match(match) if match is not None else None
     namespaces = [HOST, *lab.list_netns()]
-    out, err = _Tee(sys.stdout if stream else None), _Tee(sys.stderr if stream else None)
+    out = _Tee(sys.stdout if stream else None)  # stdout and stderr, in the order they came
     timed_out = False
     with Tracing(lab, namespaces) as tracing:
-        proc = lab.popen(netns, process.shell_argv(command))
+        proc = lab.popen(netns, process.shell_argv(command), merge_stderr=True)
         try:
-            code: int | None = process.stream(proc, out=out, err=err, timeout=timeout)
+            code: int | None = process.stream(proc, out=out, timeout=timeout)
         except process.Timeout:
             code, timed_out = None, True
         events = tracing.finish()
@@ -799,7 +799,7 @@ def run_trace(lab: "Lab", netns: str, command: str, match: str | None = None, *,
         nat_hooks = {n: tracing.nat_hooks(n) for n in seen}
         lost = tracing.lost
     trace = build_trace(events, netns=netns, command=command, match=matcher, returncode=code,
-                        output=out.copy.getvalue() + err.copy.getvalue(), interfaces=interfaces, rules=rules,
+                        output=out.copy.getvalue(), interfaces=interfaces, rules=rules,
                         nat_hooks=nat_hooks, lost=lost, timed_out=timed_out)
     for i, p in enumerate(trace.packets):
         last = p.hops[-1] if p.hops else None

@@ -86,7 +86,8 @@ class Agent:
             proc = subprocess.Popen(
                 request["argv"],
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if request.get("merge_stderr") else subprocess.PIPE,
                 start_new_session=True, close_fds=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 preexec_fn=enter,  # the agent has one thread: safe here
@@ -100,7 +101,8 @@ class Agent:
         command = Command(channel, proc)
         self.commands[channel] = command
         self.sel.register(proc.stdout, selectors.EVENT_READ, (protocol.OUT, command))
-        self.sel.register(proc.stderr, selectors.EVENT_READ, (protocol.ERR, command))
+        if proc.stderr is not None:
+            self.sel.register(proc.stderr, selectors.EVENT_READ, (protocol.ERR, command))
         self.sel.register(command.pidfd, selectors.EVENT_READ, ("exit", command))
 
     def forward(self, pipe, kind: int, command: Command) -> bool:  # noqa: ANN001
@@ -120,6 +122,8 @@ class Agent:
         self.sel.unregister(command.pidfd)
         os.close(command.pidfd)
         for pipe, kind in ((command.proc.stdout, protocol.OUT), (command.proc.stderr, protocol.ERR)):
+            if pipe is None:
+                continue
             while not pipe.closed and selectors.select.select([pipe], [], [], 0)[0]:
                 if not self.forward(pipe, kind, command):
                     break

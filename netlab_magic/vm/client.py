@@ -90,9 +90,10 @@ class AgentClient:
                 raise AgentLost(self._lost or f"the VM's agent is unreachable ({err.strerror})") from err
 
     def run(self, argv: list[str], out: IO[str] | None = None, err: IO[str] | None = None,
-            timeout: float | None = None, netns: str | None = None) -> int:
+            timeout: float | None = None, netns: str | None = None, merge_stderr: bool = False) -> int:
         """Run ``argv`` in the guest (inside namespace ``netns``, as ``ip netns exec`` would), copying
-        its output to ``out``/``err`` as it comes; return its exit status.
+        its output to ``out``/``err`` as it comes (:class:`~netlab_magic.process.Batched`; with
+        ``merge_stderr`` all of it to ``out``, in the order it was written); return its exit status.
 
         A missing ``netns`` raises :class:`~netlab_magic.errors.NamespaceNotFound`.
 
@@ -107,46 +108,47 @@ class AgentClient:
         channel = next(self._ids)
         q: queue.Queue = queue.Queue()
         self._channels[channel] = q
-        decoders = {protocol.OUT: (out, _decoder()), protocol.ERR: (err, _decoder())}
+        batches = {protocol.OUT: process.Batched(out), protocol.ERR: process.Batched(err)}
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._send(protocol.RUN, channel, protocol.run_payload(argv, netns))
+            self._send(protocol.RUN, channel, protocol.run_payload(argv, netns, merge_stderr))
             try:
-                return self._pump(channel, q, decoders, deadline, timeout, netns)
+                return self._pump(channel, q, batches, deadline, timeout, netns)
             except KeyboardInterrupt:
-                self._stop(channel, q, decoders)
+                self._stop(channel, q, batches)
                 raise process.Interrupted("the command was stopped") from None
         finally:
             del self._channels[channel]
+            for batch in batches.values():
+                batch.close()
 
-    def _pump(self, channel: int, q: queue.Queue, decoders: dict, deadline: float | None,
+    def _pump(self, channel: int, q: queue.Queue, batches: dict[int, process.Batched], deadline: float | None,
               timeout: float | None, netns: str | None) -> int:
         while True:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                self._stop(channel, q, decoders)
+            now = time.monotonic()
+            for batch in batches.values():
+                batch.write_due(now)
+            if deadline is not None and deadline <= now:
+                self._stop(channel, q, batches)
                 raise process.Timeout(f"stopped after the {timeout:g} s timeout")
+            due = [t for t in (deadline, *(b.due() for b in batches.values())) if t is not None]
             try:
-                kind, payload = q.get(timeout=wait)
+                kind, payload = q.get(timeout=max(0.0, min(due) - now) if due else None)
             except queue.Empty:
                 continue
-            if kind in decoders:
-                target, decoder = decoders[kind]
-                target.write(decoder.decode(payload))
-                target.flush()
+            if kind in batches:
+                batches[kind].feed(payload, time.monotonic())
             elif kind == protocol.EXIT:
-                for target, decoder in decoders.values():
-                    target.write(decoder.decode(b"", final=True))
                 return int(payload)
             elif kind == protocol.FAIL:
-                return _fail(payload, decoders)
+                return _fail(payload, batches)
             elif kind == protocol.NO_NETNS:
                 have = ", ".join([HOST, *json.loads(payload)])
                 raise NamespaceNotFound(f"namespace {netns!r} does not exist (the lab has: {have})")
             elif kind == _LOST:
                 raise AgentLost(self._lost or "the VM's agent is gone")
 
-    def _stop(self, channel: int, q: queue.Queue, decoders: dict) -> None:
+    def _stop(self, channel: int, q: queue.Queue, batches: dict[int, process.Batched]) -> None:
         """SIGINT the command's group, SIGKILL after the grace period; drain until it exits."""
         self._send(protocol.SIGNAL, channel, str(int(signal.SIGINT)).encode())
         for sig, grace in ((signal.SIGKILL, process.GRACE), (None, 5.0)):
@@ -158,9 +160,8 @@ class AgentClient:
                     break
                 if kind in (protocol.EXIT, protocol.FAIL, _LOST):
                     return
-                if kind in decoders:
-                    target, decoder = decoders[kind]
-                    target.write(decoder.decode(payload))
+                if kind in batches:
+                    batches[kind].feed(payload, time.monotonic())
             if sig is not None:
                 self._send(protocol.SIGNAL, channel, str(int(sig)).encode())
 
@@ -175,13 +176,6 @@ class AgentClient:
         self._conn.close()
 
 
-def _decoder():  # noqa: ANN202
-    import codecs
-
-    return codecs.getincrementaldecoder("utf-8")("replace")
-
-
-def _fail(payload: bytes, decoders: dict) -> int:
-    target, _ = decoders[protocol.ERR]
-    target.write(payload.decode(errors="replace") + "\n")
+def _fail(payload: bytes, batches: dict[int, process.Batched]) -> int:
+    batches[protocol.ERR].feed(payload + b"\n", time.monotonic())
     return 127

@@ -119,15 +119,18 @@ class VMLab:
         return result
 
     def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
-        """Run a bash script inside ``netns`` in the guest, its output streamed to the cell."""
-        return self._run(netns, ["bash", "-c", script], sys.stdout, sys.stderr, timeout)
+        """Run a bash script inside ``netns`` in the guest, its output (stdout and stderr in one, as a
+        terminal shows them) streamed to the cell."""
+        return self._run(netns, ["bash", "-c", script], sys.stdout, sys.stderr, timeout, merge_stderr=True)
 
-    def _run(self, netns: str, argv: list[str], out, err, timeout: float | None) -> int:  # noqa: ANN001
+    def _run(self, netns: str, argv: list[str], out, err, timeout: float | None,  # noqa: ANN001
+             merge_stderr: bool = False) -> int:
         if netns != HOST:
             check_netns_name(netns)
         client = self.agent()
         try:
-            return client.run(argv, out, err, timeout=timeout, netns=None if netns == HOST else netns)
+            return client.run(argv, out, err, timeout=timeout, netns=None if netns == HOST else netns,
+                              merge_stderr=merge_stderr)
         except AgentLost as lost:
             raise self._lost() from lost
 

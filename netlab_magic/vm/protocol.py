@@ -50,8 +50,9 @@ def frames(kind: int, channel: int, data: bytes) -> Iterator[bytes]:
         yield frame(kind, channel, data[start:start + MAX_PAYLOAD])
 
 
-def run_payload(argv: list[str], netns: str | None = None) -> bytes:
-    return json.dumps({"argv": argv, "netns": netns}).encode()
+def run_payload(argv: list[str], netns: str | None = None, merge_stderr: bool = False) -> bytes:
+    """A RUN request; with ``merge_stderr`` the command's stderr comes as OUT, in order with its stdout."""
+    return json.dumps({"argv": argv, "netns": netns, "merge_stderr": merge_stderr}).encode()
 
 
 class Reader:
