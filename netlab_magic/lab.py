@@ -211,13 +211,14 @@ class Lab:
         return result
 
     def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
-        """Run a bash script inside ``netns``, its output streamed to the cell; return its exit status.
+        """Run a bash script inside ``netns``, its output (stdout and stderr in one, as a terminal shows
+        them) streamed to the cell; return its exit status.
 
         What the script left running that still holds its output (``nc -l 8080 &``) becomes a
         background job, announced in one line. Raises :class:`process.Timeout` and
         :class:`process.Interrupted`.
         """
-        proc = self.popen(netns, process.shell_argv(script))
+        proc = self.popen(netns, process.shell_argv(script), merge_stderr=True)
         code = process.stream(proc, timeout=timeout, keep_open=True)
         sys.stdout.flush()
         if process.holds_output(proc):

@@ -563,7 +563,9 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
 
     Reports of one packet in one namespace share a trace id; the id changes where the packet
     enters another namespace (or comes in again), so stretches are joined by what no hop changes
-    (protocol, length, IP id, TCP sequence or ICMP echo sequence). Pure: no kernel, no lab.
+    (protocol, length, IP id, TCP sequence or ICMP echo sequence). An id is not unique in time
+    (the kernel hashes the skb's address, which is soon reused): a hook reported under the id of
+    a packet already delivered or dropped begins another packet. Pure: no kernel, no lab.
     """
     interfaces = interfaces or {}
     rules = rules or {}
@@ -612,7 +614,9 @@ def assemble(events: Sequence[tuple[str, nft.TraceEvent]],
                     seg.in_marker = False
                 continue
             hook = ev.chain
-            if seg is None or (family, hook) in (("ip", "OUTPUT"), ("bridge", "PREROUTING")) or (
+            # seg.packet.finished: the id is a hash of the skb's address, the flow and the input
+            # interface, so the flow's next packet may come in with the id of one already delivered
+            if seg is None or seg.packet.finished or (family, hook) in (("ip", "OUTPUT"), ("bridge", "PREROUTING")) or (
                     (family, hook) == ("ip", "PREROUTING") and seg.last_marker != ("bridge", "PREROUTING")):
                 made_here = (family, hook) == ("ip", "OUTPUT")
                 seg = _Segment(netns, new_packet(header) if made_here else continued(header))
@@ -779,12 +783,12 @@ def run_trace(lab: "Lab", netns: str, command: str, match: str | None = None, *,
     lab.require(netns)
     matcher = parse_match(match) if match is not None else None
     namespaces = [HOST, *lab.list_netns()]
-    out, err = _Tee(sys.stdout if stream else None), _Tee(sys.stderr if stream else None)
+    out = _Tee(sys.stdout if stream else None)  # stdout and stderr, in the order they came
     timed_out = False
     with Tracing(lab, namespaces) as tracing:
-        proc = lab.popen(netns, process.shell_argv(command))
+        proc = lab.popen(netns, process.shell_argv(command), merge_stderr=True)
         try:
-            code: int | None = process.stream(proc, out=out, err=err, timeout=timeout)
+            code: int | None = process.stream(proc, out=out, timeout=timeout)
         except process.Timeout:
             code, timed_out = None, True
         events = tracing.finish()
@@ -795,7 +799,7 @@ def run_trace(lab: "Lab", netns: str, command: str, match: str | None = None, *,
         nat_hooks = {n: tracing.nat_hooks(n) for n in seen}
         lost = tracing.lost
     trace = build_trace(events, netns=netns, command=command, match=matcher, returncode=code,
-                        output=out.copy.getvalue() + err.copy.getvalue(), interfaces=interfaces, rules=rules,
+                        output=out.copy.getvalue(), interfaces=interfaces, rules=rules,
                         nat_hooks=nat_hooks, lost=lost, timed_out=timed_out)
     for i, p in enumerate(trace.packets):
         last = p.hops[-1] if p.hops else None

@@ -43,15 +43,17 @@ cd "$repo"
 "${as_user[@]}" python -m netlab_magic install-kernel --user </dev/null
 
 # Tests that do not depend on the privilege mode (pure models, parsers, the package's shape, the
-# widgets' layout and rendering) ran once already, in the root pass: not again here.
+# widgets' layout and rendering) ran once already, in the root pass: not again here. The browser
+# tests check what JupyterLab draws from a widget's state; the widgets' reading of a rootless lab
+# is checked here by tests/test_widgets_lab.py, a rootless kernel behind JupyterLab by test_hub.py.
 SAME_IN_BOTH_MODES=(tests/test_docker_rules.py tests/test_dependencies.py tests/test_docker_inspect.py tests/test_docker28.py tests/test_docker_verdict.py
-                    tests/test_troubleshoot_answers.py tests/test_trace_checks.py
+                    tests/test_troubleshoot_answers.py tests/test_trace_checks.py tests/test_trace_parse.py
                     tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_vm_pieces.py
                     tests/test_widgets_counters.py tests/test_widgets_draw.py tests/test_widgets_iptables.py
                     tests/test_widgets_layout.py tests/test_widgets_poll.py tests/test_widgets_static.py
                     tests/test_widgets_topology.py
                     tests/test_workbook_kernel.py tests/test_trace_picture.py
-                    tests/browser/test_widgets_browser.py)
+                    tests/browser/test_widgets_browser.py tests/browser/test_demo2_browser.py tests/browser/test_trace_browser.py)
 # the tests named on the command line, if any (an option's value, like -k's, names no file)
 named=0
 for a in ${ARGS[@]+"${ARGS[@]}"}; do
@@ -69,7 +71,7 @@ timeout -k 30 1800 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --
 # nbval as this user: tests/test_binder.py runs it over every notebook, in Binder's own environment
 # (binder/requirements.txt + postBuild). Run here only when PYTEST_ARGS may have left that test out.
 if [ "$NOTEBOOKS" = 1 ] && [ "${#ARGS[@]}" -gt 0 ]; then
-    timeout -k 30 900 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --nbval notebooks/ \
+    timeout -k 30 900 "${as_user[@]}" python -m pytest -p no:cacheprovider -rfEs --nbval -n 3 --dist loadscope notebooks/ \
         --nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name netlab \
         --nbval-cell-timeout="${NETLAB_CELL_TIMEOUT:-120}" </dev/null || failed=1
 fi

@@ -44,13 +44,22 @@ step "pytest tests/ as $(id -un)"
 timeout -k 30 1800 python -m pytest -p no:cacheprovider -rfEs --durations=12 tests/ ${ARGS[@]+"${ARGS[@]}"} </dev/null \
     || failed+=("tests as $(id -un)")
 
+# nbval runs every notebook twice in all: here (as root: the root mode's lab) and in the unprivileged
+# pass (tests/test_binder.py: the rootless lab, in Binder's environment); each mode builds the lab
+# its own way (README: "as root and rootless"). Three notebooks at a time (pytest-xdist; --dist
+# loadscope keeps each notebook's cells in one kernel, in order): each has a kernel and a lab of
+# its own, and a run mostly waits for its pings and timeouts (about a quarter of a core, measured).
+NBVAL_PARALLEL=(-n 3 --dist loadscope)
 if [ "$NOTEBOOKS" = 1 ]; then
     step "nbval notebooks/ as $(id -un) (kernel netlab)"
-    timeout -k 30 900 python -m pytest -p no:cacheprovider -rfEs --nbval notebooks/ \
+    timeout -k 30 900 python -m pytest -p no:cacheprovider -rfEs --nbval "${NBVAL_PARALLEL[@]}" notebooks/ \
         --nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name netlab \
         --nbval-cell-timeout="${NETLAB_CELL_TIMEOUT:-120}" </dev/null || failed+=("notebooks as $(id -un)")
 fi
 
+# The suite again, rootless: what it checks goes through the sandbox, which root and an unprivileged
+# user build differently (a user namespace first, with its limits); what does not depend on the
+# mode (pure parsers, the package's shape, what a browser draws) is left out there (test-rootless.sh).
 if [ "$ROOTLESS" = 1 ] && [ "$(id -u)" -eq 0 ]; then
     step "the same, rootless, as an unprivileged user"
     rootless_args=()

@@ -79,6 +79,16 @@ def test_output_streams_live(lab):
     assert times["second"] - times["first"] > 1.0, reply.stream_times
 
 
+def test_output_is_whole_lines_in_the_order_a_terminal_shows_them(lab):
+    """As ``!cmd`` shows them on a bare machine: stdout and stderr as one stream, in the order they
+    were written; and a line written in pieces (ping's error message: ``ping: ``, ``connect``,
+    ``: Network is unreachable``) is one output, not three."""
+    r = lab.run("%netns host ping -c 1 -W 1 10.0.0.1")  # the lab's host has no route yet
+    assert r.streams == [("stdout", "ping: connect: Network is unreachable\n"), ("stderr", "(exit status 2)\n")]
+    r = lab.ok("%%netns host\necho one; echo two >&2; echo three")
+    assert r.streams == [("stdout", "one\ntwo\nthree\n")]
+
+
 def test_python_cell_opens_sockets_inside_the_namespace(lab):
     build_demo1(lab)
     lab.ok("%%netns host --bg --name web\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello' | nc -l 8080")

@@ -34,6 +34,17 @@ def test_notebook_was_run_top_to_bottom_in_the_netlab_kernel(path):
         f"{path.name}: a stored run raised an error"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_outputs_are_one_block_per_stream_as_jupyterlab_saves_them(path):
+    """A ping is one block of text, as a learner's saved notebook has it (JupyterLab merges a
+    stream's consecutive outputs): scripts/run-notebooks.sh runs and stores them so."""
+    nb = json.loads(path.read_text())
+    for n, cell in enumerate((c for c in nb["cells"] if c["cell_type"] == "code"), 1):
+        streams = [o.get("name") if o.get("output_type") == "stream" else None for o in cell.get("outputs", [])]
+        split = [name for name, after in zip(streams, streams[1:]) if name is not None and name == after]
+        assert not split, f"{path.name}, code cell {n}: {split[0]} stored in pieces (run it with scripts/run-notebooks.sh)"
+
+
 def test_the_sanitizer_never_turns_one_link_state_into_another():
     """nbval compares through notebooks/sanitize.cfg: a rule may say that a state is not decided
     (a race), but must not make a DOWN look like a LOWERLAYERDOWN, or the reverse (issue 18)."""

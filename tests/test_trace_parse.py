@@ -177,6 +177,26 @@ def test_a_nat_rule_says_what_it_did():
     assert [h.decision for h in t.packets[0].hops] == ["DNAT to 172.17.0.2:80", "MASQUERADE", "ACCEPT"]
 
 
+
+
+def test_a_later_packet_with_a_reused_trace_id_is_not_joined_to_a_delivered_one():
+    """The kernel's trace id is a hash of the skb's address, the flow's hash and the input interface
+    (net/netfilter/nf_tables_trace.c: "using skb address as ID results in ... quick reuse"): the
+    next packet of a flow may come in on the same interface in the same recycled skb, with the id of
+    a packet already delivered. Notebook 06's SYN-ACK once showed two INPUT hops more that way."""
+    synack = ipv4("172.17.0.2", "127.0.0.1", 6, ident=0, length=60) + tcp(80, 40000, 0x12, seq=5)
+    ack = ipv4("172.17.0.2", "127.0.0.1", 6, ident=1, length=52) + tcp(80, 40000, 0x10, seq=6)
+    events = []
+    for packet in (synack, ack):  # each: the bridge (id 4, iif veth), then the host's INPUT (id 7, iif docker0)
+        events += [("host", e) for e in hook("PREROUTING", 4, packet, nft.NFPROTO_BRIDGE, iif=5)
+                   + hook("INPUT", 4, packet, nft.NFPROTO_BRIDGE, iif=5) + hook("INPUT", 7, packet, iif=6)]
+    interfaces = {"host": {5: ("veth0", "docker0"), 6: ("docker0", None)}}
+    t = build_trace(events, netns="nginx", command="curl", interfaces=interfaces)
+    assert [[(h.family, h.hook) for h in p.hops] for p in t.packets] == \
+        [[("bridge", "PREROUTING"), ("bridge", "INPUT"), ("ip", "INPUT")]] * 2, t
+    assert [str(p.header).split()[1] for p in t.packets] == ["[S.]", "[.]"]
+
+
 # -- pcap and conntrack ----------------------------------------------------------------------------------
 
 def test_pcap_frames(tmp_path):

@@ -241,7 +241,7 @@ class Engine:
             c = self.get(name)
             if not c.running:
                 raise NetlabError(f"Error response from daemon: Container {c.id} is not running")
-            proc = self.lab.popen(c.netns, processes.exec_argv(c, process.shell_argv(command)))
+            proc = self.lab.popen(c.netns, processes.exec_argv(c, process.shell_argv(command)), merge_stderr=True)
         return process.stream(proc, timeout=timeout)
 
     @_serialized

@@ -52,7 +52,7 @@ def start_command(lab: Lab, c: Container, undo: Undo, exited: Callable[[object],
 
 def start_foreground(lab: Lab, c: Container) -> None:
     """The container's command in its namespace, its output for the caller to stream (``c.proc``)."""
-    proc = lab.popen(c.netns, process.shell_argv(contained(c)))
+    proc = lab.popen(c.netns, process.shell_argv(contained(c)), merge_stderr=True)
     c.shim_pid, c.started, c.proc = proc.pid, time.time(), proc
     c.pid = container_init(c) or 0
 

@@ -37,6 +37,8 @@ class Reply:
     error: tuple[str, str] | None = None
     traceback: list[str] = field(default_factory=list)
     stream_times: list[tuple[float, str]] = field(default_factory=list)
+    #: Each stream message as it came: (stdout or stderr, its text); one each is one output stored.
+    streams: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def usage_error(self) -> str | None:
@@ -95,6 +97,7 @@ class Kernel:
                 else:
                     reply.stderr += content["text"]
                 reply.stream_times.append((time.monotonic(), content["text"]))
+                reply.streams.append((content["name"], content["text"]))
             elif kind in ("execute_result", "display_data"):
                 reply.results.append(content["data"].get("text/plain", ""))
                 if "text/html" in content["data"]:
