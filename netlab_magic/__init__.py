@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidName, NamespaceNotFound,
                      NetlabError, NotFound, PrivilegeError)
-from .lab import Lab, NetNS
+from .lab.lab import Lab, NetNS
 from .model import HOST, Interface, LabSnapshot, Namespace, Peer, Route
 from .version import __version__
 
@@ -22,13 +22,13 @@ __all__ = [
 
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's signature
     """``%load_ext netlab_magic``: build the lab and register the magics."""
-    from .extension import load
+    from .jupyter.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
     """``%unload_ext netlab_magic``: destroy the lab; cells run on the real host again."""
-    from .extension import unload
+    from .jupyter.extension import unload
 
     unload(ipython)

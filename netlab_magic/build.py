@@ -9,7 +9,7 @@
     ip -n ns0 link set eth0 up && ip -n ns0 link set lo up
 
 at the cost of the kernel's own work (about 3 ms a namespace on a 2-core VM, as fast as a hand-
-written netlink floor, see ``benchmarks/``), where the per-call API (:class:`~netlab_magic.lab.NetNS`)
+written netlink floor, see ``benchmarks/``), where the per-call API (:class:`~netlab_magic.lab.lab.NetNS`)
 pays pyroute2's ~1.2 ms per request and a name lookup per step (about 35 ms a namespace).
 
 How: one call on the lab's netlink thread does everything. That thread enters each new
@@ -32,12 +32,13 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from . import names, namespaces
+from . import names
 from .errors import AlreadyExists, InvalidAddress, InvalidName, NetlabError
-from .lab import Lab, NetNS, netlink_error
+from .lab.lab import Lab, NetNS, netlink_error
+from .linux import namespaces
+from .linux.rtnl import NetlinkError, Rtnl
 from .model import HOST
-from .rtnl import NetlinkError, Rtnl
-from .sandbox import NETNS_DIR
+from .sandbox.sandbox import NETNS_DIR
 
 #: A Linux bridge holds at most this many ports (BR_MAX_PORTS - 1); the next fails with EXFULL.
 BRIDGE_MAX_PORTS = 1023

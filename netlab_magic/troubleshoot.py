@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 from .changes import Allowed, LabRecord, check_changes, record
 from .checks import SETTLE, CheckResult, lab_or_current, where
-from .docker.tables import Tables
 from .errors import NetlabError, NotFound
+from .linux.iptables import Tables
 from .model import HOST
-from .probes import Probe, send_probes
+from .packets.probes import Probe, send_probes
 
 __all__ = ["SCENARIOS", "Scenario", "broken", "fixed", "show_me"]
 
@@ -171,7 +171,7 @@ def _not_from_outside(src: str, fake: str, dst: str, dst_netns: str, asked: str,
                       let_through: str = "the sources your rules accept are more than") -> Callable[[Any], CheckResult]:
     """What ``src`` sends to ``dst`` from ``fake``, an address outside ``asked``, never arrives in ``dst_netns``.
 
-    The request is made by hand (:class:`netlab_magic.probes.Probe` with a ``source`` of its own)
+    The request is made by hand (:class:`netlab_magic.packets.probes.Probe` with a ``source`` of its own)
     and followed by the trace: a rule that accepts a wider source range than the story asks lets it
     through.
     """

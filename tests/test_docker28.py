@@ -13,7 +13,7 @@ import pytest
 
 from netlab_magic.docker.daemon import Daemon
 from netlab_magic.docker.rules import build
-from netlab_magic.docker.tables import Tables
+from netlab_magic.linux.iptables import Tables
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docker28"
 SCENARIOS = ["new-daemon", "usernet-portmap", "usernet-portmap-noproxy"]

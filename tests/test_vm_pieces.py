@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from netlab_magic import backend
+from netlab_magic.lab import backend
 from netlab_magic.errors import InvalidArgument
 from netlab_magic.vm import image, machine, protocol
 

@@ -22,7 +22,7 @@ the lab to the address asked for (lab addresses or the namespace's own ``localho
 What must *stay* is judged by effect, not by the text of rules:
 
 - :func:`check_blocked` sends, for each pair of containers that must stay apart, every kind of
-  :mod:`probe <netlab_magic.probes>` (new conversations, and packets that only look like
+  :mod:`probe <netlab_magic.packets.probes>` (new conversations, and packets that only look like
   answers) and follows each in the kernel's trace: none may be delivered, and each must die
   where Docker drops it, or before (a DROP of the learner's own met first). A packet that now
   passes Docker's drop and dies further on means Docker's protection was weakened;
@@ -52,13 +52,13 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 from ..checks import CheckResult, Missing, lab_or_current, run_check, where
-from ..conntrack import read_conntrack
 from ..errors import NetlabError
+from ..linux.iptables import Tables
+from ..linux.process import stop_group
 from ..model import HOST
-from ..process import stop_group
-from ..probes import KINDS, OPENERS, Outcome, Probe, send_probes
+from ..packets.conntrack import read_conntrack
+from ..packets.probes import KINDS, OPENERS, Outcome, Probe, send_probes
 from . import rules
-from .tables import Tables
 from .verdict import Decision, Flow, decide
 
 __all__ = ["check_http", "check_no_listener", "check_isolation_intact", "check_tcp", "check_dnat",
@@ -388,7 +388,7 @@ def check_blocked(*pairs: tuple[str, str] | tuple[str, str, str], lab: Any = Non
     """For each ``(src, dst)`` pair of containers (or ``(src, dst, "IP:PORT")``: through a port
     DNATed to ``dst``), ``src`` cannot start a conversation with ``dst``, one check per pair.
 
-    Every kind of probe (:data:`netlab_magic.probes.KINDS`: TCP SYN, UDP, echo request, and a TCP
+    Every kind of probe (:data:`netlab_magic.packets.probes.KINDS`: TCP SYN, UDP, echo request, and a TCP
     ACK and an echo reply that answer nothing) is sent once, all pairs together, and followed in
     the kernel's trace. A pair passes when none of its packets is delivered and each dies where
     Docker drops it (:func:`_docker_stop`) or before it, at a DROP of the learner's own.

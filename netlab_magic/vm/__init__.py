@@ -7,5 +7,5 @@ One concern per module, each importing only those before it:
 * :mod:`.agent`: the guest's side (runs inside the VM, stdlib only), started by ``guest_init.sh``;
 * :mod:`.client`: the host's side: a command in the guest, output streamed, timeout and interrupt;
 * :mod:`.machine`: QEMU's life: start in the background, ready, crashed, stopped;
-* :mod:`.lab`: :class:`VMLab`, the VM's implementation of the lab the magics use (see :mod:`netlab_magic.backend`).
+* :mod:`.lab`: :class:`VMLab`, the VM's implementation of the lab the magics use (see :mod:`netlab_magic.lab.backend`).
 """

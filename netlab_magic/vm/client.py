@@ -3,7 +3,7 @@
 One reader thread cuts the socket's bytes into frames and hands each to its channel's queue;
 the thread that runs a command waits on that queue, so a cell's output streams as it comes,
 and Jupyter's interrupt (``KeyboardInterrupt`` in the waiting thread) becomes a signal to the
-command's process group in the guest, as :func:`netlab_magic.process.stream` does on the host.
+command's process group in the guest, as :func:`netlab_magic.linux.process.stream` does on the host.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import threading
 import time
 from typing import IO, Callable
 
-from .. import process
 from ..errors import NamespaceNotFound, NetlabError
+from ..linux import process
 from ..model import HOST
 from . import protocol
 
@@ -96,8 +96,8 @@ class AgentClient:
 
         A missing ``netns`` raises :class:`~netlab_magic.errors.NamespaceNotFound`.
 
-        ``timeout`` stops it and raises :class:`netlab_magic.process.Timeout`; an interrupt stops it
-        and raises :class:`netlab_magic.process.Interrupted`; a VM that dies raises :class:`AgentLost`.
+        ``timeout`` stops it and raises :class:`netlab_magic.linux.process.Timeout`; an interrupt stops it
+        and raises :class:`netlab_magic.linux.process.Interrupted`; a VM that dies raises :class:`AgentLost`.
         Statuses follow ``subprocess``: negative for a signal.
         """
         out = out or sys.stdout

@@ -1,4 +1,4 @@
-""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.backend`).
+""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.lab.backend`).
 
 The guest is the lab's host: its first network namespace plays the talk's host, and ``ip netns``
 makes the others, exactly as on a bare machine (the VM is the sandbox: it has no network
@@ -20,8 +20,8 @@ import subprocess
 import sys
 from typing import ClassVar, Sequence
 
-from .. import process
 from ..errors import CommandFailed, NamespaceNotFound, NetlabError
+from ..linux import process
 from ..model import HOST
 from ..names import check_netns_name
 from .client import AgentClient, AgentLost
@@ -90,7 +90,7 @@ class VMLab:
         self.machine = self._boot()
         return AgentLost(f"{message}; the next command starts a fresh VM")
 
-    # -- the backend's promises (netlab_magic.backend.LabBackend) ---------------------------------
+    # -- the backend's promises (netlab_magic.lab.backend.LabBackend) ---------------------------------
 
     def require(self, name: str) -> None:
         """Raise :class:`NamespaceNotFound` unless the guest has namespace ``name`` (``host`` always)."""

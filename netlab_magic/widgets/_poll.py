@@ -260,7 +260,7 @@ class Poller:
 
 def _join_lab() -> None:
     """Keep the poller in the lab's host (a reset makes a new one): sources may run commands."""
-    lab_mod = sys.modules.get("netlab_magic.lab")
+    lab_mod = sys.modules.get("netlab_magic.lab.lab")
     if lab_mod is not None:
         try:
             lab_mod.Lab.adopt_calling_thread()

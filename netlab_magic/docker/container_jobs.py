@@ -21,9 +21,9 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from .. import process
 from ..errors import AlreadyExists, NetlabError, NotFound
-from ..lab import Lab
+from ..lab.lab import Lab
+from ..linux import process
 from ..model import HOST
 from .daemon import Container, connectivity_error
 from .listeners import listening

@@ -4,7 +4,7 @@
 (so ``%netlab reset``, a kernel restart or ``kill -9`` stop it); the file lives in the lab's
 private ``/run``. Rootless, where tcpdump cannot drop its privileges (a user namespace has no
 ``tcpdump`` user), a small reader of the same packets writes the same file
-(:mod:`netlab_magic.capture_worker`). Either way the packets are shown by one reader of the
+(:mod:`netlab_magic.packets.capture_worker`). Either way the packets are shown by one reader of the
 pcap format: a line per packet (time, source, destination, protocol, what it says).
 
     >>> cap = start_capture(lab, "veth2")         # %netlab capture veth2 --bg
@@ -24,15 +24,15 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .display import Table
-from .errors import AlreadyExists, NetlabError, NotFound
+from ..display import Table
+from ..errors import AlreadyExists, NetlabError, NotFound
+from ..linux.jobs import Job
+from ..model import HOST
 from .headers import ICMP_TYPES, IPv4, parse_ipv4, tcp_flags
-from .jobs import Job
-from .model import HOST
 from .trace_match import parse_match
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from ..lab.lab import Lab
 
 #: Where capture files go: the lab's own /run (a tmpfs that dies with the lab).
 CAPTURE_DIR = "/run/netlab-captures"
@@ -273,7 +273,7 @@ def start_capture(lab: "Lab", ifname: str, netns: str | None = None, *, count: i
     if engine == "tcpdump":
         command = f"exec tcpdump -i {ifname} --immediate-mode -U -n -Z root -w {path}" + (f" -c {count}" if count else "")
     else:
-        command = f"exec {sys.executable} -m netlab_magic.capture_worker {ifname} {path} {count or ''}"
+        command = f"exec {sys.executable} -m netlab_magic.packets.capture_worker {ifname} {path} {count or ''}"
     job = lab.start_job(netns, command, name=name)
     capture = Capture(lab, netns, ifname, path, engine, job, lab.generation, match)
     captures(lab)[name] = capture

@@ -1,7 +1,7 @@
 """A container's masked ``/sys``: what it hides, and the paragraph that says why no lab starts there.
 
 Below the sandbox, which raises it when mounting the lab's own ``/sys`` is refused; the doctor
-repeats the same paragraph (through :func:`netlab_magic.sandbox.refusal`).
+repeats the same paragraph (through :func:`netlab_magic.sandbox.sandbox.refusal`).
 """
 
 from __future__ import annotations

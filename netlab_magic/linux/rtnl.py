@@ -2,13 +2,13 @@
 
 Everything the lab asks the kernel about links, addresses and routes goes through
 :class:`Rtnl`, a plain ``AF_NETLINK`` socket of the namespace the calling thread was in when it
-was made (see :mod:`netlab_magic.namespaces`). Requests are the ones ``ip`` sends, byte for
+was made (see :mod:`netlab_magic.linux.namespaces`). Requests are the ones ``ip`` sends, byte for
 byte in spirit; each method names its ``ip`` equivalent. The socket itself, :class:`Netlink`
-(any netlink protocol: its sequence numbers and dumps), is :class:`~netlab_magic.nftables.Nft`'s too.
+(any netlink protocol: its sequence numbers and dumps), is :class:`~netlab_magic.linux.nftables.Nft`'s too.
 
 Why not pyroute2's ``IPRoute`` here: it costs about 1 ms per request and 0.35 ms to decode one
 link, where the kernel's own work is tens of microseconds, and it is an import of 130 ms (users'
-cells may use it: :mod:`netlab_magic.pyroute2_cells`). The message layouts are those of
+cells may use it: :mod:`netlab_magic.jupyter.pyroute2_cells`). The message layouts are those of
 ``linux/rtnetlink.h``, ``linux/if_link.h`` and ``linux/if_addr.h`` (pyroute2 documents them
 too, and the tests cross-check this reader against ``ip -j``).
 
@@ -302,7 +302,7 @@ def _route_request(family: int, table: int) -> bytes:
 
 class Netlink:
     """A raw netlink socket of ``protocol``, of the namespace the *calling thread* is in when it
-    is made: its sequence numbers and :meth:`dump` (:class:`Rtnl`, :class:`~netlab_magic.nftables.Nft`).
+    is made: its sequence numbers and :meth:`dump` (:class:`Rtnl`, :class:`~netlab_magic.linux.nftables.Nft`).
 
     Use it as a context manager, or :meth:`close` it: an open socket keeps its namespace alive.
     """

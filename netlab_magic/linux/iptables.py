@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from ..iptables_save import parse_iptables_save
+from .iptables_save import parse_iptables_save
 
 #: Built-in chains per table, in the order iptables-save lists them.
 BUILTIN = {

@@ -1,9 +1,9 @@
 """The seam between the magics and the two labs: in this kernel's namespaces, or in a small VM.
 
 The magics never ask which lab runs: they call :func:`current` and use what
-:class:`LabBackend` promises. The in-kernel :class:`~netlab_magic.lab.Lab` is the fast default;
+:class:`LabBackend` promises. The in-kernel :class:`~netlab_magic.lab.lab.Lab` is the fast default;
 :class:`~netlab_magic.vm.lab.VMLab` runs the same commands inside a QEMU guest where the
-kernel refuses this process its namespaces (:func:`netlab_magic.sandbox.refusal`). The choice
+kernel refuses this process its namespaces (:func:`netlab_magic.sandbox.sandbox.refusal`). The choice
 is made once per process, by :func:`choose`, and ``NETLAB_BACKEND=kernel|vm`` forces either
 (for tests, and for teachers who want every learner on the same one).
 """
@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
-from .errors import InvalidArgument, PrivilegeError
-from .sandbox import refusal
+from ..errors import InvalidArgument, PrivilegeError
+from ..sandbox.sandbox import refusal
 
 BACKEND_ENV = "NETLAB_BACKEND"
 KERNEL, VM = "kernel", "vm"
@@ -41,7 +41,7 @@ class LabBackend(Protocol):
     def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
         """Run a bash script inside ``netns``, its output streamed to this cell; return its exit status.
 
-        Raises :class:`~netlab_magic.process.Timeout` and :class:`~netlab_magic.process.Interrupted`.
+        Raises :class:`~netlab_magic.linux.process.Timeout` and :class:`~netlab_magic.linux.process.Interrupted`.
         """
 
     def reset(self) -> None:
@@ -64,8 +64,8 @@ _chosen: Choice | None = None
 
 def vm_ready() -> str | None:
     """None if a VM can start here; else what is missing, with the line that adds it."""
-    from .vm.image import find
-    from .vm.machine import QEMU
+    from ..vm.image import find
+    from ..vm.machine import QEMU
 
     missing = []
     if shutil.which(QEMU) is None:
@@ -109,7 +109,7 @@ def current() -> LabBackend:
     global _chosen
     choice = chosen()
     if choice.name == VM:
-        from .vm.lab import VMLab
+        from ..vm.lab import VMLab
 
         return VMLab.current()
     from .lab import Lab
@@ -121,7 +121,7 @@ def current() -> LabBackend:
         if BACKEND_ENV in os.environ or refusal() is None or vm_ready() is not None:
             raise
         _chosen = Choice(VM, "the kernel refuses the lab its own /sys here, so the lab runs in a small VM")
-        from .vm.lab import VMLab
+        from ..vm.lab import VMLab
 
         return VMLab.current()
 
@@ -129,7 +129,7 @@ def current() -> LabBackend:
 def existing() -> LabBackend | None:
     """The lab of this process if one is open, without making one."""
     from .lab import Lab
-    from .vm.lab import VMLab
+    from ..vm.lab import VMLab
 
     return Lab.existing() or VMLab.existing()
 

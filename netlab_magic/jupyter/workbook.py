@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # netlab_magic/
 # the notebooks, the pages they link to, nbval's sanitize.cfg (not editors' or Jupyter's leftovers)
 _WORKBOOK_SUFFIXES = (".ipynb", ".md", ".cfg", ".png", ".svg")
 
@@ -21,7 +21,7 @@ class WorkbookError(Exception):
 
 def workbook_dir() -> Path:
     """The directory holding the workbook's notebooks."""
-    for candidate in (_HERE / "workbook", _HERE.parent / "notebooks"):
+    for candidate in (_PACKAGE / "workbook", _PACKAGE.parent / "notebooks"):
         if any(candidate.glob("*.ipynb")):
             return candidate
     raise WorkbookError("this installation has no workbook (no notebooks found)")

@@ -1,7 +1,7 @@
 """``iptables-save`` text, read: its tables, their chains (policy and counters) and rules in order.
 
 The one reader of that text in the package: the counters widget, the Docker model's tables
-(:meth:`netlab_magic.docker.tables.Tables.parse`), the tracer's rule texts and the put-back of a
+(:meth:`netlab_magic.linux.iptables.Tables.parse`), the tracer's rule texts and the put-back of a
 failed ``iptables-restore`` all read it here. Pure (no process, no privileges).
 """
 

@@ -13,7 +13,7 @@ cells) lives in:
   in a cell show the lab's host, never the machine;
 * a **UTS namespace** of its own, named as the machine is (:func:`isolation.own_host_name`):
   ``hostname X`` in a cell renames the lab, never the machine. (The lab's own *processes*
-  come from the kernel's launcher: see :mod:`netlab_magic.isolation`.)
+  come from the kernel's launcher: see :mod:`netlab_magic.sandbox.isolation`.)
 
 Only the main thread moves; the kernel's other threads, and the ZMQ sockets it opened
 before, stay in the machine's network namespace, so Jupyter keeps talking to the kernel.
@@ -23,7 +23,7 @@ mount namespace of its own with that namespace's ``/sys``, as ``ip netns exec`` 
 (:meth:`Sandbox.spawning`).
 
 Privileges: real root, or root inside a user namespace (the "Python 3 (netlab)" kernel
-starts the kernel in one, see :mod:`netlab_magic.kernel`).
+starts the kernel in one, see :mod:`netlab_magic.jupyter.kernel`).
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from . import isolation, keeper, namespaces, syscalls
-from .errors import NamespaceNotFound, PrivilegeError
+from ..errors import NamespaceNotFound, PrivilegeError
+from ..linux import namespaces, syscalls
+from ..model import HOST
+from ..names import check_netns_name
+from . import isolation, keeper
 from .masked_sys import sysfs_refusal_text
-from .model import HOST
-from .names import check_netns_name
 
 NETNS_DIR = keeper.NETNS_DIR
 HOST_FILE = keeper.HOST_FILE
@@ -55,7 +56,7 @@ ADVICE = (
 )
 
 
-#: Set by the kernel launcher (:mod:`netlab_magic.kernel`) when it could not enter a user namespace,
+#: Set by the kernel launcher (:mod:`netlab_magic.jupyter.kernel`) when it could not enter a user namespace,
 #: and by :meth:`Sandbox.enter` when the lab cannot have its own /sys.
 ERROR_ENV = "NETLAB_KERNEL_ERROR"
 
@@ -327,7 +328,7 @@ class Sandbox:
         """Run the body with the *calling thread* inside namespace ``name``, then come back.
 
         Processes forked in the body start inside it. The thread comes back to the namespace it
-        was in (see :func:`netlab_magic.namespaces.inside`); a thread already inside stays put.
+        was in (see :func:`netlab_magic.linux.namespaces.inside`); a thread already inside stays put.
         """
         path = self.netns_path(name)
         if name == HOST and self.host_fd is not None and _same_file(os.fstat(self.host_fd), namespaces.THREAD_NETNS):

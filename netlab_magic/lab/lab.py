@@ -1,7 +1,7 @@
 """The Python API: a :class:`Lab` of network namespaces, and :class:`NetNS` handles into it.
 
 Every operation is named after its iproute2 command, which its docstring quotes, so reading
-the API teaches ``ip``. Each call speaks netlink itself (:mod:`netlab_magic.rtnl`), on the
+the API teaches ``ip``. Each call speaks netlink itself (:mod:`netlab_magic.linux.rtnl`), on the
 calling thread, through a socket opened inside the namespace it concerns and closed before it
 returns: commands typed in cells (``!ip ...``, ``%%netns``) and API calls see and change the
 same namespaces, and the API holds none of them alive.
@@ -27,17 +27,18 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
 
-from . import names, namespaces, process, syscalls
-from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
+from .. import names
+from ..linux import namespaces, process, syscalls
+from ..errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
                      NotFound, PrivilegeError)
-from .jobs import Job, JobTable
-from .model import HOST, LabSnapshot, Namespace
-from .rtnl import NetlinkError, Rtnl
-from .sandbox import NETNS_DIR, Sandbox, refusal
+from ..linux.jobs import Job, JobTable
+from ..linux.rtnl import NetlinkError, Rtnl
+from ..model import HOST, LabSnapshot, Namespace
+from ..sandbox.sandbox import NETNS_DIR, Sandbox, refusal
 from .snapshot import read_lab
 
 if TYPE_CHECKING:
-    from .trace import Trace
+    from ..packets.trace import Trace
 
 
 class Lab:
@@ -48,7 +49,7 @@ class Lab:
     """
 
     _current: ClassVar["Lab | None"] = None
-    #: Which implementation of :class:`netlab_magic.backend.LabBackend` this is.
+    #: Which implementation of :class:`netlab_magic.lab.backend.LabBackend` this is.
     backend = "kernel"
 
     def __init__(self) -> None:
@@ -225,11 +226,11 @@ class Lab:
               timeout: float | None = None) -> "Trace":
         """Run ``command`` (bash) in ``netns`` and follow its packets through every namespace of the lab.
 
-        Returns a :class:`~netlab_magic.trace.Trace`: each packet's hops (namespace, hook,
+        Returns a :class:`~netlab_magic.packets.trace.Trace`: each packet's hops (namespace, hook,
         table:chain, rule, verdict) as the kernel's netfilter trace reported them. ``match``
         (iptables syntax, e.g. ``"-p tcp --dport 8888"``) picks packets and their connections.
         """
-        from .trace import run_trace
+        from ..packets.trace import run_trace
 
         return run_trace(self, netns, command, match, timeout=timeout)
 

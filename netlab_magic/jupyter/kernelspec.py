@@ -14,7 +14,7 @@ DISPLAY_NAME = "Python 3 (netlab)"
 def kernel_json(python: str = sys.executable) -> dict:
     """The kernelspec: this Python, started through the netlab launcher."""
     return {
-        "argv": [python, "-m", "netlab_magic.kernel", "-f", "{connection_file}"],
+        "argv": [python, "-m", "netlab_magic.jupyter.kernel", "-f", "{connection_file}"],
         "display_name": DISPLAY_NAME,
         "language": "python",
         "interrupt_mode": "signal",

@@ -6,7 +6,7 @@ kernel has several; so the launcher does it first, then ``exec``\\ s the ordinar
 the extension loaded. The kernel stays in the machine's network namespace (its ZMQ sockets
 must stay reachable by the Jupyter server); only the thread that runs cells moves into the lab.
 Before that, the launcher forks as ``unshare --pid --fork --mount-proc`` does
-(:func:`netlab_magic.isolation.enter_pid_namespace`): the kernel and everything it starts see
+(:func:`netlab_magic.sandbox.isolation.enter_pid_namespace`): the kernel and everything it starts see
 and signal only their own processes; the launcher waits outside, the process Jupyter knows.
 
 As real root no user namespace is needed: the launcher only makes the PID namespace and loads
@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import syscalls
-from .sandbox import ERROR_ENV
+from ..linux import syscalls
+from ..sandbox.sandbox import ERROR_ENV
 
 
 
@@ -47,7 +47,7 @@ def enter_user_namespace() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m netlab_magic.kernel -f CONNECTION_FILE``."""
+    """``python -m netlab_magic.jupyter.kernel -f CONNECTION_FILE``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.geteuid() != 0:
         try:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             print(message, file=sys.stderr)
             os.environ[ERROR_ENV] = message
     if not os.environ.get(ERROR_ENV):
-        from .isolation import PIDNS_ENV, enter_pid_namespace
+        from ..sandbox.isolation import PIDNS_ENV, enter_pid_namespace
 
         refused = enter_pid_namespace()
         if refused:

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import AlreadyExists, InvalidName, NotFound
+from ..errors import AlreadyExists, InvalidName, NotFound
 from .process import describe_exit, stop_group, stop_groups
 
 #: Output kept per job; older output is dropped first.

@@ -16,11 +16,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .display import Table
-from .errors import NetlabError
+from ..display import Table
+from ..errors import NetlabError
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from ..lab.lab import Lab
 
 
 class ConntrackError(NetlabError):

@@ -31,16 +31,16 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
+from ..docker import engine as engine_mod
+from ..docker import gotemplate
+from ..docker.cli import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
+from ..docker.daemon import DEFAULT_NETWORK
+from ..docker.options import split_options
+from ..docker.output import info_text, ps_table, table, version_text
 from ..errors import NetlabError
-from ..lab import Lab
-from ..magics import kernel_lab, one_line_errors
-from ..process import describe_exit
-from . import engine as engine_mod
-from . import gotemplate
-from .cli import BOOL, MULTI, VALUE, Command, Flag, Parsed, Registry
-from .daemon import DEFAULT_NETWORK
-from .options import split_options
-from .output import info_text, ps_table, table, version_text
+from ..lab.lab import Lab
+from ..linux.process import describe_exit
+from .magics import kernel_lab, one_line_errors
 
 # -- Go templates, the part `docker inspect -f` needs ------------------------------------------------
 

@@ -5,8 +5,8 @@ packet of a new conversation (a TCP SYN, a UDP datagram, an ICMP echo request) o
 pretends to answer one that never began (a TCP ACK, an ICMP echo reply), which is what a
 firewall that recognises answers by their flags or ICMP type lets through. :func:`send_probes`
 sends them all at once, from raw sockets inside their namespaces (``python -m
-netlab_magic.probes``, one process per source namespace),
-while the kernel's packet trace (:mod:`netlab_magic.trace`) is on in every namespace of the
+netlab_magic.packets.probes``, one process per source namespace),
+while the kernel's packet trace (:mod:`netlab_magic.packets.trace`) is on in every namespace of the
 lab, and returns for each an :class:`Outcome`: the namespace it was delivered in, or the hop
 that dropped it.
 
@@ -32,12 +32,12 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from .model import HOST
-from .process import stop_group
+from ..linux.process import stop_group
+from ..model import HOST
 from .trace import Hop, Packet, Tracing, build_trace
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from ..lab.lab import Lab
 
 __all__ = ["Probe", "Outcome", "KINDS", "OPENERS", "send_probes"]
 
@@ -153,7 +153,7 @@ def _send(lab: "Lab", probes: Sequence[Probe], timeout: float) -> list[Outcome]:
             for probe, ident in ids]
 
 
-# -- the sender: ``python -m netlab_magic.probes JSON``, one process per source namespace ----------
+# -- the sender: ``python -m netlab_magic.packets.probes JSON``, one process per source namespace ----------
 
 def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) of ``data``."""

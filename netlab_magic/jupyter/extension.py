@@ -5,14 +5,14 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 from IPython.utils.text import LSString, SList
 
-from . import backend
-from .docker.magic import DockerMagics
-from .errors import NetlabError
-from .lab import Lab
+from ..errors import NetlabError
+from ..lab import backend
+from ..lab.lab import Lab
+from ..model import HOST
+from ..sandbox.threads import keep_subshells_in_lab
+from .docker_magic import DockerMagics
 from .magics import NetlabMagics, current_lab, one_line_errors
-from .model import HOST
 from .pyroute2_cells import install as let_pyroute2_run_in_cells
-from .threads import keep_subshells_in_lab
 
 
 def load(ipython) -> None:  # noqa: ANN001

@@ -15,15 +15,17 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
-from . import backend, doctor, process
+from ..display import Table, status_tables
+from ..errors import NetlabError
+from ..lab import backend
+from ..lab.backend import LabBackend
+from ..lab.lab import Lab
+from ..linux import process
+from ..packets.capture import capture_for, get_capture, start_capture
+from ..packets.conntrack import conntrack_table
+from ..packets.trace import run_trace
+from . import doctor
 from .arguments import parse, parse_words, split_command, split_netns_line
-from .display import Table, status_tables
-from .errors import NetlabError
-from .backend import LabBackend
-from .lab import Lab
-from .capture import capture_for, get_capture, start_capture
-from .conntrack import conntrack_table
-from .trace import run_trace
 
 
 def current_lab() -> LabBackend:

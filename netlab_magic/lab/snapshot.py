@@ -16,9 +16,9 @@ import os
 import socket
 from typing import Any
 
-from . import namespaces
-from .model import Interface, LabSnapshot, Namespace, Peer, Route
-from .rtnl import IFF_UP, RT_TABLE_MAIN, Rtnl
+from ..linux import namespaces
+from ..linux.rtnl import IFF_UP, RT_TABLE_MAIN, Rtnl
+from ..model import Interface, LabSnapshot, Namespace, Peer, Route
 
 _PROTO = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp"}
 _SCOPE = {0: "universe", 200: "site", 253: "link", 254: "host", 255: "nowhere"}

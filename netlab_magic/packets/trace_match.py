@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import InvalidArgument
+from ..errors import InvalidArgument
 from .headers import ICMP_TYPE_NUMBERS, PROTOCOL_NUMBERS, IPv4
 
 _OPTIONS = {

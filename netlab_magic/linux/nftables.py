@@ -3,7 +3,7 @@
 iptables on Debian is ``iptables-nft``: every ``iptables`` rule is an nf_tables rule in a table
 of family ``ip``, and the kernel can report each rule and policy a packet meets
 (``nftrace``). :class:`Nft` is a raw ``NETLINK_NETFILTER`` socket of the namespace the calling
-thread is in when it is made (as :class:`~netlab_magic.rtnl.Rtnl` is for links), with the
+thread is in when it is made (as :class:`~netlab_magic.linux.rtnl.Rtnl` is for links), with the
 requests ``nft`` would send:
 
 * ``nft add table ip NAME { flags owner; }`` plus base chains and one ``meta nftrace set 1``

@@ -33,19 +33,19 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import nftables as nft
-from . import process
-from .display import Table, Tables
-from .errors import AlreadyExists, NetlabError
+from ..display import Table, Tables
+from ..errors import AlreadyExists, NetlabError
+from ..linux import nftables as nft
+from ..linux import process
+from ..linux.iptables_save import parse_iptables_save
+from ..linux.namespaces import open_current
+from ..linux.rtnl import NetlinkError, Rtnl
+from ..model import HOST
 from .headers import IPv4, parse_ipv4
-from .iptables_save import parse_iptables_save
-from .model import HOST
-from .namespaces import open_current
-from .rtnl import NetlinkError, Rtnl
 from .trace_match import Match, parse_match
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from ..lab.lab import Lab
 
 #: The name of the trace's own table in each namespace (iptables never lists it).
 TABLE = "netlab-trace"
@@ -264,13 +264,13 @@ class Trace:
 
     def draw(self, packet: int | None = None, ax: Any = None) -> Any:
         """The path on the talk's packet-flow picture (matplotlib); every packet, or just ``packet``."""
-        from .widgets.trace_draw import draw_trace
+        from ..widgets.trace_draw import draw_trace
 
         return draw_trace(self, packet=packet, ax=ax)
 
     def widget(self) -> Any:
         """The same picture, live in JupyterLab: step through the hops of each packet."""
-        from .widgets.trace_widget import TraceWidget
+        from ..widgets.trace_widget import TraceWidget
 
         return TraceWidget(self)
 

@@ -2,7 +2,7 @@
 
 **Processes.** The "Python 3 (netlab)" kernel starts the way ``unshare --pid --fork
 --mount-proc`` starts a command (:func:`enter_pid_namespace`, called by its launcher,
-:mod:`netlab_magic.kernel`): the launcher stays outside and waits; inside a new PID namespace a
+:mod:`netlab_magic.jupyter.kernel`): the launcher stays outside and waits; inside a new PID namespace a
 small init (PID 1) mounts the namespace's ``/proc`` and reaps orphans; the kernel is its child.
 Everything the kernel starts, from any thread and any API (``!cmd``, ``%%netns``, jobs,
 ``subprocess``), is born in that namespace: it sees (``ps -e``, ``/proc``) and signals (``kill``,
@@ -26,7 +26,7 @@ import select
 import signal
 import socket
 
-from . import syscalls
+from ..linux import syscalls
 
 #: The pid of the Jupyter process that started the kernel (jupyter_client sets it; ipykernel watches it).
 PARENT_ENV = "JPY_PARENT_PID"

@@ -1,10 +1,10 @@
-"""``python -m netlab_magic.capture_worker IFNAME FILE [COUNT]``: tcpdump's ``-i IFNAME -U -w FILE``, in Python.
+"""``python -m netlab_magic.packets.capture_worker IFNAME FILE [COUNT]``: tcpdump's ``-i IFNAME -U -w FILE``, in Python.
 
 For where tcpdump cannot run: as root of a user namespace (the rootless lab), tcpdump insists on
 dropping its privileges to its own user, which that namespace does not have. This reads every
 frame of one interface (both directions, as tcpdump does) from an ``AF_PACKET`` socket and
 appends it to a pcap file at once, until COUNT frames or SIGINT/SIGTERM. Run it inside the
-interface's namespace (:func:`netlab_magic.capture.start_capture` does).
+interface's namespace (:func:`netlab_magic.packets.capture.start_capture` does).
 """
 
 from __future__ import annotations
