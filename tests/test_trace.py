@@ -247,7 +247,7 @@ def test_demo4_curl_localhost_is_dnatted_in_nat_output_and_answered_un_natted(la
     masquerade = next(h for h in hops if h["table"] == "nat" and h["chain"] == "POSTROUTING")
     assert masquerade["decision"] == "MASQUERADE"
     # the kernel routed the packet again after nat OUTPUT changed its destination: the picture says so
-    from netlab_magic.widgets.trace_layout import trace_layout
+    from netlab_magic.packets.trace_picture import trace_layout
     host = trace_layout(syn)["panels"][0]
     assert host["path"][host["path"].index("ip:OUTPUT") + 1] == "ip:reroute", host["path"]
     assert syn["header"].endswith("127.0.0.1:8888") and "[S]" in syn["header"]

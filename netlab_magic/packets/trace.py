@@ -264,13 +264,13 @@ class Trace:
 
     def draw(self, packet: int | None = None, ax: Any = None) -> Any:
         """The path on the talk's packet-flow picture (matplotlib); every packet, or just ``packet``."""
-        from ..widgets.trace_draw import draw_trace
+        from .trace_figure import draw_trace
 
         return draw_trace(self, packet=packet, ax=ax)
 
     def widget(self) -> Any:
         """The same picture, live in JupyterLab: step through the hops of each packet."""
-        from ..widgets.trace_widget import TraceWidget
+        from .trace_widget import TraceWidget
 
         return TraceWidget(self)
 

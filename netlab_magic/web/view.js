@@ -1,4 +1,4 @@
-// What a polled widget's view adds (joined in front of counters.js and topology.js by _esm.py).
+// What a polled widget's view adds (joined in front of counters.js and topology.js by esm.py).
 // Tell the kernel this view exists: now, every 30 s, and whenever the page is hidden (a
 // background tab is not worth reading the lab for) or shown again; and when the view goes.
 function announce(model) {

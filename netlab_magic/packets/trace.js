@@ -1,6 +1,6 @@
 // netlab_magic trace widget: draws the packet-flow layouts Python computed, and the hop table.
 // Python holds the state (packet, step); a click here sets it, a change there redraws.
-// svg(), h() and SVGNS come from dom.js (joined in front: _esm.py).
+// svg(), h() and SVGNS come from dom.js (joined in front: web/esm.py).
 const FILL = { passed: "#dff3e4", drop: "#fbe1de", idle: "#ffffff" };
 
 function text(parent, x, y, s, attrs) {

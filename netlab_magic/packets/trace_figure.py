@@ -1,6 +1,6 @@
 """A traced packet's path as a static matplotlib figure, on the talk's packet-flow picture.
 
-Laid out by :mod:`.trace_layout` (the live widget draws the same layout): traversed hooks
+Laid out by :mod:`.trace_picture` (the live widget draws the same layout): traversed hooks
 filled green with their step numbers, the path as blue arrows, the drop point in red.
 """
 
@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Polygon, Rectangle
 
-from .trace_layout import CHAR, COLORS, FONTS, LINE, PANEL_H, PANEL_W, TracedCommand, trace_layout
+from .trace_picture import CHAR, COLORS, FONTS, LINE, PANEL_H, PANEL_W, TracedCommand, trace_layout
 
 _FILL = {"passed": "#dff3e4", "drop": "#fbe1de", "idle": "#ffffff"}
 _HA = {"start": "left", "middle": "center", "end": "right"}
@@ -55,7 +55,7 @@ def draw_trace(trace: TracedCommand, packet: int | None = None, ax: Axes | None 
 
 
 def draw_layouts(layouts: list[dict[str, Any]], nothing: str = "no packet") -> Figure:
-    """Packets laid out by :func:`.trace_layout.trace_layout`, one row each (``nothing``: what to say for none)."""
+    """Packets laid out by :func:`.trace_picture.trace_layout`, one row each (``nothing``: what to say for none)."""
     if not layouts:
         fig = TraceFigure(figsize=(6, 1))
         ax = fig.add_subplot()

@@ -1,6 +1,6 @@
 """The trace widget: a traced packet's path on the packet-flow picture, live in JupyterLab.
 
-Python lays every packet out once (:mod:`.trace_layout`, the layout :func:`draw_trace` draws
+Python lays every packet out once (:mod:`.trace_picture`, the layout :func:`draw_trace` draws
 too) and holds the state: which ``packet`` is shown and which ``step`` (hop) is selected; the
 browser draws the picture and the hop table and sends clicks back by setting those two.
 Nothing polls: a trace is over when it is shown.
@@ -16,8 +16,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._esm import esm
-from .trace_layout import TracedCommand, trace_layout
+from ..web.esm import esm
+from .trace_picture import TracedCommand, trace_layout
 
 _HERE = pathlib.Path(__file__).parent
 
@@ -30,7 +30,7 @@ class TraceWidget(anywidget.AnyWidget):
     buttons do.
     """
 
-    _esm = esm("dom.js", "trace.js")
+    _esm = esm(_HERE / "trace.js", "dom.js")
     _css = _HERE / "trace.css"
 
     layouts = traitlets.List().tag(sync=True)  # trace_layout(packet) of each packet

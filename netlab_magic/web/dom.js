@@ -1,4 +1,4 @@
-// The widgets' DOM helpers (joined in front of each widget's module by _esm.py).
+// The widgets' DOM helpers (joined in front of each widget's module by esm.py).
 const SVGNS = "http://www.w3.org/2000/svg";
 
 function svg(tag, attrs, parent) {
