@@ -133,12 +133,12 @@ def moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def trace(k, netns: str, command: str, match: str | None = None) -> dict:
     k.ok(f"t = {LAB}.trace({netns!r}, {command!r}, {match!r})", timeout=60)
-    return k.value("t.to_dict() | {'hops': [__import__('netlab_magic.packets.trace', fromlist=['x'])._hop_dict(h) "
+    return k.value("t.to_dict() | {'hops': [__import__('netlab_magic.packets.trace_model', fromlist=['x']).hop_dict(h) "
                    "for h in t.hops]}")
 
 
 def leftovers(k) -> list:
-    return k.value(f"__import__('netlab_magic.packets.trace', fromlist=['x']).trace_tables({LAB})")
+    return k.value(f"__import__('netlab_magic.packets.trace_session', fromlist=['x']).trace_tables({LAB})")
 
 
 def traced_and_checked(k, netns: str, command: str, match: str | None = None) -> tuple[dict, dict[str, int]]:

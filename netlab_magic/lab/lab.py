@@ -38,7 +38,7 @@ from ..sandbox.sandbox import NETNS_DIR, Sandbox, refusal
 from .snapshot import read_lab
 
 if TYPE_CHECKING:
-    from ..packets.trace import Trace
+    from ..packets.trace_model import Trace
 
 
 class Lab:
@@ -226,7 +226,7 @@ class Lab:
               timeout: float | None = None) -> "Trace":
         """Run ``command`` (bash) in ``netns`` and follow its packets through every namespace of the lab.
 
-        Returns a :class:`~netlab_magic.packets.trace.Trace`: each packet's hops (namespace, hook,
+        Returns a :class:`~netlab_magic.packets.trace_model.Trace`: each packet's hops (namespace, hook,
         table:chain, rule, verdict) as the kernel's netfilter trace reported them. ``match``
         (iptables syntax, e.g. ``"-p tcp --dport 8888"``) picks packets and their connections.
         """

@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..linux.process import stop_group
 from ..model import HOST
-from .trace import Hop, Packet, Tracing, build_trace
+from .trace_assembly import build_trace
+from .trace_model import Hop, Packet
+from .trace_session import Tracing
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 
 class TracedCommand(Protocol):
-    """What the pictures read of a :class:`netlab_magic.packets.trace.Trace`, which draws itself with them
+    """What the pictures read of a :class:`netlab_magic.packets.trace_model.Trace`, which draws itself with them
     (``Trace.draw``, ``Trace.widget``): so the widgets need not import the trace back."""
 
     netns: str

@@ -23,7 +23,7 @@ _HERE = pathlib.Path(__file__).parent
 
 
 class TraceWidget(anywidget.AnyWidget):
-    """Each packet of a :class:`~netlab_magic.packets.trace.Trace`: its path drawn, its hops in a table.
+    """Each packet of a :class:`~netlab_magic.packets.trace_model.Trace`: its path drawn, its hops in a table.
 
     ``packet`` (0-based) chooses the packet; ``step`` (1-based, 0 for none) marks one hop in
     the table and the picture. ``next()`` / ``previous()`` step through the hops as the
