@@ -28,8 +28,9 @@ from netlab_magic.widgets import (  # noqa: E402
 from netlab_magic.widgets import _poll  # noqa: E402
 from netlab_magic.widgets.draw import LabFigure  # noqa: E402
 from netlab_magic.widgets.iptables import counter_deltas, flatten  # noqa: E402
-from netlab_magic.widgets.layout import (BOX, DENSE_PORTS, MAX_PX, MIN_PX, NS_R, STATE_COLORS,  # noqa: E402
-                                         state_color)
+from netlab_magic.widgets.lab_graph import DENSE_PORTS  # noqa: E402
+from netlab_magic.widgets.layout import BOX, MAX_PX, MIN_PX, STATE_COLORS, state_color  # noqa: E402
+from netlab_magic.widgets.rings import NS_R  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
 from sandboxlab import SandboxLab, can_sandbox  # noqa: E402
