@@ -304,11 +304,11 @@ class NetNS:
                 fd = namespaces.open_path(self.lab.sandbox.netns_path(other.name))
                 try:
                     sock.link_add_veth(name, peer, peer_netns_fd=fd)
-                    self._commit(sock, what)
+                    commit(sock, self.name, what)
                 finally:
                     os.close(fd)
                 return
-            self._commit(sock, what)
+            commit(sock, self.name, what)
 
     def add_bridge(self, name: str) -> None:
         """Equivalent to: ``ip link add NAME type bridge``."""
@@ -316,7 +316,7 @@ class NetNS:
         with self._rtnl() as sock:
             self._absent(sock, name)
             sock.link_add_bridge(name)
-            self._commit(sock, f"ip link add {name} type bridge")
+            commit(sock, self.name, f"ip link add {name} type bridge")
 
     def link_del(self, ifname: str) -> None:
         """Equivalent to: ``ip link del IFNAME``."""
@@ -338,7 +338,7 @@ class NetNS:
             index = self._index(sock, ifname)
             master = self._index(sock, bridge) if bridge else 0
             sock.link_set(index, master=master)
-            self._commit(sock, what)
+            commit(sock, self.name, what)
 
     def link_set_address(self, ifname: str, mac: str) -> None:
         """Equivalent to: ``ip link set dev IFNAME address MAC``."""
@@ -394,7 +394,7 @@ class NetNS:
             for a in sock.addrs():
                 if a["index"] == index:
                     sock.addr_add(index, ipaddress.ip_interface(f"{a['address']}/{a['prefixlen']}"), delete=True)
-            self._commit(sock, f"ip addr flush dev {ifname}")
+            commit(sock, self.name, f"ip addr flush dev {ifname}")
 
     def route_add(self, dst: str, *, dev: str | None = None, via: str | None = None) -> None:
         """Equivalent to: ``ip route add DST [via GATEWAY] [dev DEV]`` (DST may be ``"default"``)."""
@@ -413,7 +413,7 @@ class NetNS:
         with self._rtnl() as sock:
             oif = self._index(sock, dev) if dev else None
             sock.route(command, dst=net, gateway=gateway, oif=oif)
-            self._commit(sock, what)
+            commit(sock, self.name, what)
 
     # -- sysctls and reading ------------------------------------------------------------------
 
@@ -457,13 +457,7 @@ class NetNS:
     def _link_request(self, ifname: str, what: str, request) -> None:  # noqa: ANN001
         with self._rtnl() as sock:
             request(sock, self._index(sock, ifname))
-            self._commit(sock, what)
-
-    def _commit(self, sock: Rtnl, what: str) -> None:
-        try:
-            sock.commit()
-        except NetlinkError as err:
-            raise netlink_error(err, f"in namespace {self.name!r}, {what}") from err
+            commit(sock, self.name, what)
 
     def _index(self, sock: Rtnl, ifname: str) -> int:
         names.check_ifname(ifname)
@@ -512,3 +506,17 @@ def netlink_error(err: NetlinkError, what: str | None = None) -> NetlabError:
     if err.code in (errno.EPERM, errno.EACCES):
         return PrivilegeError(message)
     return NetlabError(message)
+
+
+def commit(sock: Rtnl, netns: str, what: str | None = None) -> None:
+    """Send ``sock``'s queued requests (it is open in ``netns``); the kernel's refusal as a typed
+    error that says where and what: ``in namespace 'ns1', ip link set eth0 up: File exists``.
+    ``what`` names the request; without it, the name each request was queued with is used."""
+    try:
+        sock.commit()
+    except NetlinkError as err:
+        if what is not None:
+            raise netlink_error(err, f"in namespace {netns!r}, {what}") from err
+        mapped = netlink_error(err)
+        said = err.args[1] if len(err.args) > 1 else str(mapped)
+        raise type(mapped)(f"in namespace {netns!r}, {said}") from err

@@ -1,4 +1,4 @@
-"""Background jobs: a listener such as ``nc -l 8080`` that runs while the next cells go on.
+"""Background jobs: a command left running (``nc -l 8080``) while the next cells go on; started as in :mod:`.process`.
 
 A job is a process started inside a lab namespace with its stdin kept open (so ``nc -l``
 does not see end-of-file, and :meth:`Job.send` can type into it) and its output collected

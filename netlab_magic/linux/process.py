@@ -1,4 +1,7 @@
-"""Where commands run: a process started inside a lab namespace, its output streamed live.
+"""Where commands run in the foreground: a process started inside a lab namespace, its output streamed live.
+
+One left running while the next cells go on is a job (:mod:`.jobs`); a container's command is one
+(:mod:`netlab_magic.docker.container_jobs`).
 
 A command is started by the kernel's main thread after it entered the namespace (see
 :meth:`Sandbox.entered`): the child is born inside, with no ``ip netns exec`` in between.
