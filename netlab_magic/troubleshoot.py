@@ -10,6 +10,9 @@ where to look, never the command; :func:`show_me` tells the fault when asked.
 
     >>> broken("link-down")
     >>> exercise(fixed("link-down"))
+
+Over 400 lines on purpose: half of it is :data:`SCENARIOS`, the catalogue of notebook 07's
+labs (data: how each is built, its checks, its story), kept beside the few checks they share.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ Same style as :mod:`netlab_magic.checks`: each ``check_*`` reads the lab and ret
     ...          check_opens_no_more(("dummy1", "dummy2")),
     ...          check_kept_changes(before, ["iptables host filter DOCKER-USER"], "DOCKER-USER"))
 
+Over 400 lines: every check the Docker notebooks import, in one module as :mod:`netlab_magic.checks`
+is for the others, each a short ``check_*`` with its helpers beside it, in two sections (TCP and
+NAT; what must stay).
+
 Nothing here changes the lab. ``check_http`` sends one HTTP request from inside a namespace of
 the lab to the address asked for (lab addresses or the namespace's own ``localhost``);
 ``check_tcp`` starts a listener in the namespace asked for, for the time of one connection;
