@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
 
 from .. import names
-from ..linux import namespaces, process, syscalls
 from ..errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidArgument, InvalidName, NetlabError,
                      NotFound, PrivilegeError)
+from ..linux import namespaces, process, syscalls
 from ..linux.jobs import Job, JobTable
 from ..linux.rtnl import NetlinkError, Rtnl
 from ..model import HOST, LabSnapshot, Namespace
