@@ -73,7 +73,7 @@ def role(pid: int) -> str:
         return "gone"
     if "jupyterhub.singleuser" in cmd:
         return "server"
-    if "ipykernel_launcher" in cmd or "netlab_magic.kernel" in cmd:
+    if "ipykernel_launcher" in cmd or "netlab_magic.jupyter.kernel" in cmd:
         return "kernel"
     if "keeper.py" in cmd:
         return "keeper"

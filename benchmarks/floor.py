@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 
-from netlab_magic import syscalls
+from netlab_magic.linux import syscalls
 
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x200, 0x400
 RTM_NEWLINK, RTM_NEWADDR = 16, 20

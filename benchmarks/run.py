@@ -182,8 +182,8 @@ def run_script(lab, lines: list[str]) -> None:
 def child_teardown(method: str, n: int) -> dict:
     from netlab_magic import Lab
     from netlab_magic.build import build_star
-    from netlab_magic.sandbox import NETNS_DIR
-    from netlab_magic import syscalls
+    from netlab_magic.sandbox.sandbox import NETNS_DIR
+    from netlab_magic.linux import syscalls
 
     baseline = netns_count()
     lab = Lab.current()
@@ -207,7 +207,8 @@ def child_teardown(method: str, n: int) -> dict:
 def child_enter(reps: int) -> dict:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from netlab_magic import Lab, process
+    from netlab_magic import Lab
+    from netlab_magic.linux import process
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "netlab_magic")

@@ -50,7 +50,7 @@ class Kernel:
         os.makedirs(spec)
         pythonpath = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
         with open(os.path.join(spec, "kernel.json"), "w") as f:
-            json.dump({"argv": [sys.executable, "-m", "netlab_magic.kernel", "-f", "{connection_file}"],
+            json.dump({"argv": [sys.executable, "-m", "netlab_magic.jupyter.kernel", "-f", "{connection_file}"],
                        "display_name": "netlab-bench", "language": "python",
                        "env": {"PYTHONPATH": pythonpath}}, f)
         os.environ["JUPYTER_PATH"] = base + os.pathsep + os.environ.get("JUPYTER_PATH", "")

@@ -2,13 +2,18 @@
 
 ``%load_ext netlab_magic`` moves the kernel's cells into a private lab; ``%%netns NAME`` runs
 a cell inside a namespace of it. From Python: ``Lab.current()``.
+
+Each folder is a layer (``linux/`` at the bottom, then ``sandbox/``, ``vm/``, ``packets/``,
+``lab/``, ``widgets/``, the exercises, ``docker/``, ``jupyter/``): a layer imports only those
+below it. The order is stated, and checked, in tests/test_shape.py; the map is in
+docs/how-it-works.md.
 """
 
 from __future__ import annotations
 
 from .errors import (AlreadyExists, CommandFailed, InvalidAddress, InvalidName, NamespaceNotFound,
                      NetlabError, NotFound, PrivilegeError)
-from .lab import Lab, NetNS
+from .lab.lab import Lab, NetNS
 from .model import HOST, Interface, LabSnapshot, Namespace, Peer, Route
 from .version import __version__
 
@@ -22,13 +27,13 @@ __all__ = [
 
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's signature
     """``%load_ext netlab_magic``: build the lab and register the magics."""
-    from .extension import load
+    from .jupyter.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
     """``%unload_ext netlab_magic``: destroy the lab; cells run on the real host again."""
-    from .extension import unload
+    from .jupyter.extension import unload
 
     unload(ipython)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "workbook":
-        from .workbook import WorkbookError, copy_workbook
+        from .jupyter.workbook import WorkbookError, copy_workbook
 
         try:
             copied = copy_workbook(args.dir, force=args.force)
@@ -54,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "install-kernel":
-        from .kernelspec import install
+        from .jupyter.kernelspec import install
 
         path = install(user=args.user, prefix=args.prefix, name=args.name)
         print(f"installed kernel 'Python 3 (netlab)' ({args.name}) in {path}")
         return 0
-    from .doctor import report, run_checks
+    from .jupyter.doctor import report, run_checks
 
     checks = run_checks()
     print(repr(report(checks)))

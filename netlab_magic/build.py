@@ -9,15 +9,14 @@
     ip -n ns0 link set eth0 up && ip -n ns0 link set lo up
 
 at the cost of the kernel's own work (about 3 ms a namespace on a 2-core VM, as fast as a hand-
-written netlink floor, see ``benchmarks/``), where the per-call API (:class:`~netlab_magic.lab.NetNS`)
-pays pyroute2's ~1.2 ms per request and a name lookup per step (about 35 ms a namespace).
+written netlink floor, see ``benchmarks/``), where the per-call API (:class:`~netlab_magic.lab.lab.NetNS`)
+sends one request a step and first looks each interface up by name.
 
-How: one call on the lab's netlink thread does everything. That thread enters each new
-namespace (``unshare``), opens a raw rtnetlink socket and an fd there, bind-mounts it at
+How: the calling thread, in the lab's host (``lab.entered``), does everything. It enters each
+new namespace (``unshare``), opens a raw rtnetlink socket and an fd there, bind-mounts it at
 ``/run/netns/NAME`` as ``ip netns add`` does, and comes home. The veth's peer is created
 directly inside its namespace, enslaved and numbered in the same request, so nothing is moved
-or looked up; each namespace's requests go in one ``sendmsg`` per side. No fork, no pyroute2
-on this path: its synchronous API costs about 1 ms per request, the kernel's work here is ~30 us.
+or looked up; each namespace's requests go in one ``sendmsg`` per side. No fork on this path.
 
 IPv6: with ``ipv6=False`` (the default, as Docker does for a network without IPv6) the new
 links get ``addrgenmode none``: no link-local address, hence no DAD and no MLD reports. Those
@@ -32,12 +31,13 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from . import names, namespaces
+from . import names
 from .errors import AlreadyExists, InvalidAddress, InvalidName, NetlabError
-from .lab import Lab, NetNS, netlink_error
+from .lab.lab import Lab, NetNS, commit
+from .linux import namespaces
+from .linux.rtnl import Rtnl
 from .model import HOST
-from .rtnl import NetlinkError, Rtnl
-from .sandbox import NETNS_DIR
+from .sandbox.sandbox import NETNS_DIR
 
 #: A Linux bridge holds at most this many ports (BR_MAX_PORTS - 1); the next fails with EXFULL.
 BRIDGE_MAX_PORTS = 1023
@@ -127,12 +127,12 @@ def _build_star(members: list[_Member], bridge: str, ifname: str, ipv6: bool, lo
                 raise AlreadyExists(f"interface {m.host_ifname!r} already exists in namespace {HOST!r}")
         if bridge not in by_name:
             host.link_add_bridge(bridge)
-            _commit(host, HOST)
+            commit(host, HOST)
             by_name = {link["ifname"]: link["index"] for link in host.links()}
             if not ipv6:
                 host.link_no_ipv6_autoconf(by_name[bridge])
             host.link_up(by_name[bridge], f"ip link set {bridge} up")
-            _commit(host, HOST)
+            commit(host, HOST)
             links = [(link["index"], link["ifname"], link["master"] or 0) for link in host.links()]
         br_index = by_name[bridge]
         ports = sum(1 for _, _, master in links if master == br_index)
@@ -170,7 +170,7 @@ def _one(host: Rtnl, m: _Member, index: int, br_index: int, bridge: str, ifname:
         if m.host_addr is not None:
             host.addr_add(index, m.host_addr, f"ip addr add {m.host_addr} dev {m.host_ifname}")
         host.link_up(index, f"ip link set {m.host_ifname} up")
-        _commit(host, HOST)
+        commit(host, HOST)
         if not ipv6:
             sock.link_no_ipv6_autoconf(peer_index)
         if m.addr is not None:
@@ -178,19 +178,7 @@ def _one(host: Rtnl, m: _Member, index: int, br_index: int, bridge: str, ifname:
         sock.link_up(peer_index, f"ip link set {ifname} up")
         if lo_up:
             sock.link_up(1, "ip link set lo up")
-        _commit(sock, m.netns)
+        commit(sock, m.netns)
     finally:
         sock.close()
         os.close(fd)
-
-
-def _commit(sock: Rtnl, netns: str) -> None:
-    try:
-        sock.commit()
-    except NetlinkError as err:
-        mapped = netlink_error(err)
-        what = err.args[1] if len(err.args) > 1 else str(mapped)
-        raise type(mapped)(f"in namespace {netns!r}, {what}") from err
-
-
-__all__ = ["build_star", "Rtnl", "BRIDGE_MAX_PORTS"]

@@ -26,7 +26,7 @@ shell-style patterns (:mod:`fnmatch`):
 - ``netns NS``: a namespace made or deleted.
 
 Firewall rules are read with iptables' own ``iptables-save`` (parsed by
-:class:`netlab_magic.docker.tables.Tables`: counters dropped), everything else through netlink
+:class:`netlab_magic.linux.iptables.Tables`: counters dropped), everything else through netlink
 and ``/proc/sys`` inside each namespace: no ``ip`` output is parsed.
 """
 
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Iterable, Mapping
 
-from . import nftables
 from .checks import CheckResult, lab_or_current, run_check
-from .docker.tables import Tables
+from .linux import nftables
+from .linux.iptables import Tables
 from .model import HOST, Interface, LabSnapshot, Namespace
 
 __all__ = ["LabRecord", "Change", "Allowed", "record", "compare", "check_changes", "SYSCTLS", "CONF_SYSCTLS"]

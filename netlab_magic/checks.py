@@ -137,7 +137,7 @@ def lab_or_current(lab: Any) -> Any:
     """``lab``, or the kernel's lab when it is None (checks take ``lab=`` for tests and embedding)."""
     if lab is not None:
         return lab
-    from .lab import Lab
+    from .lab.lab import Lab
 
     return Lab.current()
 

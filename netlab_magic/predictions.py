@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 from .checks import FAIL_MARK, OK_MARK
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .lab.lab import Lab
 
 __all__ = ["Prediction", "Outcome", "predict", "ping", "fetch", "PING_CHOICES", "FETCH_CHOICES"]
 
@@ -96,7 +96,7 @@ def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None
     that shows why: ``ip neigh show ...``), run in ``look_in`` (default: ``netns``), as evidence.
     Equivalent to: ``ip netns exec NETNS ping -c 1 -W 1 ADDRESS``.
     """
-    from .lab import Lab as _Lab
+    from .lab.lab import Lab as _Lab
 
     lab = lab or _Lab.current()
     run = lab.run(netns, ["ping", "-c", "1", "-W", "1", address])
@@ -118,7 +118,7 @@ def fetch(netns: str, url: str, *, look: str = "", look_in: str | None = None,
     """``curl -sS -m 1 URL`` in ``netns``: the page's ``<title>`` line or curl's error, then ``look``
     (run in ``look_in``, default ``netns``) as evidence. Equivalent to: ``ip netns exec NETNS curl -sS -m 1 URL``.
     """
-    from .lab import Lab as _Lab
+    from .lab.lab import Lab as _Lab
 
     lab = lab or _Lab.current()
     run = lab.run(netns, ["curl", "-sS", "-m", "1", url])

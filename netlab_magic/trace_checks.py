@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .checks import CheckResult
-from .trace import Packet, Trace
+from .packets.trace_model import Packet, Trace
 
 __all__ = ["check_path", "check_drop"]
 

@@ -61,7 +61,7 @@ def machine_untouched():
 def jupyter_path():
     tmp = tempfile.mkdtemp(prefix="netlab-kernels-")
     no_userns = os.path.join(os.path.dirname(__file__), "helpers", "no_userns.py")
-    for name, argv in (("netlab-test", [sys.executable, "-m", "netlab_magic.kernel"]),
+    for name, argv in (("netlab-test", [sys.executable, "-m", "netlab_magic.jupyter.kernel"]),
                        ("netlab-no-userns", [sys.executable, no_userns])):
         spec_dir = os.path.join(tmp, "kernels", name)
         os.makedirs(spec_dir)

@@ -9,7 +9,7 @@ import pytest
 
 from support.kernel_client import DEMO1, DEMO1_NS1, IS_ROOT
 
-CAPTURE = "__import__('netlab_magic.capture', fromlist=['x'])"
+CAPTURE = "__import__('netlab_magic.packets.capture', fromlist=['x'])"
 LAB = "__import__('netlab_magic').Lab.current()"
 
 
@@ -22,7 +22,7 @@ def test_a_background_capture_shows_the_ping_and_its_arp(lab):
     build(lab)
     r = lab.ok("%netlab capture veth2 --bg")
     assert r.stdout.startswith("[capture-veth2] capturing on veth2 in host: "), r.stdout
-    engine = "exec tcpdump -i veth2" if IS_ROOT else "-m netlab_magic.capture_worker veth2"
+    engine = "exec tcpdump -i veth2" if IS_ROOT else "-m netlab_magic.packets.capture_worker veth2"
     assert engine in lab.ok("%netlab jobs").results[0]
     lab.ok("%netns ns1 ping -c 2 -i 0.2 10.0.0.2")
     shown = lab.ok("%netlab capture veth2 --show").results[0]
@@ -102,7 +102,7 @@ def test_conntrack_shows_the_dnat_and_the_masquerade_of_demo4(lab):
     assert m, line
     assert m.group(1) in ("TIME_WAIT", "CLOSE", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "ESTABLISHED")
     assert m.group(3) == m.group(4)
-    conns = lab.value(f"[(c.protocol, c.dnat, c.snat) for c in __import__('netlab_magic.conntrack', fromlist=['x'])"
+    conns = lab.value(f"[(c.protocol, c.dnat, c.snat) for c in __import__('netlab_magic.packets.conntrack', fromlist=['x'])"
                       f".read_conntrack({LAB}, 'host')]")
     assert ["tcp", "172.17.0.2:80", f"172.17.0.1:{m.group(4)}"] in conns
 

@@ -40,7 +40,7 @@ def test_every_kind_of_change_is_one_line(lab):
     build(lab)
     lab.ok(f"_lab.run('host', 'set -e\\n' + {EVERYTHING!r}, check=True)")
     # an nf_tables table of one's own (nft is not installed: the project's own socket makes it)
-    lab.ok("from netlab_magic import nftables as _nft\n"
+    lab.ok("from netlab_magic.linux import nftables as _nft\n"
            "with _lab.entered('host'): _sock = _nft.Nft()\n"
            "_sock.add_trace_table(_nft.NFPROTO_INET, 'mine', [])")
     changes = [tuple(c) for c in lab.value("[(c.subject, c.line) for c in _c.compare(_before, _c.record(_lab))]")]

@@ -207,7 +207,7 @@ print("real lab: ok")
 
 def test_real_lab():
     """The checks against a real lab (a veth pair, then a bridge), in a process of its own. Needs root."""
-    from netlab_magic.sandbox import privilege_mode
+    from netlab_magic.sandbox.sandbox import privilege_mode
 
     if privilege_mode() != "root":
         pytest.skip("needs real root (a lab in this process)")

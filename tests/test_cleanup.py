@@ -165,7 +165,7 @@ def test_keeper_alone_sweeps_the_lab_when_its_pipe_closes(tmp_path):
         "print(p.pid, os.stat('/run/netns/ns1').st_ino, flush=True)\n"
         "time.sleep(600)\n")
     launcher = [sys.executable, "-c",
-                "import os, sys; from netlab_magic import kernel;"
+                "import os, sys; from netlab_magic.jupyter import kernel;"
                 "os.geteuid() != 0 and kernel.enter_user_namespace();"
                 f"os.execv(sys.executable, [sys.executable, {str(script)!r}])"]
     owner = subprocess.Popen(launcher, stdout=subprocess.PIPE, text=True)

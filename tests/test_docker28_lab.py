@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from netlab_magic.docker.tables import Tables
+from netlab_magic.linux.iptables import Tables
 from support.docker28_documents import as_documented, documented
 
 VERSIONS = ["20.10", "28.5"]

@@ -243,7 +243,7 @@ def web(kernel):
 
 @pytest.mark.parametrize("template, message", TEMPLATE_ERRORS, ids=[t for t, _ in TEMPLATE_ERRORS])
 def test_malformed_inspect_templates_are_gos_parse_errors(template, message):
-    from netlab_magic.docker.magic import render
+    from netlab_magic.jupyter.docker_magic import render
 
     with pytest.raises(Exception) as err:
         render(template, {"Name": "/web"})

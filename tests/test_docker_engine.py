@@ -334,7 +334,7 @@ def test_unnamed_containers_internal_networks_and_ids(lab):
 
 
 def test_go_templates_docker_inspect_uses():
-    from netlab_magic.docker.magic import render
+    from netlab_magic.jupyter.docker_magic import render
 
     data = {"Name": "/c1", "NetworkSettings": {"IPAddress": "", "Networks": {
         "b": {"IPAddress": "172.19.0.2"}, "a": {"IPAddress": "172.18.0.2"}}}, "State": {"Running": True}}

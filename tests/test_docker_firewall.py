@@ -1,6 +1,6 @@
 """How ``%docker`` changes the lab host's firewall: one ``iptables-restore --noflush``, all or nothing.
 
-Pure tests of the rule model's diff (netlab_magic.docker.tables), then real kernels: a change is
+Pure tests of the rule model's diff (netlab_magic.linux.iptables), then real kernels: a change is
 one ``iptables-save`` (what is there) and one ``iptables-restore --noflush`` (the change, on
 stdin); a change that fails midway, after one table was committed, leaves every rule and counter
 as it was; rules a learner added by hand stay where they are. Every packet stays in the lab.
@@ -12,7 +12,7 @@ import re
 
 from netlab_magic.docker.daemon import Daemon
 from netlab_magic.docker.rules import build
-from netlab_magic.docker.tables import Command, Tables, diff, effective, restore_payload
+from netlab_magic.linux.iptables import Command, Tables, diff, effective, restore_payload
 
 # -- the rule model: from one state to another ------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 
 from netlab_magic.docker import rules
 from netlab_magic.docker.daemon import Daemon
-from netlab_magic.docker.tables import Tables
+from netlab_magic.linux.iptables import Tables
 from netlab_magic.docker.verdict import Flow, decide
 
 

@@ -21,7 +21,8 @@ import sys
 import pytest
 
 from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
-from netlab_magic import doctor, masked_sys
+from netlab_magic.jupyter import doctor
+from netlab_magic.sandbox import masked_sys
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "seccomp_no_userns.py")
 MASKED_SYS = os.path.join(os.path.dirname(__file__), "helpers", "masked_sys.py")
@@ -121,7 +122,7 @@ def test_nothing_known_blocks_it():
 
 def test_a_real_seccomp_filter_is_named_by_the_launcher():
     """The launcher's own failure under Docker's refusal, as a container's non-root user."""
-    code = ("from netlab_magic import kernel, doctor\n"
+    code = ("from netlab_magic.jupyter import kernel, doctor\n"
             "try:\n    kernel.enter_user_namespace()\n"
             "except OSError as e:\n    print(doctor.refusal_text(e.call, e))\n"
             "else:\n    print('entered')\n")

@@ -130,7 +130,7 @@ async def workshop(hub: Hub, learners: list[hubmod.Learner]) -> dict:
 
 def test_the_kernelspec_installed_by_root_is_readable_by_every_user(tmp_path):
     """A learner's server must see the "Python 3 (netlab)" kernel root installed into the venv."""
-    from netlab_magic.kernelspec import install
+    from netlab_magic.jupyter.kernelspec import install
 
     path = install(prefix=str(tmp_path))
     assert os.stat(path).st_mode & 0o755 == 0o755

@@ -2,7 +2,7 @@
 
 import pytest
 
-from netlab_magic.arguments import split_netns_line
+from netlab_magic.jupyter.arguments import split_netns_line
 from netlab_magic.errors import InvalidAddress, InvalidName
 from netlab_magic.names import check_ifname, check_netns_name, parse_interface, parse_network
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab_magic.kernelspec import kernel_json
+from netlab_magic.jupyter.kernelspec import kernel_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,9 +1,11 @@
-"""The shape of the package: layers outside the core use the core's public API only.
+"""The shape of the package: its layers, each importing only downwards, and no import circle.
 
-The core is the top level of ``netlab_magic/`` (the lab, the sandbox, netlink, processes, the
-magics); ``docker/``, ``widgets/`` and ``vm/`` are built on it. They may not import a private name of
-another module, nor reach into a private attribute of another object, nor into the lab's
-sandbox: what they need is a public method of ``Lab`` or ``NetNS``. Read from the source (AST).
+:data:`LAYERS` is the one statement of the order, bottom to top: each folder of ``netlab_magic/``
+is a layer, and the few modules left at the top level are the vocabulary every layer uses
+(bottom) or the workbook's exercises, whose import path notebooks use. Above the Lab API, code
+uses the core (``linux/``, ``sandbox/``, ``packets/``, ``lab/``) through its public API only: no
+private name of another module, no private attribute of another object, not the lab's sandbox;
+what they need is a public method of ``Lab`` or ``NetNS``. Read from the source (AST).
 """
 
 from __future__ import annotations
@@ -15,11 +17,37 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "netlab_magic"
-LAYERS = sorted(p for sub in ("docker", "widgets", "vm") for p in (PACKAGE / sub).glob("*.py"))
+
+#: The layers, bottom to top: a folder, or a module at the top level. A module may import its own
+#: layer and those below it, never one above (lazily or not).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "names", "model", "display", "version", "web"),  # the vocabulary every layer uses
+    ("linux",),  # the kernel's interfaces: syscalls, netlink, namespaces, iptables, processes
+    ("sandbox",),  # the lab's walls in this kernel
+    ("vm",),  # or in a small VM (nothing of sandbox/)
+    ("packets",),  # trace, capture, conntrack, probes: on namespaces by name
+    ("lab",),  # the Lab API
+    ("widgets",),
+    ("build", "checks", "changes", "predictions", "trace_checks"),  # the workbook's exercises
+    ("docker",),  # Docker without Docker, and its exercises
+    ("troubleshoot",),  # notebook 07's broken labs, built with %docker
+    ("jupyter",),  # the magics, the kernel launcher, doctor
+    ("netlab_magic", "__main__"),  # the front doors: `from netlab_magic import Lab`, %load_ext, the command
+)
+#: Above the Lab API: the layers that use the core through its public API only.
+ABOVE_THE_CORE = ("vm", "widgets", "build", "checks", "changes", "predictions", "trace_checks", "docker",
+                  "troubleshoot", "jupyter", "__main__")
+#: pyroute2_cells swaps asyncio's running loop for pyroute2's synchronous API: asyncio's private
+#: functions are the only way (see its docstring).
+API_EXEMPT = ("jupyter/pyroute2_cells.py",)
+PUBLIC_API_FILES = sorted(p for p in PACKAGE.rglob("*.py")
+                          if p.relative_to(PACKAGE).parts[0].removesuffix(".py") in ABOVE_THE_CORE
+                          and p.relative_to(PACKAGE).as_posix() not in API_EXEMPT)
 
 
 def _private(name: str) -> bool:
-    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+    """``_x`` is private; ``__x__`` and IPython's display protocol (``_repr_html_``) are not."""
+    return name.startswith("_") and not name.endswith("_")
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,7 +76,7 @@ def violations(path: pathlib.Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", LAYERS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PUBLIC_API_FILES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_layers_use_the_core_through_its_public_api(path):
     assert violations(path) == []
 
@@ -56,7 +84,8 @@ def test_layers_use_the_core_through_its_public_api(path):
 def test_the_check_sees_a_violation(tmp_path):
     """The checker itself can fail: a file that reaches in is caught."""
     bad = tmp_path / "probe.py"
-    bad.write_text("from ..lab import _netlink_error\nx = lab.sandbox.entered('ns1')\ny = Lab._current\n")
+    bad.write_text("from ..lab import _netlink_error\nx = lab.sandbox.entered('ns1')\ny = Lab._current\n"
+                   "z = t._repr_html_()\n")
     assert len(violations(bad)) == 3
 
 
@@ -153,3 +182,42 @@ def test_the_circle_check_sees_a_circle(tmp_path):
     (package / "high.py").write_text("from .mid import low\nfrom . import typed\n")
     (package / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .high import g\n")
     assert circles(import_graph(package)) == [["netlab_magic.high", "netlab_magic.low", "netlab_magic.mid"]]
+
+
+# -- every layer imports only downwards --------------------------------------------------------
+
+def layer_of(module: str, layers: tuple[tuple[str, ...], ...] = LAYERS) -> int:
+    """The index in ``layers`` of ``module`` (``netlab_magic.docker.engine`` -> docker's)."""
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else parts[0]
+    for index, members in enumerate(layers):
+        if name in members:
+            return index
+    raise LookupError(f"{module} is in no layer: add its folder to LAYERS in tests/test_shape.py")
+
+
+def upward_imports(graph: dict[str, set[str]], layers: tuple[tuple[str, ...], ...] = LAYERS) -> list[str]:
+    """Each import of a module by one below it, as ``low -> high``."""
+    return sorted(f"{module} -> {other}" for module, imported in graph.items() for other in imported
+                  if layer_of(other, layers) > layer_of(module, layers))
+
+
+def test_every_layer_imports_only_downwards():
+    """Each module imports its own layer and those below, lazily or not; and each has a layer."""
+    assert upward_imports(import_graph(PACKAGE)) == []
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    """The checker itself can fail: a lazy import from a lower layer into a higher one is caught,
+    and a module in no layer is named."""
+    package = tmp_path / "netlab_magic"
+    for folder in ("linux", "lab"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "lab" / "lab.py").write_text("from ..linux import rtnl\n")
+    (package / "linux" / "rtnl.py").write_text("def f():\n    from ..lab.lab import Lab\n")
+    graph = import_graph(package)
+    assert upward_imports(graph) == ["netlab_magic.linux.rtnl -> netlab_magic.lab.lab"]
+    with pytest.raises(LookupError, match="netlab_magic.attic.x is in no layer"):
+        layer_of("netlab_magic.attic.x")

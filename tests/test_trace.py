@@ -133,12 +133,12 @@ def moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def trace(k, netns: str, command: str, match: str | None = None) -> dict:
     k.ok(f"t = {LAB}.trace({netns!r}, {command!r}, {match!r})", timeout=60)
-    return k.value("t.to_dict() | {'hops': [__import__('netlab_magic.trace', fromlist=['x'])._hop_dict(h) "
+    return k.value("t.to_dict() | {'hops': [__import__('netlab_magic.packets.trace_model', fromlist=['x']).hop_dict(h) "
                    "for h in t.hops]}")
 
 
 def leftovers(k) -> list:
-    return k.value(f"__import__('netlab_magic.trace', fromlist=['x']).trace_tables({LAB})")
+    return k.value(f"__import__('netlab_magic.packets.trace_session', fromlist=['x']).trace_tables({LAB})")
 
 
 def traced_and_checked(k, netns: str, command: str, match: str | None = None) -> tuple[dict, dict[str, int]]:
@@ -247,7 +247,7 @@ def test_demo4_curl_localhost_is_dnatted_in_nat_output_and_answered_un_natted(la
     masquerade = next(h for h in hops if h["table"] == "nat" and h["chain"] == "POSTROUTING")
     assert masquerade["decision"] == "MASQUERADE"
     # the kernel routed the packet again after nat OUTPUT changed its destination: the picture says so
-    from netlab_magic.widgets.trace_layout import trace_layout
+    from netlab_magic.packets.trace_picture import trace_layout
     host = trace_layout(syn)["panels"][0]
     assert host["path"][host["path"].index("ip:OUTPUT") + 1] == "ip:reroute", host["path"]
     assert syn["header"].endswith("127.0.0.1:8888") and "[S]" in syn["header"]

@@ -4,7 +4,7 @@ how a packet ends. Pure: packets made by hand, as the trace reports them."""
 
 from __future__ import annotations
 
-from netlab_magic.trace import Hop, Packet, Trace
+from netlab_magic.packets.trace_model import Hop, Packet, Trace
 from netlab_magic.trace_checks import check_drop, check_path
 
 HOPS = (Hop("ns3", "OUTPUT", None, None, None, "ACCEPT", None, "veth3"),

@@ -11,14 +11,15 @@ import struct
 
 import pytest
 
-from netlab_magic import nftables as nft
-from netlab_magic.capture import decode, read_pcap
-from netlab_magic.conntrack import parse_conntrack_xml
 from netlab_magic.errors import InvalidArgument
-from netlab_magic.headers import parse_ipv4
-from netlab_magic.rtnl import attr
-from netlab_magic.trace import TABLE, build_trace
-from netlab_magic.trace_match import parse_match
+from netlab_magic.linux import nftables as nft
+from netlab_magic.linux.rtnl import attr
+from netlab_magic.packets.capture import decode, read_pcap
+from netlab_magic.packets.conntrack import parse_conntrack_xml
+from netlab_magic.packets.headers import parse_ipv4
+from netlab_magic.packets.trace_assembly import build_trace
+from netlab_magic.packets.trace_match import parse_match
+from netlab_magic.packets.trace_session import TABLE
 
 
 def ipv4(src: str, dst: str, proto: int = 1, ident: int = 7, length: int = 84) -> bytes:

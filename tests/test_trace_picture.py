@@ -18,8 +18,8 @@ pytest.importorskip("matplotlib")
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 
-from netlab_magic.widgets.trace_draw import draw_layouts  # noqa: E402
-from netlab_magic.widgets.trace_layout import trace_layout  # noqa: E402
+from netlab_magic.packets.trace_figure import draw_layouts  # noqa: E402
+from netlab_magic.packets.trace_picture import trace_layout  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 

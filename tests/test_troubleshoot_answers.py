@@ -246,8 +246,8 @@ def test_hints_and_faults_name_no_fixing_command():
 
 def test_a_spoofed_echo_request_is_well_formed():
     """The probe's packet, read back by the parser the trace uses, says what it was made to say."""
-    from netlab_magic.headers import parse_ipv4
-    from netlab_magic.probes import checksum, icmp_echo, ipv4_packet
+    from netlab_magic.packets.headers import parse_ipv4
+    from netlab_magic.packets.probes import checksum, icmp_echo, ipv4_packet
 
     packet = ipv4_packet("172.20.0.5", "172.19.0.2", icmp_echo("ping", 0x1234))
     header = parse_ipv4(packet[:20], packet[20:])

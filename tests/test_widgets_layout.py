@@ -12,8 +12,9 @@ pytest.importorskip("matplotlib")
 
 from netlab_magic.model import Interface, LabSnapshot, Namespace  # noqa: E402
 from netlab_magic.widgets import compute_layout, draw  # noqa: E402
-from netlab_magic.widgets.layout import (BOX, DENSE_PORTS, MAX_PX, MIN_PX, NS_R, STATE_COLORS,  # noqa: E402
-                                         state_color)
+from netlab_magic.widgets.lab_graph import DENSE_PORTS  # noqa: E402
+from netlab_magic.widgets.layout import BOX, MAX_PX, MIN_PX, STATE_COLORS, state_color  # noqa: E402
+from netlab_magic.widgets.rings import NS_R  # noqa: E402
 from support.widgets import iface, star  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fresh_poller")

@@ -81,7 +81,7 @@ print(json.dumps(out))
 def test_with_the_projects_lab_snapshot():
     """``TopologyWidget(Lab.current().snapshot)``, in a child process (the lab moves its main thread)."""
     try:
-        import netlab_magic.lab  # noqa: F401
+        import netlab_magic.lab.lab  # noqa: F401
     except ImportError as err:
         pytest.skip(f"netlab_magic.Lab not available: {err}")
     r = subprocess.run([sys.executable, "-c", LEAD_LAB_SCRIPT], capture_output=True, text=True,

@@ -10,7 +10,7 @@ tables of :mod:`.tables`; :mod:`.inspect` gives Docker's JSON.
 In the lab: :mod:`.engine` (dockerd's lifecycle) with :mod:`.plumbing` (links), :mod:`.firewall`
 (one ``iptables-restore`` per change), :mod:`.processes` (commands, :mod:`.proxy`),
 :mod:`.watch` (exits); :mod:`.outside` gives the lab an outside world; :mod:`.magic` is
-``%docker`` (:mod:`.magic` on :mod:`netlab_magic.commands`, :mod:`.output`, :mod:`.gotemplate`); :mod:`.compare` prints two
+``%docker`` (:mod:`.magic` on :mod:`netlab_magic.jupyter.commands`, :mod:`.output`, :mod:`.gotemplate`); :mod:`.compare` prints two
 releases' rules side by side; :mod:`.checks` the notebooks' exercises.
 """
 

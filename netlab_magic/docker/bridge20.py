@@ -37,8 +37,8 @@ by step, and moby documents each state of it in
 
 from __future__ import annotations
 
+from ..linux.iptables import Tables
 from .daemon import Container, Daemon, Network, PortBinding
-from .tables import Tables
 
 DOCKER = "DOCKER"
 DOCKER_USER = "DOCKER-USER"

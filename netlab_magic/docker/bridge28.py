@@ -39,11 +39,11 @@ container's own bridge.
 
 from __future__ import annotations
 
+from ..linux.iptables import Tables
 from .bridge20 import (DOCKER, DOCKER_USER, ISOLATION_1, ISOLATION_2,  # the chains 20.10 had, kept
                        dnat_rule, hairpin_masquerade_rule, open_port_rule,  # a port's rules' words
                        sysctls)  # the same sysctls
 from .daemon import Container, Daemon, Network
-from .tables import Tables
 
 DOCKER_FORWARD = "DOCKER-FORWARD"
 DOCKER_BRIDGE = "DOCKER-BRIDGE"

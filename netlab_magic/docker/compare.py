@@ -21,9 +21,9 @@ import difflib
 from typing import Any
 
 from ..checks import lab_or_current
+from ..linux.iptables import BUILTIN, TABLE_ORDER, Tables
 from . import rules, versions
 from .daemon import Daemon
-from .tables import BUILTIN, TABLE_ORDER, Tables
 
 
 def as_release(daemon: Daemon, key: str) -> Tables:

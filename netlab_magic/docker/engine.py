@@ -25,10 +25,10 @@ import threading
 import weakref
 from typing import Any, Callable, Sequence
 
-from .. import process
 from ..errors import AlreadyExists, InvalidName, NetlabError, NotFound
-from ..lab import Lab
-from . import images, inspect, processes, rules, versions, watch
+from ..lab.lab import Lab
+from ..linux import process
+from . import container_jobs, images, inspect, rules, versions, watch
 from .daemon import (DEFAULT_BRIDGE, DEFAULT_NETWORK, Container, Daemon, Network, PortAllocated, PortBinding,
                      connectivity_error,
                      daemon_call, random_id, veth_name)
@@ -156,7 +156,7 @@ class Engine:
         if not detach:
             self._foreground(c)
         elif port and not c.cmd:
-            processes.wait_listening(self.lab, c, port)
+            container_jobs.wait_listening(self.lab, c, port)
         return c
 
     def _create(self, image: str, cmd: tuple[str, ...], *, name: str | None, network: str,
@@ -187,15 +187,15 @@ class Engine:
             plumb(self.lab, c, daemon.networks[network], not self.userland_proxy, undo)
             self._sync()
             if self.userland_proxy:
-                processes.start_proxies(self.lab, c, undo)
+                container_jobs.start_proxies(self.lab, c, undo)
             if detach:
-                processes.start_command(self.lab, c, undo, lambda proc: watch.watch(proc, self._exited))
+                container_jobs.start_command(self.lab, c, undo, lambda proc: watch.watch(proc, self._exited))
         except BaseException:
             self._rollback(restore, undo)
             raise
         if not detach:
             try:
-                processes.start_foreground(self.lab, c)
+                container_jobs.start_foreground(self.lab, c)
             except BaseException:
                 self._teardown(c, stop_job=False, code=127)
                 raise
@@ -241,7 +241,7 @@ class Engine:
             c = self.get(name)
             if not c.running:
                 raise NetlabError(f"Error response from daemon: Container {c.id} is not running")
-            proc = self.lab.popen(c.netns, processes.exec_argv(c, process.shell_argv(command)), merge_stderr=True)
+            proc = self.lab.popen(c.netns, container_jobs.exec_argv(c, process.shell_argv(command)), merge_stderr=True)
         return process.stream(proc, timeout=timeout)
 
     @_serialized
@@ -250,7 +250,7 @@ class Engine:
         c = self.get(name)
         if not c.running:
             raise NetlabError(f"Error response from daemon: Container {c.id} is not running")
-        pids = ",".join(str(p) for p in processes.container_pids(c))
+        pids = ",".join(str(p) for p in container_jobs.container_pids(c))
         return self.lab.run("host", ["ps", "-f", "-p", pids], check=True).stdout
 
     @_serialized
@@ -270,7 +270,7 @@ class Engine:
                 raise NetlabError(f"Error response from daemon: You cannot remove a running container "
                                   f"{c.id}. Stop the container before attempting removal or force remove")
             self._teardown(c, stop_job=True)
-        processes.forget_job(self.lab, c.job)
+        container_jobs.forget_job(self.lab, c.job)
         if self.daemon is not None and self.daemon.containers.get(c.name) is c:
             self.daemon.rm(c.name)
 
@@ -289,15 +289,15 @@ class Engine:
 
     def _teardown(self, c: Container, *, stop_job: bool, code: int | None = None) -> None:
         """The container's command has ended (or is stopped now): its network goes, like Docker's."""
-        stopped = processes.stop_processes(self.lab, c, stop_job=stop_job)
+        stopped = container_jobs.stop_processes(self.lab, c, stop_job=stop_job)
         code = stopped if stopped is not None else code
         daemon = self.daemon
         if daemon is not None and daemon.containers.get(c.name) is c and c.running:
-            daemon.exited(c.name, processes.docker_exit_code(code))
+            daemon.exited(c.name, container_jobs.docker_exit_code(code))
             self._sync()
         unplumb(self.lab, c)
         if c.auto_remove:  # --rm: gone once it has exited
-            processes.forget_job(self.lab, c.job)
+            container_jobs.forget_job(self.lab, c.job)
 
     def _reap(self) -> None:
         """Containers whose command ended on its own have exited: take their network down."""

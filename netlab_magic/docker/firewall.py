@@ -22,10 +22,10 @@ from __future__ import annotations
 import subprocess
 
 from ..errors import NetlabError
-from ..iptables_save import parse_iptables_save
-from ..lab import Lab
+from ..lab.lab import Lab
+from ..linux.iptables import BUILTIN, Command, Tables, diff, effective, restore_payload
+from ..linux.iptables_save import parse_iptables_save
 from ..model import HOST
-from .tables import BUILTIN, Command, Tables, diff, effective, restore_payload
 
 
 class Firewall:

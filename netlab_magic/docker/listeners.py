@@ -11,7 +11,7 @@ would notice. How this lab finds out, and why that way:
 - but with **sock_diag**, the netlink family ``ss`` itself uses: one ``SOCK_DIAG_BY_FAMILY``
   dump of the sockets in state LISTEN, structs in and out. The socket is opened inside the
   namespace (``Lab.entered``, for the ``socket()`` call only), queried from where the caller
-  is, and closed before :func:`listening` returns, like :mod:`netlab_magic.rtnl`'s.
+  is, and closed before :func:`listening` returns, like :mod:`netlab_magic.linux.rtnl`'s.
 """
 
 from __future__ import annotations

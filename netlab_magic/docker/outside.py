@@ -27,7 +27,7 @@ from __future__ import annotations
 from ipaddress import IPv4Interface
 
 from ..errors import AlreadyExists
-from ..lab import Lab
+from ..lab.lab import Lab
 from .plumbing import Undo, quietly, unwind
 
 NAME = "outside"

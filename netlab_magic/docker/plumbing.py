@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import AlreadyExists
-from ..lab import Lab
+from ..lab.lab import Lab
 from .daemon import Container, Network
 
 Undo = list[Callable[[], None]]

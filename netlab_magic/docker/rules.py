@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from ..linux.iptables import Tables
 from . import bridge20, bridge28
 from .bridge20 import DOCKER, DOCKER_USER, ISOLATION_1, ISOLATION_2  # chain names both releases use
 from .daemon import Daemon, Network
-from .tables import Tables
 
 #: Each release's bridge driver program, its steps on a :class:`Tables`: ``start(t, daemon, hairpin)``,
 #: ``network(t, net, hairpin)``, ``container(t, c, net, hairpin)``; and ``sysctls(daemon)``.

@@ -22,7 +22,7 @@ import ipaddress
 import shlex
 from dataclasses import dataclass, field
 
-from .tables import BUILTIN, Tables
+from ..linux.iptables import BUILTIN, Tables
 
 __all__ = ["Flow", "Decision", "decide"]
 

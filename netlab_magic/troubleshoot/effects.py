@@ -13,10 +13,10 @@ import time
 from typing import Any, Callable
 
 from ..checks import SETTLE, CheckResult, Missing, run_check, where
-from ..docker.tables import Tables
 from ..errors import NetlabError
+from ..linux.iptables import Tables
 from ..model import HOST
-from ..probes import Probe, send_probes
+from ..packets.probes import Probe, send_probes
 
 Check = Callable[[Any], CheckResult]
 
@@ -88,7 +88,7 @@ def not_from_outside(src: str, fake: str, dst: str, dst_netns: str, asked: str,
                      let_through: str = "the sources your rules accept are more than") -> Check:
     """What ``src`` sends to ``dst`` from ``fake``, an address outside ``asked``, never arrives in ``dst_netns``.
 
-    The request is made by hand (:class:`netlab_magic.probes.Probe` with a ``source`` of its own)
+    The request is made by hand (:class:`netlab_magic.packets.probes.Probe` with a ``source`` of its own)
     and followed by the trace: a rule that accepts a wider source range than the story asks lets it
     through.
     """

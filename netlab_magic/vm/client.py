@@ -18,8 +18,8 @@ import sys
 import threading
 from typing import IO, Any, Callable
 
-from .. import process
 from ..errors import NetlabError
+from ..linux import process
 from . import protocol, remote
 
 _LOST = -1  # a pseudo frame kind: the connection ended
@@ -93,7 +93,7 @@ class AgentClient:
         what it prints goes to ``out``/``err`` (default: this cell's) as it comes.
 
         Returns what it returned, or raises what it raised (the lab's own errors, its
-        :class:`~netlab_magic.process.Interrupted` after an interrupt); objects that stay in the
+        :class:`~netlab_magic.linux.process.Interrupted` after an interrupt); objects that stay in the
         guest come back as :class:`~.remote.Remote`. A VM that dies raises :class:`AgentLost`.
         """
         if self._lost is not None:

@@ -1,9 +1,9 @@
-""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.backend`).
+""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.lab.backend`).
 
-The guest runs this package's own in-kernel lab (:class:`netlab_magic.lab.Lab`, made by the
+The guest runs this package's own in-kernel lab (:class:`netlab_magic.lab.lab.Lab`, made by the
 guest's root, no user namespace needed) behind a small server (:mod:`.server`); a
 :class:`VMLab` forwards the lab's API to it (:mod:`.remote`): every method of
-:class:`~netlab_magic.lab.Lab` works here, its results pickled back, its jobs, namespaces
+:class:`~netlab_magic.lab.lab.Lab` works here, its results pickled back, its jobs, namespaces
 and handles staying in the guest as :class:`~.remote.Remote` objects. Lab-side functions that
 take the lab (a trace, a probe) run there through :meth:`VMLab.call`. The VM is the sandbox
 around that lab: it has no network device at all.
@@ -91,7 +91,7 @@ class VMLab:
         self.machine = self._boot()
         return AgentLost(f"{message}; the next command starts a fresh VM")
 
-    # -- the lab's API, forwarded (netlab_magic.backend.LabBackend, and the rest of Lab's) ------------
+    # -- the lab's API, forwarded (netlab_magic.lab.backend.LabBackend, and the rest of Lab's) ------------
 
     def _call(self, target: int, name: str, args: tuple = (), kwargs: dict | None = None) -> Any:
         client = self.agent()
@@ -103,7 +103,7 @@ class VMLab:
             raise
 
     def __getattr__(self, name: str) -> Any:
-        """Any other attribute of :class:`~netlab_magic.lab.Lab` (``snapshot``, ``jobs``, ``start_job``,
+        """Any other attribute of :class:`~netlab_magic.lab.lab.Lab` (``snapshot``, ``jobs``, ``start_job``,
         ``add_netns``, ``trace``, ...): the guest lab's, through :mod:`.remote`."""
         if name.startswith("_"):
             raise AttributeError(name)
@@ -115,11 +115,11 @@ class VMLab:
 
     def run(self, netns: str, command: str | Sequence[str], *, check: bool = False,
             timeout: float | None = None) -> subprocess.CompletedProcess:
-        """:meth:`Lab.run <netlab_magic.lab.Lab.run>` in the guest: a command inside ``netns``, its output captured."""
+        """:meth:`Lab.run <netlab_magic.lab.lab.Lab.run>` in the guest: a command inside ``netns``, its output captured."""
         return self._call(remote.LAB, "run", (netns, command), {"check": check, "timeout": timeout})
 
     def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
-        """:meth:`Lab.run_cell <netlab_magic.lab.Lab.run_cell>` in the guest, its output streamed to the cell."""
+        """:meth:`Lab.run_cell <netlab_magic.lab.lab.Lab.run_cell>` in the guest, its output streamed to the cell."""
         return self._call(remote.LAB, "run_cell", (netns, script), {"timeout": timeout})
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

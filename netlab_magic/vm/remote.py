@@ -2,7 +2,7 @@
 
 A call is ``(target, name, args, kwargs)``, pickled; its answer ``("value", v)`` or ``("raised",
 exc)``, pickled back. Both ends run this same package, so what crosses is the lab's own types
-(a :class:`~netlab_magic.model.LabSnapshot`, a :class:`~netlab_magic.trace.Trace`, the lab's
+(a :class:`~netlab_magic.model.LabSnapshot`, a :class:`~netlab_magic.packets.trace_model.Trace`, the lab's
 typed errors) and the magics use them as they do in-kernel.
 
 What cannot cross stays where it lives and crosses as a reference: the lab itself, a
@@ -115,8 +115,8 @@ def host_loads(data: bytes, call: Callable[..., Any]) -> Any:
 
 
 def interrupted(*args: Any) -> BaseException:
-    """:class:`~netlab_magic.process.Interrupted` again (it carries KeyboardInterrupt's name, so pickle cannot find it)."""
-    from ..process import Interrupted
+    """:class:`~netlab_magic.linux.process.Interrupted` again (it carries KeyboardInterrupt's name, so pickle cannot find it)."""
+    from ..linux.process import Interrupted
 
     return Interrupted(*args)
 
@@ -130,7 +130,7 @@ class _Pickler(pickle.Pickler):
         return self._reference(obj)
 
     def reducer_override(self, obj: Any) -> Any:
-        from ..process import Interrupted
+        from ..linux.process import Interrupted
 
         return (interrupted, obj.args) if type(obj) is Interrupted else NotImplemented
 

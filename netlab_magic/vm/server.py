@@ -3,7 +3,7 @@
 Started by the guest's init (``guest_init.sh``, PID 1, which is not the server: when the server
 ends, init powers the VM off, and QEMU exits) with the kernel's own Python and this package,
 both read from the host's ``/`` (shared read-only). The guest's root needs no user namespace:
-the server makes :class:`netlab_magic.lab.Lab` as root makes it on a bare machine (its own
+the server makes :class:`netlab_magic.lab.lab.Lab` as root makes it on a bare machine (its own
 mounts, its own host namespace, the keeper), then says READY.
 
 Each call (:mod:`.protocol`'s CALL, pickled by :mod:`.remote`) runs on the main thread, one at a
@@ -31,7 +31,7 @@ from . import protocol
 from .remote import Objects
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 
 class _ChannelText(io.TextIOBase):
@@ -65,8 +65,8 @@ class Server:
                 protocol.write_all(self.port, chunk)
 
     def serve(self) -> None:
-        from ..jobs import Job, JobTable
-        from ..lab import Lab, NetNS
+        from ..linux.jobs import Job, JobTable
+        from ..lab.lab import Lab, NetNS
 
         # what holds processes, threads or namespaces stays here: the host gets a reference
         objects = Objects(Lab.current(), (Lab, NetNS, Job, JobTable, subprocess.Popen, threading.Thread))

@@ -14,8 +14,8 @@ from importlib import import_module
 from typing import Any
 
 from .draw import draw
-from .layout import compute_layout
 from .iptables import parse_iptables_save
+from .layout import compute_layout
 
 _LAZY = {
     "TopologyWidget": ".topology_widget",

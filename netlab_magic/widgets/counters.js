@@ -1,7 +1,7 @@
 // netlab_magic counters widget: draws the chains Python sends; clicking a rule selects it for the plot.
 // A row's delta is what moved since the last cell ran (Python keeps the baseline); it stays
 // highlighted until the next cell runs. Each view tells the kernel it is there, and when it goes.
-// h() and SVGNS come from dom.js, announce() from view.js (joined in front: _esm.py).
+// h() and SVGNS come from dom.js, announce() from view.js (joined in front: web/esm.py).
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 function human(n) {

@@ -11,7 +11,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._esm import esm
+from ..web.esm import esm
 from ._poll import UNSET, Feed, Polled
 from ._static import StaticViews
 from .iptables import (Chain, Sample, Table, counter_deltas, counter_label, flatten,  # noqa: F401
@@ -41,7 +41,7 @@ class CountersWidget(Polled, StaticViews, anywidget.AnyWidget):
     stays highlighted until the next one runs. Click a rule to plot it over time.
     """
 
-    _esm = esm("dom.js", "view.js", "counters.js")
+    _esm = esm(_HERE / "counters.js", "dom.js", "view.js")
     _css = _HERE / "counters.css"
 
     table = traitlets.Unicode("filter").tag(sync=True)

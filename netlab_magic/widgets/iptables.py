@@ -1,6 +1,6 @@
 """iptables counters over time: each rule's and policy's key, their deltas between samples, a plot.
 
-``iptables-save -c`` text is read by :mod:`netlab_magic.iptables_save`; pure (no widget, no
+``iptables-save -c`` text is read by :mod:`netlab_magic.linux.iptables_save`; pure (no widget, no
 privileges); :mod:`.counters_widget` draws it live.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..iptables_save import Chain, Rule, Table, parse_iptables_save  # noqa: F401 - where the counters widget and users import them
+from ..linux.iptables_save import Chain, Rule, Table, parse_iptables_save  # noqa: F401 - where the counters widget and users import them
 
 #: One sample of the history: (unix time, {counter key: (packets, bytes)}).
 Sample = tuple[float, dict[str, tuple[int, int]]]

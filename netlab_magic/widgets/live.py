@@ -10,7 +10,7 @@ is on screen); the widgets of one lab, or of one namespace's table, share their 
 
 from __future__ import annotations
 
-from ..lab import Lab
+from ..lab.lab import Lab
 from .counters_widget import CountersWidget
 from .topology_widget import TopologyWidget
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .layout import display_state
+from .tooltips import display_state
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:

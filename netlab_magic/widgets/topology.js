@@ -1,7 +1,7 @@
 // netlab_magic topology widget: draws the diagram that Python computed, fitted to its box.
 // Each view tells the kernel it is there (and when it goes), so the kernel polls the lab only
 // while someone looks at it.
-// svg() and SVGNS come from dom.js, announce() from view.js (joined in front: _esm.py).
+// svg() and SVGNS come from dom.js, announce() from view.js (joined in front: web/esm.py).
 const DASH = { DOWN: "7 4", LOWERLAYERDOWN: "2 3.5" };
 const LINK_PX = 3; // veth halves, px
 const PORT_PX = [3.5, 6]; // interface markers: radius within these, px

@@ -10,7 +10,7 @@ import anywidget
 import traitlets
 
 from ..model import LabSnapshot
-from ._esm import esm
+from ..web.esm import esm
 from ._poll import Feed, Polled
 from ._static import StaticViews
 from .layout import compute_layout, snapshot_dict
@@ -31,7 +31,7 @@ class TopologyWidget(Polled, StaticViews, anywidget.AnyWidget):
     height (px) the view takes otherwise.
     """
 
-    _esm = esm("dom.js", "view.js", "topology.js")
+    _esm = esm(_HERE / "topology.js", "dom.js", "view.js")
     _css = _HERE / "topology.css"
 
     diagram = traitlets.Dict().tag(sync=True)  # compute_layout(snapshot)

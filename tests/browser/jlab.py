@@ -66,7 +66,7 @@ def netlab_kernelspec(base: Path) -> dict[str, str]:
     spec.mkdir(parents=True, exist_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "netlab_magic.kernel", "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "netlab_magic.jupyter.kernel", "-f", "{connection_file}"],
         "display_name": "Python 3 (netlab)", "language": "python", "interrupt_mode": "signal",
         "env": {"PYTHONPATH": pythonpath},
     }))

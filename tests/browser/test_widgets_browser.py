@@ -149,7 +149,7 @@ print(os.getpid())""",
 
 def _extension_missing() -> str | None:
     try:
-        import netlab_magic.extension  # noqa: F401
+        import netlab_magic.jupyter.extension  # noqa: F401
         from netlab_magic import Lab  # noqa: F401
     except ImportError as err:
         return f"the netlab_magic extension is not importable: {err}"

@@ -45,7 +45,7 @@ def main() -> None:
     out = {"uid": os.getuid(), "seccomp": status("Seccomp"), "no_new_privs": status("NoNewPrivs"),
            "cap_eff": status("CapEff"), "stage": "userns", "ok": False}
     try:
-        from netlab_magic import doctor, kernel
+        from netlab_magic.jupyter import doctor, kernel
 
         if os.geteuid() != 0:
             try:

@@ -11,8 +11,8 @@ import os
 import sys
 
 import own_userns  # this folder's: the script's own directory is on sys.path
-from netlab_magic import syscalls
+from netlab_magic.linux import syscalls
 
 own_userns.enter()
 syscalls.mount("masked", "/sys/firmware", "tmpfs", syscalls.MS_RDONLY)
-os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.kernel", *sys.argv[1:]])
+os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.jupyter.kernel", *sys.argv[1:]])

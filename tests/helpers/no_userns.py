@@ -9,7 +9,7 @@ exactly as it would on such a host.
 import os
 import sys
 
-from netlab_magic import syscalls
+from netlab_magic.linux import syscalls
 
 uid, gid = os.getuid(), os.getgid()
 syscalls.unshare(syscalls.CLONE_NEWUSER)
@@ -18,4 +18,4 @@ for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_m
         f.write(text)
 with open("/proc/sys/user/max_user_namespaces", "w") as f:
     f.write("0")
-os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.kernel", *sys.argv[1:]])
+os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.jupyter.kernel", *sys.argv[1:]])

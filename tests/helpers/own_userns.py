@@ -4,7 +4,7 @@ would (mask or lock /sys) before the netlab launcher starts inside it."""
 
 import os
 
-from netlab_magic import syscalls
+from netlab_magic.linux import syscalls
 
 
 def enter() -> None:

@@ -11,7 +11,7 @@ import os
 import sys
 
 import own_userns  # this folder's: the script's own directory is on sys.path
-from netlab_magic import syscalls
+from netlab_magic.linux import syscalls
 
 MS_REMOUNT = 0x20
 
@@ -19,4 +19,4 @@ own_userns.enter()
 syscalls.mount("none", "/sys", None, MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY)
 if sys.argv[1:2] == ["--exec"]:
     os.execvp(sys.argv[2], sys.argv[2:])
-os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.kernel", *sys.argv[1:]])
+os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.jupyter.kernel", *sys.argv[1:]])

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
     install_filter()
     if argv and argv[0] == "--exec":
         os.execvp(argv[1], argv[1:])
-    os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.kernel", *argv])
+    os.execv(sys.executable, [sys.executable, "-m", "netlab_magic.jupyter.kernel", *argv])
 
 
 if __name__ == "__main__":

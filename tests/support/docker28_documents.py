@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netlab_magic.docker.tables import Tables
+from netlab_magic.linux.iptables import Tables
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "docker28"
 

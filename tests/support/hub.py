@@ -155,7 +155,7 @@ def learner_python(workdir: str, probe: Learner) -> tuple[str, str]:
     python = os.path.join(sys.prefix, "bin", "python")
     probe_cmd = ["setpriv", f"--reuid={probe.uid}", f"--regid={probe.gid}", "--clear-groups", "--",
                  "env", "-i", f"PYTHONPATH={package_root}", python, "-c",
-                 "import jupyterhub.singleuser, netlab_magic.kernel, ipykernel"]
+                 "import jupyterhub.singleuser, netlab_magic.jupyter.kernel, ipykernel"]
     if subprocess.run(probe_cmd, capture_output=True, cwd="/").returncode == 0:
         return python, package_root
     copy = os.path.join(workdir, "venv")

@@ -22,7 +22,7 @@ the lab to the address asked for (lab addresses or the namespace's own ``localho
 What must *stay* is judged by effect, not by the text of rules:
 
 - :func:`check_blocked` sends, for each pair of containers that must stay apart, every kind of
-  :mod:`probe <netlab_magic.probes>` (new conversations, and packets that only look like
+  :mod:`probe <netlab_magic.packets.probes>` (new conversations, and packets that only look like
   answers) and follows each in the kernel's trace: none may be delivered, and each must die
   where Docker drops it, or before (a DROP of the learner's own met first). A packet that now
   passes Docker's drop and dies further on means Docker's protection was weakened;

@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...checks import CheckResult, Missing, lab_or_current, run_check, where
-from ...conntrack import read_conntrack
+from ...linux.process import stop_group
 from ...model import HOST
-from ...process import stop_group
+from ...packets.conntrack import read_conntrack
 from .. import rules
 from .context import docker_daemon, require_netns
 

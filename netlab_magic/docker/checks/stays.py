@@ -9,10 +9,10 @@ from typing import Any, Iterable
 
 from ...checks import CheckResult, Missing, lab_or_current, run_check
 from ...errors import NetlabError
+from ...linux.iptables import Tables
 from ...model import HOST
-from ...probes import KINDS, OPENERS, Outcome, Probe, send_probes
+from ...packets.probes import KINDS, OPENERS, Outcome, Probe, send_probes
 from .. import rules
-from ..tables import Tables
 from ..verdict import Decision, Flow, decide
 from .context import docker_daemon, require_netns
 
@@ -62,7 +62,7 @@ def check_blocked(*pairs: tuple[str, str] | tuple[str, str, str], lab: Any = Non
     """For each ``(src, dst)`` pair of containers (or ``(src, dst, "IP:PORT")``: through a port
     DNATed to ``dst``), ``src`` cannot start a conversation with ``dst``, one check per pair.
 
-    Every kind of probe (:data:`netlab_magic.probes.KINDS`: TCP SYN, UDP, echo request, and a TCP
+    Every kind of probe (:data:`netlab_magic.packets.probes.KINDS`: TCP SYN, UDP, echo request, and a TCP
     ACK and an echo reply that answer nothing) is sent once, all pairs together, and followed in
     the kernel's trace. A pair passes when none of its packets is delivered and each dies where
     Docker drops it (:func:`_docker_stop`) or before it, at a DROP of the learner's own.
