@@ -3,9 +3,9 @@
 ``%load_ext netlab_magic`` moves the kernel's cells into a private lab; ``%%netns NAME`` runs
 a cell inside a namespace of it. From Python: ``Lab.current()``.
 
-Each folder is a layer (``linux/`` at the bottom, then ``sandbox/``, ``vm/``, ``packets/``,
-``lab/``, ``widgets/``, the exercises, ``docker/``, ``jupyter/``): a layer imports only those
-below it. The order is stated, and checked, in tests/test_shape.py; the map is in
+Each folder is a layer (``linux/`` at the bottom, then ``sandbox/``, ``packets/``, ``lab/``,
+``vm/``, ``backend.py``, ``widgets/``, the exercises, ``docker/``, ``troubleshoot/``, ``jupyter/``):
+a layer imports only those below it. The order is stated, and checked, in tests/test_shape.py; the map is in
 docs/how-it-works.md.
 """
 

@@ -24,9 +24,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "names", "model", "display", "version", "web"),  # the vocabulary every layer uses
     ("linux",),  # the kernel's interfaces: syscalls, netlink, namespaces, iptables, processes
     ("sandbox",),  # the lab's walls in this kernel
-    ("vm",),  # or in a small VM (nothing of sandbox/)
     ("packets",),  # trace, capture, conntrack, probes: on namespaces by name
     ("lab",),  # the Lab API
+    ("vm",),  # the same lab in a small VM: its server in the guest, its forwarding on the host
+    ("backend",),  # which lab runs: this kernel's or a VM's
     ("widgets",),
     ("build", "checks", "changes", "predictions", "trace_checks"),  # the workbook's exercises
     ("docker",),  # Docker without Docker, and its exercises

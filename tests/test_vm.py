@@ -20,7 +20,7 @@ import time
 import pytest
 
 from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
-from netlab_magic.lab.backend import vm_ready
+from netlab_magic.backend import vm_ready
 from netlab_magic.vm import image, machine
 
 pytestmark = [

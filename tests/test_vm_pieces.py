@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from netlab_magic.lab import backend
+from netlab_magic import backend
 from netlab_magic.errors import InvalidArgument
 from netlab_magic.vm import image, machine, protocol
 
@@ -149,7 +149,7 @@ def test_no_second_lab_in_the_kernel_when_the_vm_runs_it():
     import subprocess
     import sys
 
-    code = ("from netlab_magic import Lab, NetlabError; from netlab_magic.lab import backend\nbackend.chosen()\n"
+    code = ("from netlab_magic import Lab, NetlabError; from netlab_magic import backend\nbackend.chosen()\n"
             "try:\n    Lab.current()\nexcept NetlabError as err:\n    print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NETLAB_BACKEND": "vm"},
                          capture_output=True, text=True, timeout=60).stdout

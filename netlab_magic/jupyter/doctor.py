@@ -294,8 +294,8 @@ VM_SETUP = "apt-get install -y qemu-system-x86 kmod && netlab-magic vm prepare"
 
 
 def backend_checks() -> list[Check]:
-    """Which lab runs and why (:func:`netlab_magic.lab.backend.chosen`); whether the VM could run here."""
-    from ..lab.backend import VM, chosen, vm_ready
+    """Which lab runs and why (:func:`netlab_magic.backend.chosen`); whether the VM could run here."""
+    from ..backend import VM, chosen, vm_ready
 
     try:
         choice = chosen()

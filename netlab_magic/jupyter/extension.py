@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.utils.text import LSString, SList
 
 from ..errors import NetlabError
-from ..lab import backend
+from .. import backend
 from ..lab.lab import Lab
 from ..model import HOST
 from ..sandbox.threads import keep_subshells_in_lab

@@ -19,8 +19,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..display import Table, status_tables
 from ..errors import NetlabError
-from ..lab import backend
-from ..lab.backend import LabBackend
+from .. import backend
+from ..backend import LabBackend
 from ..lab.lab import Lab
 from ..linux import process
 from ..linux.jobs import Job

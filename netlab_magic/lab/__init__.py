@@ -1,2 +1,2 @@
 """The Lab API: :class:`~netlab_magic.lab.lab.Lab` and its :class:`~netlab_magic.lab.lab.NetNS`
-handles, the snapshot that reads it, and the backend that chooses this kernel's lab or a VM's."""
+handles, and the snapshot that reads it. (Which lab runs, this kernel's or a VM's: :mod:`netlab_magic.backend`.)"""

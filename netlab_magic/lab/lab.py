@@ -51,9 +51,9 @@ class Lab:
     """
 
     _current: ClassVar["Lab | None"] = None
-    #: Set by :mod:`netlab_magic.lab.backend` where the VM runs this process's lab: why :meth:`current` refuses.
+    #: Set by :mod:`netlab_magic.backend` where the VM runs this process's lab: why :meth:`current` refuses.
     runs_elsewhere: ClassVar[str | None] = None
-    #: Which implementation of :class:`netlab_magic.lab.backend.LabBackend` this is.
+    #: Which implementation of :class:`netlab_magic.backend.LabBackend` this is.
     backend = "kernel"
 
     def __init__(self) -> None:

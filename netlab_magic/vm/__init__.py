@@ -8,5 +8,5 @@ One concern per module, each importing only those before it:
 * :mod:`.server`: the guest's side: this package's own in-kernel lab, started by ``guest_init.sh``;
 * :mod:`.client`: the host's side: a call to the guest's lab, output streamed, the interrupt;
 * :mod:`.machine`: QEMU's life: start in the background, ready, crashed, stopped;
-* :mod:`.lab`: :class:`VMLab`, the VM's implementation of the lab the magics use (see :mod:`netlab_magic.lab.backend`).
+* :mod:`.lab`: :class:`VMLab`, the VM's implementation of the lab the magics use (see :mod:`netlab_magic.backend`).
 """

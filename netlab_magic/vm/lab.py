@@ -1,4 +1,4 @@
-""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.lab.backend`).
+""":class:`VMLab`: the lab inside a small VM, for the magics (see :mod:`netlab_magic.backend`).
 
 The guest runs this package's own in-kernel lab (:class:`netlab_magic.lab.lab.Lab`, made by the
 guest's root, no user namespace needed) behind a small server (:mod:`.server`); a
@@ -91,7 +91,7 @@ class VMLab:
         self.machine = self._boot()
         return AgentLost(f"{message}; the next command starts a fresh VM")
 
-    # -- the lab's API, forwarded (netlab_magic.lab.backend.LabBackend, and the rest of Lab's) ------------
+    # -- the lab's API, forwarded (netlab_magic.backend.LabBackend, and the rest of Lab's) ------------
 
     def _call(self, target: int, name: str, args: tuple = (), kwargs: dict | None = None) -> Any:
         client = self.agent()

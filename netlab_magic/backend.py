@@ -19,8 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
-from ..errors import InvalidArgument, PrivilegeError
-from ..sandbox.sandbox import refusal
+from .errors import InvalidArgument, PrivilegeError
+from .sandbox.sandbox import refusal
 
 BACKEND_ENV = "NETLAB_BACKEND"
 KERNEL, VM = "kernel", "vm"
@@ -71,8 +71,8 @@ _chosen: Choice | None = None
 
 def vm_ready() -> str | None:
     """None if a VM can start here; else what is missing, with the line that adds it."""
-    from ..vm.image import find
-    from ..vm.machine import QEMU
+    from .vm.image import find
+    from .vm.machine import QEMU
 
     missing = []
     if shutil.which(QEMU) is None:
@@ -112,7 +112,7 @@ def _record(choice: Choice) -> None:
     global _chosen
     _chosen = choice
     if choice.name == VM:
-        from .lab import Lab
+        from .lab.lab import Lab
 
         Lab.runs_elsewhere = ("the lab runs in the VM backend here, and this part of netlab does not run there "
                               "yet (see %netlab doctor)")
@@ -125,10 +125,10 @@ def current() -> LabBackend:
     """
     choice = chosen()
     if choice.name == VM:
-        from ..vm.lab import VMLab
+        from .vm.lab import VMLab
 
         return VMLab.current()
-    from .lab import Lab
+    from .lab.lab import Lab
 
     try:
         return Lab.current()
@@ -137,15 +137,15 @@ def current() -> LabBackend:
         if BACKEND_ENV in os.environ or refusal() is None or vm_ready() is not None:
             raise
         _record(Choice(VM, "the kernel refuses the lab its own /sys here, so the lab runs in a small VM"))
-        from ..vm.lab import VMLab
+        from .vm.lab import VMLab
 
         return VMLab.current()
 
 
 def existing() -> LabBackend | None:
     """The lab of this process if one is open, without making one."""
-    from .lab import Lab
-    from ..vm.lab import VMLab
+    from .lab.lab import Lab
+    from .vm.lab import VMLab
 
     return Lab.existing() or VMLab.existing()
 
