@@ -15,6 +15,7 @@ from typing import Any, Callable
 from ..errors import NetlabError
 from ..model import HOST
 
+#: Demo 1: ns1 (10.0.0.1/24) joined to the host by veth1/veth2 (the host's end left as it is).
 DEMO1 = """
 ip netns add ns1
 ip link add veth1 type veth peer name veth2
@@ -23,14 +24,8 @@ ip netns exec ns1 ip link set dev lo up
 ip netns exec ns1 ip addr add 10.0.0.1/24 dev veth1
 ip netns exec ns1 ip link set dev veth1 up
 """
-BRIDGE = """
-ip netns add ns1
-ip link add veth1 type veth peer name veth2
-ip link set veth1 netns ns1
-ip netns exec ns1 ip link set dev lo up
-ip netns exec ns1 ip addr add 10.0.0.1/24 dev veth1
-ip netns exec ns1 ip link set dev veth1 up
-ip netns add ns3
+#: Demo 2: Demo 1's ns1, and ns3 (no address yet), both on bridge0.
+BRIDGE = DEMO1 + """ip netns add ns3
 ip link add veth3 type veth peer name veth4
 ip link set veth3 netns ns3
 ip netns exec ns3 ip link set dev lo up
