@@ -86,8 +86,8 @@ def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     assert r.usage_error == "namespace 'ns9' does not exist (the lab has: host, ns1)", r
     r = k.run("%netns bad/name true")
     assert r.usage_error is not None and "Traceback" not in r.stderr, r
-    r = k.run("%netlab capture veth2 -c 1")
-    assert r.usage_error.startswith("%netlab capture does not run in the VM backend yet"), r
+    r = k.run("%netlab capture veth9 -c 1")
+    assert r.usage_error == "no namespace of the lab has an interface 'veth9'", r
     r = k.run("%docker rm nope")
     assert r.usage_error == "Error: No such container: nope", r  # Docker's words, from the guest's lab
     r = k.run("%%netns host --timeout 1\nsleep 30")
@@ -163,6 +163,39 @@ def test_docker_run_exec_and_conntrack_in_the_vm(vm_kernel):
     assert "dummy1" in k.ok("%docker ps").stdout
     table = k.ok("%netlab conntrack host -p icmp").results[0]
     assert "172.18.0.2 > 172.18.0.1" in table, table
+
+
+def test_the_checks_a_prediction_a_record_a_widget_and_a_capture_read_the_vms_lab(vm_kernel, tmp_path):
+    """``Lab.current()`` is the VM's lab: what the notebooks, the checks and the widgets call reads it."""
+    k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%%netns host\nip netns add ns1 && ip link add veth2 type veth peer name veth1 netns ns1\n"
+         "ip addr add 10.0.0.2/24 dev veth2 && ip link set veth2 up\n"
+         "ip -n ns1 addr add 10.0.0.1/24 dev veth1 && ip -n ns1 link set veth1 up && ip -n ns1 link set lo up")
+    assert k.value("type(__import__('netlab_magic').Lab.current()).__name__") == "VMLab"
+    r = k.ok("from netlab_magic.checks import check_link, check_ping, exercise\n"
+             "exercise(check_link('ns1', 'veth1'), check_ping('ns1', '10.0.0.2'))")
+    assert r.results == ["Well done: all 2 checks pass."], r
+    r = k.ok("exercise(check_link('ns1', 'veth9'), check_ping('ns9', '10.0.0.2'))")
+    assert r.stdout.splitlines() == [  # the lines the same checks print in-kernel
+        "\u2718 veth9 in ns1 is UP \u2014 there is no interface veth9 in ns1 (it has: lo, veth1) (look: ip -n ns1 link)",
+        "\u2718 ns9 can ping 10.0.0.2 \u2014 namespace 'ns9' does not exist (the lab has: host, ns1) "
+        "(look: ip netns list)"], r
+    r = k.ok("from netlab_magic.predictions import predict, ping, PING_CHOICES\n"
+             "p = predict('ns1 pings 10.0.0.2: what happens?', PING_CHOICES, answer='reply')\n"
+             "p.beside(ping('ns1', '10.0.0.2'))")
+    assert "1 packets transmitted, 1 received" in r.stdout and "your prediction: reply" in r.stdout, r
+    r = k.ok("from netlab_magic.changes import record\nbefore = record()\nsorted(before.sysctls)")
+    assert r.results == ["['host', 'ns1']"], r
+    r = k.ok("from netlab_magic.widgets import topology\nw = topology()\n"
+             "[n['name'] for n in w.snapshot['namespaces']]")
+    assert r.results == ["['host', 'ns1']"], r
+    k.ok("%netlab capture veth2 --bg")
+    k.ok("%netns ns1 ping -c 1 -W 2 10.0.0.2")
+    pcap = tmp_path / "veth2.pcap"
+    r = k.ok(f"%netlab capture veth2 --stop --pcap {pcap} --match '-p icmp'")
+    assert "saved" in r.stdout and "echo request" in r.results[0] and "(stopped)" in r.results[0], r
+    assert pcap.read_bytes()[:4] == bytes.fromhex("d4c3b2a1")  # the packets, written on the kernel's side
 
 
 def test_reset_empties_the_guest_lab(vm_kernel):
