@@ -110,8 +110,7 @@ class NetlabMagics(Magics):
             if lab.backend == backend.VM:  # a semantic of its own: the guest's interpreter, its own variables
                 from .vm.server import run_python
 
-                lab.call(run_python, args.netns, command)
-                return
+                return lab.call(run_python, args.netns, command)  # the last line's value: this cell's Out
             with kernel_lab("%%netns --python").entered(args.netns):
                 self.shell.run_cell(command, store_history=False)
             return
