@@ -138,12 +138,13 @@ def exercise(*checks: CheckResult | Iterable[CheckResult]) -> ExerciseResult:
 # -- reading the lab --------------------------------------------------------------------------
 
 def lab_or_current(lab: Any) -> Any:
-    """``lab``, or the kernel's lab when it is None (checks take ``lab=`` for tests and embedding)."""
+    """``lab``, or the kernel's lab when it is None (checks take ``lab=`` for tests and embedding):
+    :func:`netlab_magic.backend.current`, in this process or in its VM."""
     if lab is not None:
         return lab
-    from .lab import Lab
+    from .backend import current
 
-    return Lab.current()
+    return current()
 
 
 def beside_the_lab(check: F) -> F:

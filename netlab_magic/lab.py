@@ -71,16 +71,12 @@ class Lab:
     def current(cls) -> "Lab":
         """The lab of this process, made on first call: the one the magics, checks and widgets use.
 
-        Where the VM backend runs the lab (:mod:`netlab_magic.backend`), that is the
+        Where :mod:`netlab_magic.backend` chose the VM (the extension asks it first), that is the
         :class:`~netlab_magic.vm.lab.VMLab`, which forwards this same API to the lab in its guest.
         Raises :class:`PrivilegeError` (one line, saying what to do) where no lab can be made.
         """
         if cls._current is None or cls._current._closed:
             cls._current = None
-            if cls.elsewhere is None:
-                from . import backend
-
-                backend.chosen()  # NETLAB_BACKEND=vm, or a kernel refused its namespaces: sets elsewhere
             if cls.elsewhere is not None:
                 return cls.elsewhere()
             reason = refusal()
