@@ -206,12 +206,18 @@ def test_reset_empties_the_guest_lab(vm_kernel):
     assert k.ok("!ip netns list; ip -br link", timeout=BOOT).stdout.split()[:1] == ["lo"]
 
 
+VM_PID = "__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid"
+
+
 def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     k = vm_kernel
-    pid = k.value("__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid")
+    pid = k.value(VM_PID)
     os.kill(pid, signal.SIGKILL)
     r = k.run("!ip netns list")
     assert r.usage_error == "the VM stopped (QEMU killed by signal 9); the next command starts a fresh VM", r
+    fresh = k.value(VM_PID)
+    k.ok("%netlab reset")  # while it boots (a notebook's first cell): the VM that boots is fresh already
+    assert k.value(VM_PID) == fresh
     r = k.ok("!ip netns list; echo listed", timeout=BOOT)
     assert r.stdout.strip() == "listed", r  # a fresh VM: ns1 went with the old one
 
@@ -227,6 +233,21 @@ def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
         time.sleep(0.1)
     assert mine[0] not in qemu_pids()
     assert glob.glob(os.path.join(tempfile.gettempdir(), "netlab-vm-*")) == []  # its socket and logs neither
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.timeout(300)
+def test_notebook_00_passes_nbval_with_the_lab_in_the_vm():
+    """The workbook's first notebook, its stored outputs from the in-kernel lab, run in the "Python 3
+    (netlab)" kernel with the VM backend forced: the same outputs (notebooks/sanitize.cfg)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "notebooks/00-start-here.ipynb",
+         "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-kernel-name", "netlab",
+         "--nbval-cell-timeout", str(BOOT)],
+        cwd=REPO, env={**os.environ, "NETLAB_BACKEND": "vm"}, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stdout[-4000:]
 
 
 OWNER = """
