@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..changes import LabRecord, check_changes, record
-from ..checks import CheckResult, beside_the_lab, lab_or_current
+from ..checks import CheckResult, lab_or_current
 from ..errors import NotFound
 from .scenarios import SCENARIOS, Scenario
 
@@ -37,7 +37,6 @@ def _scenario(name: str) -> Scenario:
 _BUILT: dict[str, tuple[int, LabRecord]] = {}
 
 
-@beside_the_lab
 def broken(name: str, lab: Any = None) -> None:
     """Reset the lab and build the broken lab ``name``; print what is wrong, as a user would say it."""
     scenario = _scenario(name)
@@ -48,7 +47,6 @@ def broken(name: str, lab: Any = None) -> None:
     print(f"[{name}] {scenario.story}")
 
 
-@beside_the_lab
 def fixed(name: str, lab: Any = None) -> list[CheckResult]:
     """Checks that the broken lab ``name`` is fixed for real (pass them to ``exercise``).
 
