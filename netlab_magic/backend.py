@@ -6,9 +6,11 @@ The magics never ask which lab runs: they call :func:`current` and use what
 lab's API to it, where the kernel refuses this process its namespaces
 (:func:`netlab_magic.sandbox.sandbox.refusal`). :class:`LabBackend` is the part the magics rely on
 whatever runs; the rest of :class:`~netlab_magic.lab.lab.Lab`'s API (``snapshot``, ``jobs``,
-``start_job`` ...) is forwarded too, and lab-side functions go through :meth:`LabBackend.call`. The choice
-is made once per process, by :func:`choose`, and ``NETLAB_BACKEND=kernel|vm`` forces either
-(for tests, and for teachers who want every learner on the same one).
+``start_job`` ...) is forwarded too, and lab-side functions go through :meth:`LabBackend.call`.
+The choice is made once per process, by :func:`choose`, and ``NETLAB_BACKEND=kernel|vm`` forces
+either (for tests, and for teachers who want every learner on the same one). One lab per
+process: where the VM runs it, ``Lab.current()`` (what the checks, the widgets and the notebooks
+call) is the :class:`~netlab_magic.vm.lab.VMLab` too.
 """
 
 from __future__ import annotations
@@ -108,14 +110,14 @@ def chosen() -> Choice:
 
 
 def _record(choice: Choice) -> None:
-    """Remember ``choice``; where it is the VM, the in-kernel lab refuses to be made beside it."""
+    """Remember ``choice``; where it is the VM, ``Lab.current()`` is the VM's lab (one lab per process)."""
     global _chosen
     _chosen = choice
     if choice.name == VM:
         from .lab.lab import Lab
+        from .vm.lab import VMLab
 
-        Lab.runs_elsewhere = ("the lab runs in the VM backend here, and this part of netlab does not run there "
-                              "yet (see %netlab doctor)")
+        Lab.elsewhere = VMLab.current
 
 
 def current() -> LabBackend:

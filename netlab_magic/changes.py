@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Iterable, Mapping
 
-from .checks import CheckResult, lab_or_current, run_check
+from .checks import CheckResult, beside_the_lab, lab_or_current, run_check
 from .linux import nftables
 from .linux.iptables import Tables
 from .model import HOST, Interface, LabSnapshot, Namespace
@@ -86,6 +86,7 @@ class Change:
 
 # -- reading --------------------------------------------------------------------------------------
 
+@beside_the_lab
 def record(lab: Any = None) -> LabRecord:
     """Record the lab as it is now: firewall, sysctls, nf_tables tables, interfaces, cables, routes.
 

@@ -21,10 +21,12 @@ asked for, from inside the lab.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import ipaddress
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from .errors import NamespaceNotFound, NetlabError
 from .model import HOST, Interface, LabSnapshot
@@ -34,6 +36,8 @@ __all__ = [
     "check_netns", "check_link", "check_addr", "check_no_addr", "check_veth", "check_attached",
     "check_route", "check_ping", "exercise",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 OK_MARK = "\u2714"  # ✔
 FAIL_MARK = "\u2718"  # ✘
@@ -134,12 +138,43 @@ def exercise(*checks: CheckResult | Iterable[CheckResult]) -> ExerciseResult:
 # -- reading the lab --------------------------------------------------------------------------
 
 def lab_or_current(lab: Any) -> Any:
-    """``lab``, or the kernel's lab when it is None (checks take ``lab=`` for tests and embedding)."""
+    """``lab``, or the kernel's lab when it is None (checks take ``lab=`` for tests and embedding):
+    :func:`netlab_magic.backend.current`, in this process or in its VM."""
     if lab is not None:
         return lab
-    from .lab.lab import Lab
+    from .backend import current
 
-    return Lab.current()
+    return current()
+
+
+def beside_the_lab(check: F) -> F:
+    """Decorator: ``check`` (a function with a ``lab=None`` parameter) runs whole where the lab lives.
+
+    In-kernel that is a plain call. Where the VM runs the lab it is one :meth:`call
+    <netlab_magic.vm.lab.VMLab.call>` to the guest, which runs ``check`` there on its own lab
+    (not one forwarded call per snapshot or command), its result pickled back.
+    """
+    signature = inspect.signature(check)
+
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        try:
+            lab = lab_or_current(bound.arguments.get("lab"))
+        except NetlabError:  # no lab here: the check says so in its own way
+            return check(*args, **kwargs)
+        if getattr(lab, "backend", "kernel") == "vm":
+            bound.arguments.pop("lab", None)  # the guest's side gives the guest's own lab
+            return lab.call(_called_beside, wrapper, bound.args, bound.kwargs)
+        bound.arguments["lab"] = lab
+        return check(*bound.args, **bound.kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _called_beside(lab: Any, check: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """The guest's side of :func:`beside_the_lab`: ``check`` on the lab of this process (``lab``)."""
+    return check(*args, lab=lab, **kwargs)
 
 
 def where(netns: str) -> str:
@@ -213,6 +248,7 @@ SECTIONS = {
 
 # -- the checks ---------------------------------------------------------------------------------
 
+@beside_the_lab
 def check_netns(name: str, *, lab: Any = None) -> CheckResult:
     """Namespace ``name`` exists (``ip netns list`` shows it)."""
     def body():
@@ -223,6 +259,7 @@ def check_netns(name: str, *, lab: Any = None) -> CheckResult:
     return run_check(f"namespace {name} exists", body, "ip netns list", SECTIONS["netns"])
 
 
+@beside_the_lab
 def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -> CheckResult:
     """Interface ``ifname`` in ``netns`` is in operstate ``state`` (``UP`` by default).
 
@@ -252,6 +289,7 @@ def check_link(netns: str, ifname: str, state: str = "UP", *, lab: Any = None) -
                      SECTIONS["lo" if ifname == "lo" else "link"])
 
 
+@beside_the_lab
 def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
     """Interface ``ifname`` in ``netns`` has the address ``cidr`` (e.g. ``10.0.0.1/24``)."""
     want = str(ipaddress.ip_interface(cidr))
@@ -267,6 +305,7 @@ def check_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckR
                      SECTIONS["addr"])
 
 
+@beside_the_lab
 def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> CheckResult:
     """Interface ``ifname`` in ``netns`` does *not* have ``cidr`` (an interface that is gone passes too)."""
     want = str(ipaddress.ip_interface(cidr))
@@ -284,6 +323,7 @@ def check_no_addr(netns: str, ifname: str, cidr: str, *, lab: Any = None) -> Che
                      show(netns, f"addr show dev {ifname}"), SECTIONS["no_addr"])
 
 
+@beside_the_lab
 def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any = None) -> CheckResult:
     """``ifname`` in ``netns`` is a veth whose other end is ``peer`` in ``peer_netns``."""
     def body():
@@ -298,6 +338,7 @@ def check_veth(netns: str, ifname: str, peer_netns: str, peer: str, *, lab: Any 
                      show(netns, f"link show {ifname}"), SECTIONS["veth"])
 
 
+@beside_the_lab
 def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = None) -> CheckResult:
     """``ifname`` is a port of ``bridge`` (``ip link set IFNAME master BRIDGE``), both in ``netns``."""
     def body():
@@ -315,6 +356,7 @@ def check_attached(bridge: str, ifname: str, netns: str = HOST, *, lab: Any = No
                      show(netns, f"link show master {bridge}"), SECTIONS["attached"])
 
 
+@beside_the_lab
 def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None = None,
                 lab: Any = None) -> CheckResult:
     """``netns`` has a route to ``dst`` (a CIDR or ``default``), out of ``dev`` / via ``via`` if given."""
@@ -336,6 +378,7 @@ def check_route(netns: str, dst: str, *, dev: str | None = None, via: str | None
     return run_check(what, body, show(netns, "route"), SECTIONS["route"])
 
 
+@beside_the_lab
 def check_ping(src_netns: str, dst_ip: str, expect: bool = True, *, lab: Any = None) -> CheckResult:
     """One ``ping -c 1 -W 1 DST_IP`` from inside ``src_netns``: does it get a reply?
 

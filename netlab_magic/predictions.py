@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from .checks import FAIL_MARK, OK_MARK
+from .checks import FAIL_MARK, OK_MARK, beside_the_lab
 
 if TYPE_CHECKING:
     from .lab.lab import Lab
@@ -90,6 +90,7 @@ def predict(question: str, choices: Sequence[str], answer: str | None = None) ->
     return p
 
 
+@beside_the_lab
 def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None,
          lab: Lab | None = None) -> Outcome:
     """``ping -c 1 -W 1 ADDRESS`` in ``netns``, its output printed in one piece, then ``look`` (a command
@@ -113,6 +114,7 @@ def ping(netns: str, address: str, *, look: str = "", look_in: str | None = None
     return Outcome(happened, tuple(evidence + _look(lab, look, look_in, netns)))
 
 
+@beside_the_lab
 def fetch(netns: str, url: str, *, look: str = "", look_in: str | None = None,
           lab: Lab | None = None) -> Outcome:
     """``curl -sS -m 1 URL`` in ``netns``: the page's ``<title>`` line or curl's error, then ``look``

@@ -86,8 +86,8 @@ def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     assert r.usage_error == "namespace 'ns9' does not exist (the lab has: host, ns1)", r
     r = k.run("%netns bad/name true")
     assert r.usage_error is not None and "Traceback" not in r.stderr, r
-    r = k.run("%netlab capture veth2 -c 1")
-    assert r.usage_error.startswith("%netlab capture does not run in the VM backend yet"), r
+    r = k.run("%netlab capture veth9 -c 1")
+    assert r.usage_error == "no namespace of the lab has an interface 'veth9'", r
     r = k.run("%docker rm nope")
     assert r.usage_error == "Error: No such container: nope", r  # Docker's words, from the guest's lab
     r = k.run("%%netns host --timeout 1\nsleep 30")
@@ -146,7 +146,7 @@ def test_status_and_demo2s_forward_drop_traced_in_the_vm(vm_kernel):
     assert "[('host', 'FORWARD', 'DROP')]" in r.stdout, r
     # Python in a namespace: the guest's interpreter, with variables of its own
     r = k.ok("%%netns ns1 --python\nimport socket\nx = 6 * 7\n[name for _, name in socket.if_nameindex()]")
-    assert r.stdout == "['lo', 'br-veth1']\n", r
+    assert r.results == ["['lo', 'br-veth1']"] and r.stdout == "", r  # the cell's Out, as in-kernel
     assert k.ok("%%netns host --python\nprint(x)").stdout == "42\n"
     r = k.run("%%netns host --python\n1 / 0")
     assert r.usage_error == "the Python cell raised ZeroDivisionError in the VM's guest: division by zero", r
@@ -165,6 +165,39 @@ def test_docker_run_exec_and_conntrack_in_the_vm(vm_kernel):
     assert "172.18.0.2 > 172.18.0.1" in table, table
 
 
+def test_the_checks_a_prediction_a_record_a_widget_and_a_capture_read_the_vms_lab(vm_kernel, tmp_path):
+    """``Lab.current()`` is the VM's lab: what the notebooks, the checks and the widgets call reads it."""
+    k = vm_kernel
+    k.ok("%netlab reset", timeout=BOOT)
+    k.ok("%%netns host\nip netns add ns1 && ip link add veth2 type veth peer name veth1 netns ns1\n"
+         "ip addr add 10.0.0.2/24 dev veth2 && ip link set veth2 up\n"
+         "ip -n ns1 addr add 10.0.0.1/24 dev veth1 && ip -n ns1 link set veth1 up && ip -n ns1 link set lo up")
+    assert k.value("type(__import__('netlab_magic').Lab.current()).__name__") == "VMLab"
+    r = k.ok("from netlab_magic.checks import check_link, check_ping, exercise\n"
+             "exercise(check_link('ns1', 'veth1'), check_ping('ns1', '10.0.0.2'))")
+    assert r.results == ["Well done: all 2 checks pass."], r
+    r = k.ok("exercise(check_link('ns1', 'veth9'), check_ping('ns9', '10.0.0.2'))")
+    assert r.stdout.splitlines() == [  # the lines the same checks print in-kernel
+        "\u2718 veth9 in ns1 is UP \u2014 there is no interface veth9 in ns1 (it has: lo, veth1) (look: ip -n ns1 link)",
+        "\u2718 ns9 can ping 10.0.0.2 \u2014 namespace 'ns9' does not exist (the lab has: host, ns1) "
+        "(look: ip netns list)"], r
+    r = k.ok("from netlab_magic.predictions import predict, ping, PING_CHOICES\n"
+             "p = predict('ns1 pings 10.0.0.2: what happens?', PING_CHOICES, answer='reply')\n"
+             "p.beside(ping('ns1', '10.0.0.2'))")
+    assert "1 packets transmitted, 1 received" in r.stdout and "your prediction: reply" in r.stdout, r
+    r = k.ok("from netlab_magic.changes import record\nbefore = record()\nsorted(before.sysctls)")
+    assert r.results == ["['host', 'ns1']"], r
+    r = k.ok("from netlab_magic.widgets import topology\nw = topology()\n"
+             "[n['name'] for n in w.snapshot['namespaces']]")
+    assert r.results == ["['host', 'ns1']"], r
+    k.ok("%netlab capture veth2 --bg")
+    k.ok("%netns ns1 ping -c 1 -W 2 10.0.0.2")
+    pcap = tmp_path / "veth2.pcap"
+    r = k.ok(f"%netlab capture veth2 --stop --pcap {pcap} --match '-p icmp'")
+    assert "saved" in r.stdout and "echo request" in r.results[0] and "(stopped)" in r.results[0], r
+    assert pcap.read_bytes()[:4] == bytes.fromhex("d4c3b2a1")  # the packets, written on the kernel's side
+
+
 def test_reset_empties_the_guest_lab(vm_kernel):
     k = vm_kernel
     k.ok("!ip netns add gone")
@@ -173,12 +206,18 @@ def test_reset_empties_the_guest_lab(vm_kernel):
     assert k.ok("!ip netns list; ip -br link", timeout=BOOT).stdout.split()[:1] == ["lo"]
 
 
+VM_PID = "__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid"
+
+
 def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     k = vm_kernel
-    pid = k.value("__import__('netlab_magic.vm.lab', fromlist=['VMLab']).VMLab.existing().machine.proc.pid")
+    pid = k.value(VM_PID)
     os.kill(pid, signal.SIGKILL)
     r = k.run("!ip netns list")
     assert r.usage_error == "the VM stopped (QEMU killed by signal 9); the next command starts a fresh VM", r
+    fresh = k.value(VM_PID)
+    k.ok("%netlab reset")  # while it boots (a notebook's first cell): the VM that boots is fresh already
+    assert k.value(VM_PID) == fresh
     r = k.ok("!ip netns list; echo listed", timeout=BOOT)
     assert r.stdout.strip() == "listed", r  # a fresh VM: ns1 went with the old one
 
@@ -194,6 +233,21 @@ def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
         time.sleep(0.1)
     assert mine[0] not in qemu_pids()
     assert glob.glob(os.path.join(tempfile.gettempdir(), "netlab-vm-*")) == []  # its socket and logs neither
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.timeout(300)
+def test_notebook_00_passes_nbval_with_the_lab_in_the_vm():
+    """The workbook's first notebook, its stored outputs from the in-kernel lab, run in the "Python 3
+    (netlab)" kernel with the VM backend forced: the same outputs (notebooks/sanitize.cfg)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "notebooks/00-start-here.ipynb",
+         "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-kernel-name", "netlab",
+         "--nbval-cell-timeout", str(BOOT)],
+        cwd=REPO, env={**os.environ, "NETLAB_BACKEND": "vm"}, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stdout[-4000:]
 
 
 OWNER = """

@@ -144,14 +144,14 @@ def test_calls_cross_values_by_value_live_objects_by_reference_and_errors_whole(
         lab.stop()
 
 
-def test_no_second_lab_in_the_kernel_when_the_vm_runs_it():
-    """With the VM backend chosen, ``Lab.current()`` (the widgets, the checks) is one line, not an empty lab of its own."""
+def test_with_the_vm_chosen_lab_current_is_the_vms_lab():
+    """One lab per process: with the VM backend chosen, ``Lab.current()`` (the widgets, the checks) gives the
+    VM's lab, not an empty lab of its own (tests/test_vm.py uses it in a real VM)."""
     import subprocess
     import sys
 
-    code = ("from netlab_magic import Lab, NetlabError; from netlab_magic import backend\nbackend.chosen()\n"
-            "try:\n    Lab.current()\nexcept NetlabError as err:\n    print(err)\n")
+    code = ("from netlab_magic import Lab, backend\nfrom netlab_magic.vm.lab import VMLab\n"
+            "backend.chosen()\nprint(Lab.elsewhere == VMLab.current, Lab.existing())\n")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NETLAB_BACKEND": "vm"},
                          capture_output=True, text=True, timeout=60).stdout
-    assert out.strip() == ("the lab runs in the VM backend here, and this part of netlab does not run there yet "
-                           "(see %netlab doctor)"), out
+    assert out.strip() == "True None", out

@@ -20,7 +20,7 @@ import copy
 import difflib
 from typing import Any
 
-from ..checks import lab_or_current
+from ..checks import beside_the_lab, lab_or_current
 from ..linux.iptables import BUILTIN, TABLE_ORDER, Tables
 from . import rules, versions
 from .daemon import Daemon
@@ -33,6 +33,7 @@ def as_release(daemon: Daemon, key: str) -> Tables:
     return rules.build(other)
 
 
+@beside_the_lab
 def side_by_side(left: str = "20.10", right: str = "28.5", *, tables: tuple[str, ...] = TABLE_ORDER,
                  daemon: Daemon | None = None, lab: Any = None) -> None:
     """Print every chain of ``tables`` under both releases, in two columns (see the module)."""

@@ -307,9 +307,10 @@ def backend_checks() -> list[Check]:
         checks.append(Check("VM", not missing, f"missing: {missing}" if missing else
                             "QEMU (TCG, -nic none) and Debian's kernel, running this package's own lab: in the VM, "
                             "!commands, %%netns, %netns, jobs (--bg, what a cell leaves running), %docker, %netlab "
-                            "status, trace, conntrack, reset and doctor run; %%netns --python runs in the "
-                            "guest's Python, with variables of its own (not the kernel's); capture, Lab.current(), "
-                            "the widgets and the checks do not run yet", VM_SETUP if missing else ""))
+                            "status, trace, capture, conntrack, reset and doctor run, Lab.current() is the VM's lab "
+                            "(the checks and the widgets read it); %%netns --python runs in the guest's Python, "
+                            "with variables of its own (not the kernel's); !commands run in a pipe there, not a "
+                            "terminal", VM_SETUP if missing else ""))
     elif missing:
         checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",
                             f"to have it: {VM_SETUP}"))

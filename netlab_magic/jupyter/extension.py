@@ -5,8 +5,8 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 from IPython.utils.text import LSString, SList
 
-from ..errors import NetlabError
 from .. import backend
+from ..errors import NetlabError
 from ..lab.lab import Lab
 from ..model import HOST
 from ..sandbox.threads import keep_subshells_in_lab

@@ -17,14 +17,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..display import Table, status_tables
-from ..errors import NetlabError
 from .. import backend
 from ..backend import LabBackend
+from ..display import Table, status_tables
+from ..errors import NetlabError
 from ..lab.lab import Lab
 from ..linux import process
 from ..linux.jobs import Job
-from ..packets.capture import capture_for, get_capture, start_capture
+from ..packets.capture import capture_for, get_capture, start_capture, stop_capture
 from ..packets.conntrack import conntrack_table
 from ..packets.trace import run_trace
 from . import doctor
@@ -41,15 +41,13 @@ def current_lab() -> LabBackend:
 
 
 def kernel_lab(what: str = "this magic") -> Lab:
-    """The in-kernel lab, for what only it does yet (``%netlab capture``).
+    """The in-kernel lab, for what only it does (Python cells run by this kernel's interpreter).
 
     In the VM backend, one line saying so.
     """
     lab = current_lab()
     if not isinstance(lab, Lab):
-        raise UsageError(f"{what} does not run in the VM backend yet: there, !commands, %%netns, %netns, "
-                         "%%netns --python, jobs, %docker, %netlab status, trace, conntrack, reset and doctor do "
-                         "(see %netlab doctor)")
+        raise UsageError(f"{what} does not run in the VM backend (see %netlab doctor)")
     return lab
 
 
@@ -114,8 +112,7 @@ class NetlabMagics(Magics):
             if lab.backend == backend.VM:  # a semantic of its own: the guest's interpreter, its own variables
                 from ..vm.server import run_python
 
-                lab.call(run_python, args.netns, command)
-                return
+                return lab.call(run_python, args.netns, command)  # the last line's value: this cell's Out
             with kernel_lab("%%netns --python").entered(args.netns):
                 self.shell.run_cell(command, store_history=False)
             return
@@ -252,24 +249,22 @@ def _capture(magics: "NetlabMagics", args: Parsed) -> Any:
     iface = args["args"][0]
     if sum(bool(x) for x in (args.bg, args.show, args.stop)) > 1:
         raise UsageError("%netlab capture: choose one of --bg, --show and --stop")
-    lab = kernel_lab("%netlab capture")
+    lab = current_lab()  # each step runs where the lab lives; from the VM its packets come back with it
     if args.bg:
-        cap = start_capture(lab, iface, args.netns, count=args.count, match=args.match)
+        cap = lab.call(start_capture, iface, args.netns, count=args.count, match=args.match)
         print(f"[{cap.name}] capturing on {cap.ifname} in {cap.netns}: "
               f"%netlab capture {cap.ifname} --show shows the packets so far, --stop ends it")
         return None
     if args.show or args.stop or (args.pcap and not args.count):
-        cap = get_capture(lab, iface, args.netns)
-        if args.stop:
-            cap.stop()
+        cap = lab.call(stop_capture if args.stop else get_capture, iface, args.netns)
     else:
         try:
-            cap = capture_for(lab, iface, args.netns, count=args.count or 10, timeout=args.timeout,
-                              match=args.match)
+            cap = lab.call(capture_for, iface, args.netns, count=args.count or 10, timeout=args.timeout,
+                           match=args.match)
         except KeyboardInterrupt:
             raise process.Interrupted(f"stopped the capture on {iface}") from None
     if args.pcap:
-        cap.save(args.pcap)
+        cap.save(args.pcap)  # on this side: the kernel's file, wherever the lab runs
         print(f"saved {len(cap.frames())} packets to {args.pcap}")
     return cap.table(args.match, ipv6=bool(args.ipv6)) if args.match or args.ipv6 else cap
 

@@ -51,8 +51,8 @@ class Lab:
     """
 
     _current: ClassVar["Lab | None"] = None
-    #: Set by :mod:`netlab_magic.backend` where the VM runs this process's lab: why :meth:`current` refuses.
-    runs_elsewhere: ClassVar[str | None] = None
+    #: Set by :mod:`netlab_magic.backend` where the VM runs this process's lab: what :meth:`current` returns.
+    elsewhere: ClassVar["Callable[[], Any] | None"] = None
     #: Which implementation of :class:`netlab_magic.backend.LabBackend` this is.
     backend = "kernel"
 
@@ -70,17 +70,19 @@ class Lab:
 
     @classmethod
     def current(cls) -> "Lab":
-        """The lab of this process, made on first call.
+        """The lab of this process, made on first call: the one the magics, checks and widgets use.
 
+        Where :mod:`netlab_magic.backend` chose the VM (the extension asks it first), that is the
+        :class:`~netlab_magic.vm.lab.VMLab`, which forwards this same API to the lab in its guest.
         Raises :class:`PrivilegeError` (one line, saying what to do) where no lab can be made.
         """
         if cls._current is None or cls._current._closed:
             cls._current = None
+            if cls.elsewhere is not None:
+                return cls.elsewhere()
             reason = refusal()
             if reason:
                 raise PrivilegeError(reason)
-            if cls.runs_elsewhere:  # a second lab here would be one the magics never see
-                raise NetlabError(cls.runs_elsewhere)
             cls()
         return cls._current  # type: ignore[return-value]
 

@@ -122,11 +122,19 @@ def _tcp_payload(packet: bytes) -> int:
 
 def read_pcap(path: str) -> list[Frame]:
     """Every complete frame of a pcap file (a capture still writing it may end mid-frame)."""
+    return parse_pcap(_read_bytes(path))
+
+
+def _read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
-        return []
+        return b""
+
+
+def parse_pcap(data: bytes) -> list[Frame]:
+    """Every complete frame of a pcap file's bytes."""
     if len(data) < 24:
         return []
     magic = struct.unpack_from("<I", data)[0]
@@ -150,9 +158,60 @@ def read_pcap(path: str) -> list[Frame]:
 _CAPTURES: "weakref.WeakKeyDictionary[Any, dict[str, Capture]]" = weakref.WeakKeyDictionary()
 
 
-@dataclass
-class Capture:
-    """One capture on interface ``ifname`` of namespace ``netns``: its job and its file."""
+class _Packets:
+    """What a capture shows, from its frames: the table (also its display)."""
+
+    netns: str
+    ifname: str
+    match: str | None
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def frames(self) -> list[Frame]:
+        raise NotImplementedError
+
+    def table(self, match: str | None = None, ipv6: bool = False) -> Table:
+        """The frames as a table, numbered from 1.
+
+        IPv6 frames (the kernel's own link-local housekeeping, in this IPv4 lab) are left out
+        unless ``ipv6``; ``match`` keeps only some IPv4 packets (the trace's words: ``-p icmp``,
+        ``-s 10.0.0.1``), or ARP with ``-p arp``.
+        """
+        match = match or self.match
+        arp_only = bool(match) and match.split() == ["-p", "arp"]
+        test = parse_match(match) if match and not arp_only else None
+        frames = self.frames()
+        rows = []
+        for f in frames:
+            if f.protocol == "IPv6" and not ipv6:
+                continue
+            if arp_only and f.protocol != "ARP":
+                continue
+            if test is not None and (f.ip is None or not test(f.ip, None, None)):
+                continue
+            rows.append([str(len(rows) + 1), f"{f.time:.6f}", f.source, f.destination, f.protocol, f.info])
+        state = "capturing" if self.running else "stopped"
+        title = f"capture on {self.ifname} in {self.netns} ({state}): {len(rows)} packet{'' if len(rows) == 1 else 's'}" + \
+            (f" matching {match!r}" if match else "") + ("" if ipv6 else " (IPv6 not shown)")
+        return Table(title, ["#", "time", "source", "destination", "protocol", "info"], rows,
+                     empty="(no packets yet)")
+
+    def __repr__(self) -> str:
+        return repr(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+@dataclass(repr=False)
+class Capture(_Packets):
+    """One capture on interface ``ifname`` of namespace ``netns``: its job and its file.
+
+    Pickled (what crosses from the VM's guest to the kernel), it becomes a
+    :class:`CapturedPackets`: the packets so far, its job and its file staying in the guest.
+    """
 
     lab: "Lab"
     netns: str
@@ -189,37 +248,38 @@ class Capture:
             raise CaptureError(f"cannot save the capture to {path!r}: {err.strerror}") from err
         return path
 
-    def table(self, match: str | None = None, ipv6: bool = False) -> Table:
-        """The frames as a table, numbered from 1.
+    def __reduce__(self) -> tuple:
+        return CapturedPackets, (self.netns, self.ifname, self.name, self.running, self.match,
+                                 _read_bytes(self.path))
 
-        IPv6 frames (the kernel's own link-local housekeeping, in this IPv4 lab) are left out
-        unless ``ipv6``; ``match`` keeps only some IPv4 packets (the trace's words: ``-p icmp``,
-        ``-s 10.0.0.1``), or ARP with ``-p arp``.
-        """
-        match = match or self.match
-        arp_only = bool(match) and match.split() == ["-p", "arp"]
-        test = parse_match(match) if match and not arp_only else None
-        frames = self.frames()
-        rows = []
-        for f in frames:
-            if f.protocol == "IPv6" and not ipv6:
-                continue
-            if arp_only and f.protocol != "ARP":
-                continue
-            if test is not None and (f.ip is None or not test(f.ip, None, None)):
-                continue
-            rows.append([str(len(rows) + 1), f"{f.time:.6f}", f.source, f.destination, f.protocol, f.info])
-        state = "capturing" if self.running else "stopped"
-        title = f"capture on {self.ifname} in {self.netns} ({state}): {len(rows)} packet{'' if len(rows) == 1 else 's'}" + \
-            (f" matching {match!r}" if match else "") + ("" if ipv6 else " (IPv6 not shown)")
-        return Table(title, ["#", "time", "source", "destination", "protocol", "info"], rows,
-                     empty="(no packets yet)")
 
-    def __repr__(self) -> str:
-        return repr(self.table())
+@dataclass(frozen=True, repr=False)
+class CapturedPackets(_Packets):
+    """A :class:`Capture` as it was when it crossed from the VM's guest: its packets (the pcap file's bytes)."""
 
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
+    netns: str
+    ifname: str
+    name: str
+    was_running: bool
+    match: str | None
+    pcap: bytes
+
+    @property
+    def running(self) -> bool:
+        return self.was_running
+
+    def frames(self) -> list[Frame]:
+        """The frames captured when it crossed."""
+        return parse_pcap(self.pcap)
+
+    def save(self, path: str) -> str:
+        """Write the packets to ``path``, on this side (a pcap file tcpdump, Wireshark or scapy can read)."""
+        try:
+            with open(path, "wb") as f:
+                f.write(self.pcap)
+        except OSError as err:
+            raise CaptureError(f"cannot save the capture to {path!r}: {err.strerror}") from err
+        return path
 
 
 def find_interface(lab: "Lab", ifname: str, netns: str | None = None) -> str:
@@ -252,6 +312,11 @@ def get_capture(lab: "Lab", ifname: str, netns: str | None = None) -> Capture:
     if not mine:
         raise NotFound(f"no capture on {ifname!r}: start one with %netlab capture {ifname} --bg")
     return mine[-1]
+
+
+def stop_capture(lab: "Lab", ifname: str, netns: str | None = None) -> Capture:
+    """Stop the capture of interface ``ifname`` (the last one started); its packets stay readable."""
+    return get_capture(lab, ifname, netns).stop()
 
 
 def start_capture(lab: "Lab", ifname: str, netns: str | None = None, *, count: int | None = None,

@@ -94,7 +94,7 @@ def not_from_outside(src: str, fake: str, dst: str, dst_netns: str, asked: str,
     """
     def check(lab: Any) -> CheckResult:
         def body() -> tuple[bool, str]:
-            [outcome] = send_probes(lab, [Probe(src, dst, "ping", source=fake)])
+            [outcome] = lab.call(send_probes, [Probe(src, dst, "ping", source=fake)])  # where the lab lives
             if outcome.packet is None:
                 return False, "the request could not be sent (the trace never saw it leave)"
             return _passed(dst_netns not in outcome.packet.namespaces, f"it got there: {let_through} {asked}")

@@ -127,10 +127,15 @@ class VMLab:
         return self._call(remote.LAB, "call", (func, *args), kwargs)
 
     def reset(self) -> None:
-        """The guest lab's reset: every namespace, interface, rule and job goes (a fresh VM if it died)."""
+        """The guest lab's reset: every namespace, interface, rule and job goes (a fresh VM if it died).
+
+        A VM still booting brings up a fresh lab already: nothing to do, and nothing to wait for.
+        """
         machine = self.machine
         if machine.client is not None and machine.alive():
             self._call(remote.LAB, "reset")
+        elif machine.client is None and machine.alive():
+            pass  # still booting (a notebook's first cell is %netlab reset): it needs no second boot
         else:
             machine.stop()
             self.machine = self._boot()

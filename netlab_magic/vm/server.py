@@ -116,12 +116,23 @@ class Server:
 PYTHON_CELLS: dict = {"__name__": "__main__"}
 
 
-def run_python(lab: "Lab", netns: str, source: str) -> None:
+class GuestValue:
+    """The last line's value of a ``%%netns --python`` cell in the guest: it shows as its ``repr`` there."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def run_python(lab: "Lab", netns: str, source: str) -> GuestValue | None:
     """A ``%%netns NETNS --python`` cell, run by the guest's interpreter with its sockets opened inside ``netns``.
 
     Called through :meth:`VMLab.call <netlab_magic.vm.lab.VMLab.call>`. Its variables are the guest's
-    (:data:`PYTHON_CELLS`), not the kernel's; the last line's value, if it is an expression, is
-    printed as its ``repr``. An exception prints its traceback and is one line for the cell.
+    (:data:`PYTHON_CELLS`), not the kernel's; the last line's value, if it is an expression (and not
+    None), comes back as a :class:`GuestValue` (the cell's ``Out``, shown as its ``repr``). An
+    exception prints its traceback and is one line for the cell.
     """
     import ast
     import traceback
@@ -137,10 +148,11 @@ def run_python(lab: "Lab", netns: str, source: str) -> None:
             if last is not None:
                 value = eval(compile(ast.Expression(last.value), "<%%netns --python>", "eval"), PYTHON_CELLS)  # noqa: S307
                 if value is not None:
-                    print(repr(value))
+                    return GuestValue(repr(value))
         except Exception as exc:  # noqa: BLE001 - the learner's code: its traceback, then one line
             traceback.print_exc()
             raise NetlabError(f"the Python cell raised {type(exc).__name__} in the VM's guest: {exc}") from None
+    return None
 
 
 def main(port_path: str) -> None:

@@ -10,6 +10,7 @@ is on screen); the widgets of one lab, or of one namespace's table, share their 
 
 from __future__ import annotations
 
+from ..backend import current
 from ..lab.lab import Lab
 from .counters_widget import CountersWidget
 from .topology_widget import TopologyWidget
@@ -17,7 +18,7 @@ from .topology_widget import TopologyWidget
 
 def topology(lab: Lab | None = None, interval: float = 0.5) -> TopologyWidget:
     """A live :class:`TopologyWidget` of ``lab`` (default: the kernel's lab)."""
-    lab = lab or Lab.current()
+    lab = lab or current()  # the kernel's lab, in this process or in its VM
     return TopologyWidget(lab.snapshot, interval=interval, key=("topology", id(lab)))
 
 
@@ -27,7 +28,7 @@ def counters(netns: str = "host", table: str = "filter", lab: Lab | None = None,
 
     Each refresh is one ``iptables-save -c -t TABLE`` run inside ``netns``.
     """
-    lab = lab or Lab.current()
+    lab = lab or current()  # the kernel's lab, in this process or in its VM
     lab.netns(netns)  # a missing namespace is an error now, not at every refresh
 
     def read() -> str:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from ...checks import CheckResult, Missing, lab_or_current, run_check, where
+from ...checks import CheckResult, Missing, beside_the_lab, lab_or_current, run_check, where
 from ...linux.process import stop_group
 from ...model import HOST
 from ...packets.conntrack import read_conntrack
@@ -45,6 +45,7 @@ def _fetch_argv(url: str, timeout: float) -> list[str]:
     return ["python3", "-c", _FETCH_PY, url, str(timeout)]
 
 
+@beside_the_lab
 def check_http(netns: str, url: str, expect: bool = True, *, contains: str = NGINX_TITLE,
                timeout: float = 1.5, lab: Any = None) -> CheckResult:
     """One HTTP GET of ``url`` from inside ``netns``: does the answer contain ``contains``?
@@ -73,6 +74,7 @@ def check_http(netns: str, url: str, expect: bool = True, *, contains: str = NGI
     return run_check(what, body)
 
 
+@beside_the_lab
 def check_no_listener(netns: str, port: int, *, lab: Any = None) -> CheckResult:
     """No process in ``netns`` listens on TCP ``port`` (so a forwarding there is the kernel's, not a proxy's)."""
     what = f"nothing listens on TCP port {port} in {where(netns)}"
@@ -97,6 +99,7 @@ def _chain_rules(the_lab: Any, table: str, chain: str) -> list[str]:
     return [line[len(prefix):] for line in result.stdout.splitlines() if line.startswith(prefix)]
 
 
+@beside_the_lab
 def check_isolation_intact(*, lab: Any = None) -> CheckResult:
     """``DOCKER-ISOLATION-STAGE-1`` and ``-2`` hold exactly the rules dockerd made (the lab's ``%docker``)."""
     what = "the DOCKER-ISOLATION chains are as Docker made them"
@@ -136,6 +139,7 @@ _CONNECT_PY = (
 )
 
 
+@beside_the_lab
 def check_tcp(src: str, dst: str, ip: str, expect: bool = True, *, port: int = 8000, timeout: float = 1.5,
               lab: Any = None) -> CheckResult:
     """A TCP connection from ``src`` to ``ip:port``, answered by a listener this check starts in
@@ -203,6 +207,7 @@ def _local_addresses(the_lab: Any, netns: str) -> set[str]:
     return {a.split("/")[0] for i in the_lab.netns(netns).read().interfaces for a in i.addresses}
 
 
+@beside_the_lab
 def check_dnat(netns: str, address: str, to: str, *, nat_in: str = HOST, timeout: float = 1.5,
                lab: Any = None) -> CheckResult:
     """One HTTP request from ``netns`` to ``address`` (``IP:PORT``) gets the page, and conntrack (in
@@ -231,6 +236,7 @@ def check_dnat(netns: str, address: str, to: str, *, nat_in: str = HOST, timeout
     return run_check(what, body)
 
 
+@beside_the_lab
 def check_proxy_serves(port: int, *, lab: Any = None) -> CheckResult:
     """dockerd runs with its userland proxy, and a connection from the host to ``localhost:PORT``
     still ends at ``docker-proxy`` on the host (conntrack: not DNATed by the kernel)."""
@@ -252,6 +258,7 @@ def check_proxy_serves(port: int, *, lab: Any = None) -> CheckResult:
     return run_check(what, body)
 
 
+@beside_the_lab
 def check_source_kept(src: str, to: str, *, lab: Any = None) -> CheckResult:
     """A connection from container ``src`` to ``to`` (``CONTAINER:PORT``) arrives with ``src``'s own
     address: nothing on the way rewrites its source (a MASQUERADE broader than the exercise needs)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ...checks import CheckResult, Missing, lab_or_current, run_check
+from ...checks import CheckResult, Missing, beside_the_lab, lab_or_current, run_check
 from ...errors import NetlabError
 from ...linux.iptables import Tables
 from ...model import HOST
@@ -58,6 +58,7 @@ def _later(hop: Any, table: str, chain: str) -> bool:
     return (_HOOK_STEP.get(hop.hook, 9), _TABLE_STEP.get(hop.table, 9)) > (_HOOK_STEP[hook], _TABLE_STEP[table])
 
 
+@beside_the_lab
 def check_blocked(*pairs: tuple[str, str] | tuple[str, str, str], lab: Any = None) -> list[CheckResult]:
     """For each ``(src, dst)`` pair of containers (or ``(src, dst, "IP:PORT")``: through a port
     DNATed to ``dst``), ``src`` cannot start a conversation with ``dst``, one check per pair.
@@ -126,6 +127,7 @@ def _trace_hint(probe: Probe) -> str:
     return f"%netlab trace {probe.src} -- nc {udp}-z -w 1 {probe.dst} {probe.port}"
 
 
+@beside_the_lab
 def check_docker_rules_kept(*, lab: Any = None) -> CheckResult:
     """Every chain Docker made holds all of dockerd's rules, in dockerd's order, with its policy:
     the learner's own rules may sit between them, none of Docker's is gone or moved."""
@@ -150,6 +152,7 @@ def check_docker_rules_kept(*, lab: Any = None) -> CheckResult:
     return run_check(what, body)
 
 
+@beside_the_lab
 def check_kept_changes(before: Any, allowed: Iterable[str], task: str, *,
                        why: dict[str, str] | None = None, lab: Any = None) -> CheckResult:
     """Since ``before`` (:func:`netlab_magic.changes.record`, taken as the exercise began) only what
@@ -183,6 +186,7 @@ _SERVICES = (
 )
 
 
+@beside_the_lab
 def check_opens_no_more(*opened: tuple[str, str], lab: Any = None) -> CheckResult:
     """The firewall lets no new packet through that Docker's own rules drop, but those the
     exercise opens: each ``(FROM, TO)``, FROM a network's name or ``"outside"`` (the host's
