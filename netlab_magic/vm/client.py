@@ -115,19 +115,20 @@ class AgentClient:
         result = bytearray()
         interrupted = False
         while True:
-            try:
+            try:  # an interrupt while the call's output is written to the cell is the call's too
                 kind, payload = q.get()
+                if kind in decoders:
+                    target, decoder = decoders[kind]
+                    target.write(decoder.decode(payload))
+                    target.flush()
+                    continue
             except KeyboardInterrupt:
                 if interrupted:  # a second interrupt: leave the call to end in the guest on its own
                     raise process.Interrupted("the call was stopped") from None
                 interrupted = True
                 self._send(protocol.SIGNAL, channel, str(int(signal.SIGINT)).encode())
                 continue
-            if kind in decoders:
-                target, decoder = decoders[kind]
-                target.write(decoder.decode(payload))
-                target.flush()
-            elif kind == protocol.MORE:
+            if kind == protocol.MORE:
                 result += payload
             elif kind == protocol.RESULT:
                 for target, decoder in decoders.values():
