@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..display import Table
 from ..errors import NetlabError
+from .headers import address_port
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
@@ -38,11 +39,11 @@ class Endpoint:
 
     @property
     def source(self) -> str:
-        return self.src if self.sport is None else f"{self.src}:{self.sport}"
+        return address_port(self.src, self.sport)
 
     @property
     def destination(self) -> str:
-        return self.dst if self.dport is None else f"{self.dst}:{self.dport}"
+        return address_port(self.dst, self.dport)
 
     def __str__(self) -> str:
         return f"{self.source} > {self.destination}"

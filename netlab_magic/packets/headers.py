@@ -18,6 +18,11 @@ ICMP_TYPE_NUMBERS = {name: number for number, name in ICMP_TYPES.items()}
 _TCP_FLAGS = (("S", 0x02), ("F", 0x01), ("R", 0x04), ("P", 0x08), (".", 0x10))
 
 
+def address_port(address: str, port: int | None) -> str:
+    """``ADDR``, or ``ADDR:PORT`` where the protocol has ports (how a packet's ends are written)."""
+    return address if port is None else f"{address}:{port}"
+
+
 @dataclass(frozen=True)
 class IPv4:
     """What an IPv4 packet says about itself: addresses, protocol, ports or ICMP type."""
@@ -44,11 +49,11 @@ class IPv4:
     @property
     def source(self) -> str:
         """``ADDR`` or ``ADDR:PORT``."""
-        return self.src if self.sport is None else f"{self.src}:{self.sport}"
+        return address_port(self.src, self.sport)
 
     @property
     def destination(self) -> str:
-        return self.dst if self.dport is None else f"{self.dst}:{self.dport}"
+        return address_port(self.dst, self.dport)
 
     @property
     def identity(self) -> tuple:
