@@ -26,8 +26,10 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from .kernel_client import Reply
 
 REPO = Path(__file__).resolve().parents[2]
 #: The GECOS comment of the users made here: only such users are reused or removed.
@@ -336,22 +338,6 @@ class Hub:
 
 # -- a kernel in a learner's server, over its websocket -------------------------------------
 
-@dataclass
-class Reply:
-    """What one cell produced."""
-
-    code: str
-    stdout: str = ""
-    stderr: str = ""
-    results: list[str] = field(default_factory=list)
-    error: tuple[str, str] | None = None
-    seconds: float = 0.0
-
-    @property
-    def text(self) -> str:
-        return self.stdout + "".join(r + "\n" for r in self.results)
-
-
 class RemoteKernel:
     """A kernel started through a learner's server (``/user/NAME/api/kernels``) and driven over its websocket."""
 
@@ -407,7 +393,7 @@ class RemoteKernel:
         return msg
 
     async def execute(self, code: str, timeout: float = 120) -> Reply:
-        reply = Reply(code)
+        reply = Reply(code=code)
         t0 = time.monotonic()
         msg_id = self._send("execute_request", {"code": code, "silent": False, "store_history": True,
                                                 "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
@@ -420,20 +406,10 @@ class RemoteKernel:
             msg = await self._recv(remaining)
             if not msg or msg["parent_header"].get("msg_id") != msg_id:
                 continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                if content["name"] == "stdout":
-                    reply.stdout += content["text"]
-                else:
-                    reply.stderr += content["text"]
-            elif kind in ("execute_result", "display_data"):
-                reply.results.append(content["data"].get("text/plain", ""))
-            elif kind == "error":
-                reply.error = (content["ename"], content["evalue"])
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
-            elif kind == "execute_reply":
+            if msg["msg_type"] == "execute_reply":
                 replied = True
+            elif reply.take(msg):
+                idle = True
         reply.seconds = time.monotonic() - t0
         return reply
 

@@ -28,8 +28,9 @@ def helper_kernelspec(root: Path, name: str, launcher: str, monkeypatch: Any) ->
 
 @dataclass
 class Reply:
-    """What one cell produced."""
+    """What one cell produced, from its messages on the iopub channel (:meth:`take`)."""
 
+    code: str = ""
     stdout: str = ""
     stderr: str = ""
     results: list[str] = field(default_factory=list)
@@ -39,6 +40,31 @@ class Reply:
     stream_times: list[tuple[float, str]] = field(default_factory=list)
     #: Each stream message as it came: (stdout or stderr, its text); one each is one output stored.
     streams: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def take(self, msg: dict) -> bool:
+        """Add one of the cell's iopub messages; True once the kernel says it is idle again."""
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            if content["name"] == "stdout":
+                self.stdout += content["text"]
+            else:
+                self.stderr += content["text"]
+            self.stream_times.append((time.monotonic(), content["text"]))
+            self.streams.append((content["name"], content["text"]))
+        elif kind in ("execute_result", "display_data"):
+            self.results.append(content["data"].get("text/plain", ""))
+            if "text/html" in content["data"]:
+                self.html.append(content["data"]["text/html"])
+        elif kind == "error":
+            self.error = (content["ename"], content["evalue"])
+            self.traceback = content.get("traceback", [])
+        return kind == "status" and content["execution_state"] == "idle"
+
+    @property
+    def text(self) -> str:
+        """stdout, then each result's text/plain on a line of its own."""
+        return self.stdout + "".join(r + "\n" for r in self.results)
 
     @property
     def usage_error(self) -> str | None:
@@ -88,24 +114,7 @@ class Kernel:
         reply = Reply()
         while True:
             msg = self.kc.get_iopub_msg(timeout=timeout)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                if content["name"] == "stdout":
-                    reply.stdout += content["text"]
-                else:
-                    reply.stderr += content["text"]
-                reply.stream_times.append((time.monotonic(), content["text"]))
-                reply.streams.append((content["name"], content["text"]))
-            elif kind in ("execute_result", "display_data"):
-                reply.results.append(content["data"].get("text/plain", ""))
-                if "text/html" in content["data"]:
-                    reply.html.append(content["data"]["text/html"])
-            elif kind == "error":
-                reply.error = (content["ename"], content["evalue"])
-                reply.traceback = content.get("traceback", [])
-            elif kind == "status" and content["execution_state"] == "idle":
+            if msg["parent_header"].get("msg_id") == msg_id and reply.take(msg):
                 return reply
 
     def run(self, code: str, timeout: float = 60, subshell: str | None = None) -> Reply:
