@@ -12,6 +12,7 @@ from ..model import HOST
 from ..sandbox.threads import keep_subshells_in_lab
 from .docker_magic import DockerMagics
 from .magics import NetlabMagics, current_lab, one_line_errors
+from .pyroute2_cells import forward_to_vm as let_pyroute2_act_on_the_vms_lab
 from .pyroute2_cells import install as let_pyroute2_run_in_cells
 
 
@@ -19,7 +20,8 @@ def load(ipython) -> None:  # noqa: ANN001
     """Make the lab and register the magics; a lab that cannot be made is a one-line error.
 
     The magics are registered either way, so every later ``%%netns`` repeats the reason.
-    In the VM backend the VM starts booting now, in the background, and ``!cmd`` runs in it.
+    In the VM backend the VM starts booting now, in the background, ``!cmd`` runs in it, and a
+    cell's pyroute2 objects live in it.
     """
     ipython.register_magics(NetlabMagics)
     ipython.register_magics(DockerMagics)
@@ -29,6 +31,7 @@ def load(ipython) -> None:  # noqa: ANN001
         raise UsageError(str(err)) from None
     if lab.backend == backend.VM:
         route_shell_commands_to_vm(ipython)
+        let_pyroute2_act_on_the_vms_lab()
         return
     let_pyroute2_run_in_cells()
     kernel = getattr(ipython, "kernel", None)
