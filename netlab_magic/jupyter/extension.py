@@ -7,7 +7,6 @@ from IPython.utils.text import LSString, SList
 
 from .. import backend
 from ..errors import NetlabError
-from ..lab.lab import Lab
 from ..model import HOST
 from ..sandbox.threads import keep_subshells_in_lab
 from .docker_magic import DockerMagics
@@ -20,8 +19,9 @@ def load(ipython) -> None:  # noqa: ANN001
     """Make the lab and register the magics; a lab that cannot be made is a one-line error.
 
     The magics are registered either way, so every later ``%%netns`` repeats the reason.
-    In the VM backend the VM starts booting now, in the background, ``!cmd`` runs in it, and a
-    cell's pyroute2 objects live in it.
+    In the VM backend the VM starts booting now, in the background, ``!cmd`` runs in it, a cell's
+    pyroute2 objects live in it, and the kernel's own cells are in an empty namespace where the
+    machine allows one (:mod:`netlab_magic.vm.kernel_network`).
     """
     ipython.register_magics(NetlabMagics)
     ipython.register_magics(DockerMagics)
@@ -32,11 +32,11 @@ def load(ipython) -> None:  # noqa: ANN001
     if lab.backend == backend.VM:
         route_shell_commands_to_vm(ipython)
         let_pyroute2_act_on_the_vms_lab()
-        return
-    let_pyroute2_run_in_cells()
+    else:
+        let_pyroute2_run_in_cells()
     kernel = getattr(ipython, "kernel", None)
-    if kernel is not None:
-        keep_subshells_in_lab(kernel, Lab.adopt_calling_thread)
+    if kernel is not None:  # in the VM backend: into the kernel's empty namespace, if it has one
+        keep_subshells_in_lab(kernel, lab.adopt_calling_thread)
 
 
 def route_shell_commands_to_vm(ipython) -> None:  # noqa: ANN001

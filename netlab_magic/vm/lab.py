@@ -12,6 +12,10 @@ The VM boots in the background from the moment the lab is made (the kernel's sta
 first call waits for it with a progress line. A VM that died (crashed, killed) is reported
 in one line by the call that finds it dead, and a fresh one starts booting at once for the
 next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
+
+The kernel's own cells, beside the VM, are walled in an empty network namespace where the
+machine allows it (:mod:`.kernel_network`), and their pyroute2 objects live in the guest
+(:mod:`.pyroute2_proxy`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..errors import NetlabError
 from . import remote
 from .client import AgentClient, AgentLost
 from .image import ImageError, find
+from .kernel_network import KernelNetwork
 from .machine import Machine
 
 T = TypeVar("T")
@@ -43,6 +48,8 @@ class VMLab:
             raise ImageError("the VM's kernel and initramfs are not prepared: run `netlab-magic vm prepare` "
                              "(it downloads Debian's kernel and busybox packages with apt-get download)")
         self.image = image
+        #: Where the kernel's own cells are: an empty namespace where the machine allows it (before QEMU starts).
+        self.kernel_network = KernelNetwork()
         self.machine = self._boot()
         self._closed = False
         #: Counts resets (each one a fresh VM).
@@ -61,6 +68,13 @@ class VMLab:
     def existing(cls) -> "VMLab | None":
         lab = cls._current
         return lab if lab is not None and not lab.closed else None
+
+    @classmethod
+    def adopt_calling_thread(cls) -> None:
+        """Move the calling thread (an ipykernel subshell's) where the kernel's cells are; see :mod:`.kernel_network`."""
+        lab = cls.existing()
+        if lab is not None:
+            lab.kernel_network.adopt_calling_thread()
 
     @property
     def closed(self) -> bool:
@@ -146,6 +160,7 @@ class VMLab:
             return
         self._closed = True  # existing() forgets it; current() makes a new lab
         self.machine.stop()
+        self.kernel_network.close()
 
     def __repr__(self) -> str:
         return f"<VMLab {self.image.kernel_release} ready_after={self.machine.ready_after}>"
