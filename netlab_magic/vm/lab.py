@@ -23,7 +23,7 @@ from __future__ import annotations
 import atexit
 import subprocess
 import sys
-from typing import Any, Callable, ClassVar, Sequence, TypeVar
+from typing import IO, Any, Callable, ClassVar, Sequence, TypeVar
 
 from ..errors import NetlabError
 from . import remote
@@ -33,6 +33,8 @@ from .kernel_network import KernelNetwork
 from .machine import Machine
 
 T = TypeVar("T")
+#: The progress line of a command that waits for the VM's boot.
+BOOTING = "netlab: the lab's VM is starting ..."
 
 
 class VMLab:
@@ -86,8 +88,9 @@ class VMLab:
         machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
         return machine
 
-    def agent(self) -> AgentClient:
-        """The guest's agent, waiting for the boot (with a progress line) if it is not ready yet."""
+    def agent(self, progress: IO[str] | None = None) -> AgentClient:
+        """The guest's agent, waiting for the boot (with a progress line on ``progress``, default stderr)
+        if it is not ready yet."""
         if self._closed:
             raise NetlabError("this lab was closed; load netlab again for a new one")
         machine = self.machine
@@ -95,7 +98,7 @@ class VMLab:
             return machine.client
         if machine.client is not None:  # it was ready once: it died since
             raise self._lost()
-        print("netlab: the lab's VM is starting ...", file=sys.stderr, flush=True)
+        print(BOOTING, file=progress or sys.stderr, flush=True)
         return machine.wait_ready()
 
     def _lost(self) -> AgentLost:
@@ -143,16 +146,19 @@ class VMLab:
     def reset(self) -> None:
         """The guest lab's reset: every namespace, interface, rule and job goes (a fresh VM if it died).
 
-        A VM still booting brings up a fresh lab already: nothing to do, and nothing to wait for.
+        A VM still booting brings up a fresh lab already: no second boot, but the reset waits for
+        it, so that the lab is ready when the reset returns, as in-kernel. A notebook's first cell
+        is ``%netlab reset``: it waits for the boot (its progress line on stdout, the reset's own
+        stream: notebooks/sanitize.cfg drops it), and no later cell does.
         """
         machine = self.machine
         if machine.client is not None and machine.alive():
             self._call(remote.LAB, "reset")
-        elif machine.client is None and machine.alive():
-            pass  # still booting (a notebook's first cell is %netlab reset): it needs no second boot
         else:
-            machine.stop()
-            self.machine = self._boot()
+            if not machine.alive():  # it died: a fresh one
+                machine.stop()
+                self.machine = self._boot()
+            self.agent(progress=sys.stdout)
         self.generation += 1
 
     def close(self) -> None:
