@@ -29,6 +29,17 @@ NETNS_FUNCTIONS = ("create", "remove", "listnetns")
 #: What a method that returns its own object (``__enter__``, ``__aenter__``) returns across the port.
 SELF = "pyroute2-object-itself"
 
+
+
+class NotForwarded(NetlabError):
+    """What pyroute2 cannot do from a plain cell of the VM backend: one line, never the kernel's network.
+
+    Raised on either side (the kernel's proxy, or here), it crosses whole."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook: one line in a cell, not a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
 _objects: dict[int, tuple[Any, asyncio.AbstractEventLoop | None]] = {}
 _next_handle = iter(range(1, 1 << 62))
 
@@ -38,7 +49,7 @@ def open_object(lab: Any, kind: str, args: tuple, kwargs: dict) -> int:
     import pyroute2
 
     if kind not in CLASSES:
-        raise NetlabError(f"pyroute2.{kind} is not forwarded to the lab's VM")
+        raise NotForwarded(f"pyroute2.{kind} is not forwarded to the lab's VM")
     cls = getattr(pyroute2, kind)
     if kind.startswith("Async"):
         loop = asyncio.new_event_loop()
@@ -58,7 +69,7 @@ def _object(handle: int) -> tuple[Any, asyncio.AbstractEventLoop | None]:
     try:
         return _objects[handle]
     except KeyError:
-        raise NetlabError("this pyroute2 object is gone: it was closed, or the lab's VM was started afresh "
+        raise NotForwarded("this pyroute2 object is gone: it was closed, or the lab's VM was started afresh "
                           "since it was made; make it again") from None
 
 
@@ -82,7 +93,7 @@ def attribute(lab: Any, handle: int, name: str) -> Any:
     try:
         pickle.dumps(value)
     except Exception:  # noqa: BLE001 - a socket, a loop, a lock: it lives here
-        raise NetlabError(f"pyroute2's .{name} holds something of the VM's guest (a {type(value).__name__}) "
+        raise NotForwarded(f"pyroute2's .{name} holds something of the VM's guest (a {type(value).__name__}) "
                           "and does not cross to the kernel") from None
     return value
 
@@ -104,7 +115,7 @@ def netns_function(lab: Any, name: str, args: tuple, kwargs: dict) -> Any:
     from pyroute2 import netns
 
     if name not in NETNS_FUNCTIONS:
-        raise NetlabError(f"pyroute2.netns.{name} is not forwarded to the lab's VM")
+        raise NotForwarded(f"pyroute2.netns.{name} is not forwarded to the lab's VM")
     return pack(getattr(netns, name)(*args, **kwargs))
 
 

@@ -13,7 +13,7 @@ The same cells, unchanged, work in both backends (notebook 08).
 The rest of pyroute2 is not forwarded, and must not act on the kernel's own network instead:
 its other top-level classes (``NDB``, ``IPSet``, ``WireGuard`` ...) and anything that opens a
 pyroute2 socket in the kernel (``pyroute2.iproute.linux.IPRoute`` imported by its long name)
-raise :class:`NotForwarded`, one line. Its message classes and exceptions stay as they are.
+raise :class:`~.pyroute2_guest.NotForwarded`, one line. Its message classes and exceptions stay as they are.
 
 One difference with pyroute2: an argument must cross to the guest pickled, so a function
 (``ipr.link_lookup(lambda link: ...)``) cannot; that too is one line.
@@ -27,21 +27,14 @@ import pickle
 import types
 from typing import Any, Callable, ClassVar
 
-from ..errors import NetlabError
 from . import pyroute2_guest as guest
+from .pyroute2_guest import NotForwarded
 from .pyroute2_messages import unpack
 
 #: Classes of pyroute2's top level that hold data, not a socket: they stay pyroute2's.
 DATA_CLASSES = ("ConntrackEntry", "IPVSDest", "IPVSService")
 _FORWARDED_TEXT = ("in the VM backend only IPRoute, NetNS, AsyncIPRoute and pyroute2.netns's "
                    f"{', '.join(guest.NETNS_FUNCTIONS)} are forwarded to the lab's VM")
-
-
-class NotForwarded(NetlabError):
-    """What pyroute2 cannot do from a plain cell of the VM backend: one line, never the kernel's network."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython's hook: one line in a cell, not a traceback
-        return [f"{type(self).__name__}: {self}"]
 
 
 def _call(func: Callable[..., Any], *args: Any) -> Any:
