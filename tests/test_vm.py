@@ -78,6 +78,8 @@ def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
     assert "vm: the kernel refuses namespaces here, so the lab runs in a small VM" in doctor, doctor
     assert "vm: the lab is a small virtual machine" in doctor, doctor
     assert "Demo 2's FORWARD drop" not in doctor  # br_netfilter is loaded in the guest
+    assert "its other sockets reach what this kernel's process reaches (the kernel refuses namespaces here): the " \
+           "machine's or container's network, not the lab" in doctor, doctor  # no empty namespace where they are refused
 
 
 def test_bad_input_is_one_line_in_the_vm(vm_kernel):

@@ -56,6 +56,9 @@ def test_iproute_acts_on_the_guests_lab_and_answers_with_pyroute2s_messages(kern
     assert names == "['lo', 'br9']"
     assert kinds == "tuple pyroute2.netlink.rtnl.ifinfmsg ifinfmsg 1"
     assert "br9" in k.ok("!ip -br link show br9").stdout  # in the guest's lab
+    doctor = k.ok("%netlab doctor").results[0]
+    assert "a plain cell's pyroute2 (IPRoute, NetNS, AsyncIPRoute, pyroute2.netns) acts on the VM's lab; its other " \
+           "sockets are in an empty network namespace of the kernel (lo only, no uplink)" in doctor, doctor
 
 
 def test_notebook_08s_demo2_cell_builds_the_lab_in_the_guest(kernel):
