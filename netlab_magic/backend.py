@@ -53,6 +53,9 @@ class LabBackend(Protocol):
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``func(lab, *args, **kwargs)`` where the lab lives (this process, or the VM's guest)."""
 
+    def adopt_calling_thread(self) -> None:
+        """Move the calling thread (an ipykernel subshell's) where this kernel's cells run (:mod:`netlab_magic.sandbox.threads`)."""
+
     def reset(self) -> None:
         """Destroy everything in the lab and start afresh."""
 

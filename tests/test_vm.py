@@ -78,6 +78,8 @@ def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
     assert "vm: the kernel refuses namespaces here, so the lab runs in a small VM" in doctor, doctor
     assert "vm: the lab is a small virtual machine" in doctor, doctor
     assert "Demo 2's FORWARD drop" not in doctor  # br_netfilter is loaded in the guest
+    assert "its other sockets reach what this kernel's process reaches (the kernel refuses namespaces here): the " \
+           "machine's or container's network, not the lab" in doctor, doctor  # no empty namespace where they are refused
 
 
 def test_bad_input_is_one_line_in_the_vm(vm_kernel):
@@ -216,9 +218,10 @@ def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     r = k.run("!ip netns list")
     assert r.usage_error == "the VM stopped (QEMU killed by signal 9); the next command starts a fresh VM", r
     fresh = k.value(VM_PID)
-    k.ok("%netlab reset")  # while it boots (a notebook's first cell): the VM that boots is fresh already
+    r = k.ok("%netlab reset", timeout=BOOT)  # while it boots (a notebook's first cell): that VM is fresh already
+    assert r.stdout.splitlines()[0] == "netlab: the lab's VM is starting ...", r  # it waits for the boot, and says so
     assert k.value(VM_PID) == fresh
-    r = k.ok("!ip netns list; echo listed", timeout=BOOT)
+    r = k.ok("!ip netns list; echo listed")
     assert r.stdout.strip() == "listed", r  # a fresh VM: ns1 went with the old one
 
 

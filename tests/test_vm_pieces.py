@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import pickle
 import re
 
 import pytest
@@ -155,3 +156,35 @@ def test_with_the_vm_chosen_lab_current_is_the_vms_lab():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NETLAB_BACKEND": "vm"},
                          capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "True None", out
+
+
+def test_a_pyroute2_message_crosses_as_its_bytes_and_is_rebuilt_as_its_own_class():
+    """What the guest's pyroute2 answers (:mod:`netlab_magic.vm.pyroute2_messages`): the same class, fields and
+    NLAs in the kernel, what its socket added to the header too; a dump's generator a generator again."""
+    import asyncio
+
+    pytest.importorskip("pyroute2")
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    from netlab_magic.vm import pyroute2_messages as messages
+
+    sent = ifinfmsg()
+    sent["index"], sent["flags"], sent["header"]["type"] = 7, 1, 16
+    sent["attrs"] = [("IFLA_IFNAME", "br9"), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})]
+    sent.encode()
+    read = ifinfmsg(sent.data)  # as a socket reads it
+    read.decode()
+    read["header"].update(target="ns1", error=None)
+    read["event"] = "RTM_NEWLINK"
+    crossed = pickle.loads(pickle.dumps(messages.pack((read, 7, [read]))))
+    link, index, (again,) = messages.unpack(crossed)
+    assert type(link) is ifinfmsg and index == 7 and link.dump() == read.dump() == again.dump()
+    assert (link.get("ifname"), link.get("state"), link.get(("linkinfo", "kind"))) == ("br9", "up", "bridge")
+    assert link["header"]["target"] == "ns1" and link["event"] == "RTM_NEWLINK"
+    dump = messages.unpack(pickle.loads(pickle.dumps(messages.pack(iter([read])))))
+    assert [m.get("ifname") for m in dump] == ["br9"]
+
+    async def names() -> list:
+        return [m.get("ifname") async for m in messages.unpack(messages.AsyncItems([messages.pack(read)]))]
+
+    assert asyncio.run(names()) == ["br9"]

@@ -277,6 +277,8 @@ def run_checks(lab=None) -> list[Check]:  # noqa: ANN001 - a Lab, imported lazil
               mode_check,
               user_namespaces(),
               *tool_checks()]
+    if mode == "vm" and lab is not None:  # the kernel's own cells are not in the guest: what they reach
+        checks.append(Check("plain Python", True, lab.kernel_network.reaches))
     if lab is not None and shutil.which("iptables"):
         result = lab.run("host", ["iptables", "-w", "-S", "FORWARD"])
         checks.append(Check("iptables in the lab", result.returncode == 0,

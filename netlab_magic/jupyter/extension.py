@@ -7,11 +7,11 @@ from IPython.utils.text import LSString, SList
 
 from .. import backend
 from ..errors import NetlabError
-from ..lab.lab import Lab
 from ..model import HOST
 from ..sandbox.threads import keep_subshells_in_lab
 from .docker_magic import DockerMagics
 from .magics import NetlabMagics, current_lab, one_line_errors
+from .pyroute2_cells import forward_to_vm as let_pyroute2_act_on_the_vms_lab
 from .pyroute2_cells import install as let_pyroute2_run_in_cells
 
 
@@ -19,7 +19,9 @@ def load(ipython) -> None:  # noqa: ANN001
     """Make the lab and register the magics; a lab that cannot be made is a one-line error.
 
     The magics are registered either way, so every later ``%%netns`` repeats the reason.
-    In the VM backend the VM starts booting now, in the background, and ``!cmd`` runs in it.
+    In the VM backend the VM starts booting now, in the background, ``!cmd`` runs in it, a cell's
+    pyroute2 objects live in it, and the kernel's own cells are in an empty namespace where the
+    machine allows one (:mod:`netlab_magic.vm.kernel_network`).
     """
     ipython.register_magics(NetlabMagics)
     ipython.register_magics(DockerMagics)
@@ -29,11 +31,12 @@ def load(ipython) -> None:  # noqa: ANN001
         raise UsageError(str(err)) from None
     if lab.backend == backend.VM:
         route_shell_commands_to_vm(ipython)
-        return
-    let_pyroute2_run_in_cells()
+        let_pyroute2_act_on_the_vms_lab()
+    else:
+        let_pyroute2_run_in_cells()
     kernel = getattr(ipython, "kernel", None)
-    if kernel is not None:
-        keep_subshells_in_lab(kernel, Lab.adopt_calling_thread)
+    if kernel is not None:  # in the VM backend: into the kernel's empty namespace, if it has one
+        keep_subshells_in_lab(kernel, lab.adopt_calling_thread)
 
 
 def route_shell_commands_to_vm(ipython) -> None:  # noqa: ANN001

@@ -15,6 +15,9 @@ closed with the object (``close()``, the end of a ``with`` block), and its socke
 The asynchronous API (``async with AsyncIPRoute() as ipr`` and ``await``) is left as it is: it
 runs on the kernel's loop already.
 
+In the VM backend the lab is in the guest, and so are a cell's pyroute2 objects
+(:func:`forward_to_vm`, :mod:`netlab_magic.vm.pyroute2_proxy`).
+
 pyroute2 is not imported here: the change is made when a cell first imports it.
 """
 
@@ -68,29 +71,47 @@ def _patch(core_module: ModuleType) -> None:
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Finds ``pyroute2.netlink.core`` as Python would, and patches it once it is executed."""
+    """Finds module ``name`` as Python would, and calls ``patch`` on it once it is executed."""
+
+    def __init__(self, name: str, patch: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.patch = patch
 
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
                   ) -> importlib.machinery.ModuleSpec | None:
-        if name != _CORE:
+        if name != self.name:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return None
         loader = spec.loader
         exec_module = loader.exec_module
+        patch = self.patch
 
         def exec_and_patch(module: ModuleType) -> None:
             exec_module(module)
-            _patch(module)
+            patch(module)
 
         loader.exec_module = exec_and_patch  # type: ignore[method-assign]
         return spec
 
 
+def _on_import(name: str, patch: Callable[[ModuleType], None]) -> None:
+    """``patch(module)`` now if module ``name`` is imported, else once a cell imports it."""
+    if name in sys.modules:
+        patch(sys.modules[name])
+    elif not any(isinstance(f, _PatchOnImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport(name, patch))
+
+
 def install() -> None:
     """Let pyroute2's synchronous classes run in cells (now, or when pyroute2 is first imported)."""
-    if _CORE in sys.modules:
-        _patch(sys.modules[_CORE])
-    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport())
+    _on_import(_CORE, _patch)
+
+
+def forward_to_vm() -> None:
+    """In the VM backend: a cell's pyroute2 objects live in the guest, on the lab (now, or when pyroute2
+    is first imported; :mod:`netlab_magic.vm.pyroute2_proxy`)."""
+    from ..vm.pyroute2_proxy import forward
+
+    _on_import("pyroute2", forward)

@@ -12,6 +12,10 @@ The VM boots in the background from the moment the lab is made (the kernel's sta
 first call waits for it with a progress line. A VM that died (crashed, killed) is reported
 in one line by the call that finds it dead, and a fresh one starts booting at once for the
 next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
+
+The kernel's own cells, beside the VM, are walled in an empty network namespace where the
+machine allows it (:mod:`.kernel_network`), and their pyroute2 objects live in the guest
+(:mod:`.pyroute2_proxy`).
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ from __future__ import annotations
 import atexit
 import subprocess
 import sys
-from typing import Any, Callable, ClassVar, Sequence, TypeVar
+from typing import IO, Any, Callable, ClassVar, Sequence, TypeVar
 
 from ..errors import NetlabError
 from . import remote
 from .client import AgentClient, AgentLost
 from .image import ImageError, find
+from .kernel_network import KernelNetwork
 from .machine import Machine
 
 T = TypeVar("T")
+#: The progress line of a command that waits for the VM's boot.
+BOOTING = "netlab: the lab's VM is starting ..."
 
 
 class VMLab:
@@ -43,6 +50,8 @@ class VMLab:
             raise ImageError("the VM's kernel and initramfs are not prepared: run `netlab-magic vm prepare` "
                              "(it downloads Debian's kernel and busybox packages with apt-get download)")
         self.image = image
+        #: Where the kernel's own cells are: an empty namespace where the machine allows it (before QEMU starts).
+        self.kernel_network = KernelNetwork()
         self.machine = self._boot()
         self._closed = False
         #: Counts resets (each one a fresh VM).
@@ -62,6 +71,13 @@ class VMLab:
         lab = cls._current
         return lab if lab is not None and not lab.closed else None
 
+    @classmethod
+    def adopt_calling_thread(cls) -> None:
+        """Move the calling thread (an ipykernel subshell's) where the kernel's cells are; see :mod:`.kernel_network`."""
+        lab = cls.existing()
+        if lab is not None:
+            lab.kernel_network.adopt_calling_thread()
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` ended the lab (and its VM)."""
@@ -72,8 +88,9 @@ class VMLab:
         machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
         return machine
 
-    def agent(self) -> AgentClient:
-        """The guest's agent, waiting for the boot (with a progress line) if it is not ready yet."""
+    def agent(self, progress: IO[str] | None = None) -> AgentClient:
+        """The guest's agent, waiting for the boot (with a progress line on ``progress``, default stderr)
+        if it is not ready yet."""
         if self._closed:
             raise NetlabError("this lab was closed; load netlab again for a new one")
         machine = self.machine
@@ -81,7 +98,7 @@ class VMLab:
             return machine.client
         if machine.client is not None:  # it was ready once: it died since
             raise self._lost()
-        print("netlab: the lab's VM is starting ...", file=sys.stderr, flush=True)
+        print(BOOTING, file=progress or sys.stderr, flush=True)
         return machine.wait_ready()
 
     def _lost(self) -> AgentLost:
@@ -129,16 +146,19 @@ class VMLab:
     def reset(self) -> None:
         """The guest lab's reset: every namespace, interface, rule and job goes (a fresh VM if it died).
 
-        A VM still booting brings up a fresh lab already: nothing to do, and nothing to wait for.
+        A VM still booting brings up a fresh lab already: no second boot, but the reset waits for
+        it, so that the lab is ready when the reset returns, as in-kernel. A notebook's first cell
+        is ``%netlab reset``: it waits for the boot (its progress line on stdout, the reset's own
+        stream: notebooks/sanitize.cfg drops it), and no later cell does.
         """
         machine = self.machine
         if machine.client is not None and machine.alive():
             self._call(remote.LAB, "reset")
-        elif machine.client is None and machine.alive():
-            pass  # still booting (a notebook's first cell is %netlab reset): it needs no second boot
         else:
-            machine.stop()
-            self.machine = self._boot()
+            if not machine.alive():  # it died: a fresh one
+                machine.stop()
+                self.machine = self._boot()
+            self.agent(progress=sys.stdout)
         self.generation += 1
 
     def close(self) -> None:
@@ -146,6 +166,7 @@ class VMLab:
             return
         self._closed = True  # existing() forgets it; current() makes a new lab
         self.machine.stop()
+        self.kernel_network.close()
 
     def __repr__(self) -> str:
         return f"<VMLab {self.image.kernel_release} ready_after={self.machine.ready_after}>"
