@@ -9,16 +9,15 @@ take the lab (a trace, a probe) run there through :meth:`VMLab.call`. The VM is 
 around that lab: it has no network device at all.
 
 The VM boots in the background from the moment the lab is made (the kernel's start), and the
-first call waits for it with a progress line. A VM that died (crashed, killed) is reported
-in one line by the call that finds it dead, and a fresh one starts booting at once for the
-next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
+first call (or a reset: each notebook's first cell) waits for it with a progress line. A VM that
+died (crashed, killed) is reported in one line by the call that finds it dead, and a fresh one
+starts booting at once for the next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
 """
 
 from __future__ import annotations
 
 import atexit
 import subprocess
-import sys
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 from ..errors import NetlabError
@@ -28,6 +27,9 @@ from .image import ImageError, find
 from .machine import Machine
 
 T = TypeVar("T")
+
+#: What a cell that waits for the boot shows (notebooks/sanitize.cfg removes exactly this line).
+BOOT_LINE = "netlab: the lab's VM is starting ..."
 
 
 class VMLab:
@@ -81,7 +83,7 @@ class VMLab:
             return machine.client
         if machine.client is not None:  # it was ready once: it died since
             raise self._lost()
-        print("netlab: the lab's VM is starting ...", file=sys.stderr, flush=True)
+        print(BOOT_LINE, flush=True)  # stdout: a notice, not an error (a front end paints stderr red)
         return machine.wait_ready()
 
     def _lost(self) -> AgentLost:
@@ -129,13 +131,14 @@ class VMLab:
     def reset(self) -> None:
         """The guest lab's reset: every namespace, interface, rule and job goes (a fresh VM if it died).
 
-        A VM still booting brings up a fresh lab already: nothing to do, and nothing to wait for.
+        A VM still booting brings up a fresh lab already: no second boot, only the wait for this one
+        (with its progress line), so that the reset's cell, not the next, is the one that waits.
         """
         machine = self.machine
         if machine.client is not None and machine.alive():
             self._call(remote.LAB, "reset")
         elif machine.client is None and machine.alive():
-            pass  # still booting (a notebook's first cell is %netlab reset): it needs no second boot
+            self.agent()  # still booting (a notebook's first cell is %netlab reset): its lab is fresh
         else:
             machine.stop()
             self.machine = self._boot()
