@@ -120,9 +120,9 @@ class VMLab:
         """:meth:`Lab.run <netlab_magic.lab.lab.Lab.run>` in the guest: a command inside ``netns``, its output captured."""
         return self._call(remote.LAB, "run", (netns, command), {"check": check, "timeout": timeout})
 
-    def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
+    def run_cell(self, netns: str, script: str, timeout: float | None = None, *, terminal: bool = False) -> int:
         """:meth:`Lab.run_cell <netlab_magic.lab.lab.Lab.run_cell>` in the guest, its output streamed to the cell."""
-        return self._call(remote.LAB, "run_cell", (netns, script), {"timeout": timeout})
+        return self._call(remote.LAB, "run_cell", (netns, script), {"timeout": timeout, "terminal": terminal})
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``func(lab, *args, **kwargs)`` where the lab lives: in the guest (``func`` is pickled by name)."""
