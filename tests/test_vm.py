@@ -80,6 +80,15 @@ def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
     assert "Demo 2's FORWARD drop" not in doctor  # br_netfilter is loaded in the guest
 
 
+def test_shell_commands_write_to_a_terminal_as_ipythons_do(vm_kernel):
+    """``!cmd`` writes to a terminal of IPython's size (pexpect's 24 rows, 80 columns), as in-kernel (``ss``
+    lays out its columns for it, lines end in \\r\\n); ``%netns`` and ``x = !cmd`` write to a pipe, as in-kernel."""
+    k = vm_kernel
+    assert k.ok("!stty size < /dev/stdout; test -t 1 && echo terminal", timeout=BOOT).stdout == "24 80\r\nterminal\r\n"
+    assert k.ok("%netns host test -t 1 || echo pipe").stdout == "pipe\n"
+    assert k.ok("x = !test -t 1 || echo pipe\nprint(x)").stdout == "['pipe']\n"
+
+
 def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     k = vm_kernel
     r = k.run("%%netns ns9\ntrue")

@@ -27,6 +27,9 @@ for fs in proc:/proc sysfs:/sys devtmpfs:/dev tmpfs:/run; do  # /tmp: the overla
     mount -t "${fs%%:*}" "${fs%%:*}" "/newroot${fs#*:}" || fail "cannot mount ${fs#*:}"
 done
 mkdir -p /newroot/dev/pts && mount -t devpts devpts /newroot/dev/pts
+# what udev and systemd give a bare machine's /dev, and scripts use (tee /dev/stderr, < /dev/stdin)
+ln -s /proc/self/fd /newroot/dev/fd
+for n in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${n%%:*}" "/newroot/dev/${n#*:}"; done
 if [ -n "$MODULES" ]; then  # the kernel's own module tree (veth, bridge, nf_tables...), from the share
     for root in "" /newroot; do
         mkdir -p "$root/lib/modules/$(uname -r)"
