@@ -44,8 +44,10 @@ class LabBackend(Protocol):
             timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run a bash script (a string) or an argv inside ``netns``; its output captured as text."""
 
-    def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
+    def run_cell(self, netns: str, script: str, timeout: float | None = None, *, terminal: bool = False) -> int:
         """Run a bash script inside ``netns``, its output streamed to this cell; return its exit status.
+
+        ``terminal``: the script writes to a terminal (as IPython's ``!cmd`` gives), not a pipe.
 
         Raises :class:`~netlab_magic.linux.process.Timeout` and :class:`~netlab_magic.linux.process.Interrupted`.
         """

@@ -10,7 +10,8 @@
 #   --no-rootless   skip step 3
 #   --no-notebooks  skip nbval
 #   PYTEST_ARGS     go to the pytest run of tests/, e.g. `scripts/test.sh --quick -k magics -x`
-# Environment: NETLAB_CELL_TIMEOUT (nbval, seconds, default 120), NETLAB_TEST_USER (netlab-test).
+# Environment: NETLAB_CELL_TIMEOUT (nbval, seconds, default 120), NETLAB_CELL_TIMEOUT_VM (nbval with the
+#   lab in the VM, default 240), NETLAB_TEST_USER (netlab-test).
 # Exit status: non-zero if anything failed, or if no test ran (pytest's exit 5 counts as failure).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -22,7 +23,7 @@ for a in "$@"; do
         --quick) QUICK=1; ROOTLESS=0 ;;
         --no-rootless) ROOTLESS=0 ;;
         --no-notebooks) NOTEBOOKS=0 ;;
-        -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) ARGS+=("$a") ;;
     esac
 done
@@ -44,9 +45,10 @@ step "pytest tests/ as $(id -un)"
 timeout -k 30 1800 python -m pytest -p no:cacheprovider -rfEs --durations=12 tests/ ${ARGS[@]+"${ARGS[@]}"} </dev/null \
     || failed+=("tests as $(id -un)")
 
-# nbval runs every notebook twice in all: here (as root: the root mode's lab) and in the unprivileged
-# pass (tests/test_binder.py: the rootless lab, in Binder's environment); each mode builds the lab
-# its own way (README: "as root and rootless"). Three notebooks at a time (pytest-xdist; --dist
+# nbval runs every notebook three times in all: here (as root: the root mode's lab), and in the
+# unprivileged pass (tests/test_binder.py: the rootless lab, in Binder's environment; then
+# test-rootless.sh: the lab in the small VM, where the kernel refuses namespaces); each builds the
+# lab its own way (README: "as root and rootless", "Where it runs"). Three notebooks at a time (pytest-xdist; --dist
 # loadscope keeps each notebook's cells in one kernel, in order): each has a kernel and a lab of
 # its own, and a run mostly waits for its pings and timeouts (about a quarter of a core, measured).
 NBVAL_PARALLEL=(-n 3 --dist loadscope)

@@ -4,14 +4,11 @@ A real "Python 3 (netlab)" kernel with ``NETLAB_BACKEND=vm``, a real VM, real py
 sides: notebook 08's cells unchanged (``IPRoute``, ``pyroute2.netns``, ``IPRoute(netns=...)``,
 ``AsyncIPRoute``), their effect seen by ``!ip`` in the guest; pyroute2's own errors and message
 classes in the kernel; what is not forwarded is one line and never the kernel's network.
+Notebook 08 itself runs in the VM with the rest of the workbook (scripts/test-rootless.sh).
 Runs as an unprivileged user (the rootless pass), as tests/test_vm.py does.
 """
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -25,7 +22,6 @@ pytestmark = [
 ]
 
 BOOT = 120  # seconds a cell may wait for a boot on a loaded 2-core machine
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +108,3 @@ def test_what_is_not_forwarded_is_one_line(kernel, cell, line):
     r = kernel.run(cell)
     assert r.error is not None and r.error[0] == "NotForwarded", r
     assert len(r.traceback) == 1 and r.traceback[0].startswith(line), r.traceback
-
-
-@pytest.mark.timeout(300)
-def test_notebook_08_passes_nbval_with_the_lab_in_the_vm():
-    """Notebook 08, its stored outputs from the in-kernel lab, with the VM backend forced: the same outputs."""
-    r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-         "notebooks/08-build-with-python.ipynb", "--nbval-sanitize-with", "notebooks/sanitize.cfg",
-         "--nbval-kernel-name", "netlab", "--nbval-cell-timeout", str(BOOT)],
-        cwd=REPO, env={**os.environ, "NETLAB_BACKEND": "vm"}, capture_output=True, text=True, timeout=280)
-    assert r.returncode == 0, r.stdout[-4000:]

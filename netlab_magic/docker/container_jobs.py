@@ -31,6 +31,13 @@ from .plumbing import Undo, quietly
 from .proxy import READY
 
 
+#: How long ``docker run`` waits at most for a container's start (its PID 1 running the command, a
+#: web image's server listening). Each wait ends as soon as /proc or the socket table shows it: the
+#: bound is for a machine that is slow, as the VM's guest is under TCG and load (seconds to start
+#: Python), where 2 s and 5 s were not enough and ``docker exec`` then found no container.
+STARTUP = 60.0
+
+
 def job_name(prefix: str, name: str) -> str:
     """A lab job's name for a container's process: ``docker-nginx``, ``docker-proxy-8888-tcp``."""
     return prefix + "-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
@@ -69,7 +76,7 @@ def contained(c: Container) -> str:
             + shlex.quote(c.hostname) + " " + shlex.quote(c.command))
 
 
-def container_init(c: Container, timeout: float = 2.0) -> int | None:
+def container_init(c: Container, timeout: float = STARTUP) -> int | None:
     """The pid (the lab's numbering) of the container's PID 1 once it runs the command (the shim's
     second ``unshare`` forked it, and it mounted /proc and left ``unshare``); None if it ended."""
     deadline = time.monotonic() + timeout
@@ -143,7 +150,7 @@ def start_proxies(lab: Lab, c: Container, undo: Undo) -> None:
                               + connectivity_error(c.name, c.endpoint_id, message))
 
 
-def wait_listening(lab: Lab, c: Container, port: int, timeout: float = 5.0) -> None:
+def wait_listening(lab: Lab, c: Container, port: int, timeout: float = STARTUP) -> None:
     """Give a web image's server a moment to listen, like a client retrying (no packet sent)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -311,8 +311,7 @@ def backend_checks() -> list[Check]:
                             "!commands, %%netns, %netns, jobs (--bg, what a cell leaves running), %docker, %netlab "
                             "status, trace, capture, conntrack, reset and doctor run, Lab.current() is the VM's lab "
                             "(the checks and the widgets read it); %%netns --python runs in the guest's Python, "
-                            "with variables of its own (not the kernel's); !commands run in a pipe there, not a "
-                            "terminal", VM_SETUP if missing else ""))
+                            "with variables of its own (not the kernel's)", VM_SETUP if missing else ""))
     elif missing:
         checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",
                             f"to have it: {VM_SETUP}"))

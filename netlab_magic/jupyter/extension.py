@@ -40,11 +40,12 @@ def load(ipython) -> None:  # noqa: ANN001
 
 
 def route_shell_commands_to_vm(ipython) -> None:  # noqa: ANN001
-    """``!cmd`` and ``x = !cmd`` run on the lab's host inside the VM, as they run on the lab's host in-kernel."""
+    """``!cmd`` and ``x = !cmd`` run on the lab's host inside the VM, as they run on the lab's host in-kernel:
+    ``!cmd`` in a terminal of IPython's size, ``x = !cmd`` in a pipe."""
 
     @one_line_errors
     def system(cmd: str) -> None:
-        ipython.user_ns["_exit_code"] = current_lab().run_cell(HOST, ipython.var_expand(cmd, depth=2))
+        ipython.user_ns["_exit_code"] = current_lab().run_cell(HOST, ipython.var_expand(cmd, depth=2), terminal=True)
 
     @one_line_errors
     def getoutput(cmd: str, split: bool = True, depth: int = 0) -> SList | LSString:

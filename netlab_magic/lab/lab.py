@@ -183,13 +183,14 @@ class Lab:
     # -- processes --------------------------------------------------------------------------
 
     def popen(self, netns: str, argv: Sequence[str], *, merge_stderr: bool = False,
-              stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen:
+              stdin: int | None = subprocess.DEVNULL, terminal: bool = False) -> subprocess.Popen:
         """Start ``argv`` inside ``netns`` in its own process group (no ``ip netns exec``).
 
         Safe from any thread: the calling thread enters the namespace for the ``fork`` only.
+        ``terminal``: its output goes to a terminal, not a pipe (:func:`process.popen`).
         """
         with self.sandbox.spawning(netns):
-            return process.popen(argv, merge_stderr=merge_stderr, stdin=stdin)
+            return process.popen(argv, merge_stderr=merge_stderr, stdin=stdin, terminal=terminal)
 
     def run(self, netns: str, command: str | Sequence[str], *, check: bool = False,
             timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -213,15 +214,16 @@ class Lab:
                                 result.returncode)
         return result
 
-    def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
+    def run_cell(self, netns: str, script: str, timeout: float | None = None, *, terminal: bool = False) -> int:
         """Run a bash script inside ``netns``, its output (stdout and stderr in one, as a terminal shows
-        them) streamed to the cell; return its exit status.
+        them) streamed to the cell; return its exit status. With ``terminal`` the script writes to a
+        terminal, as IPython's ``!cmd`` does (the VM backend's ``!cmd``), else to a pipe.
 
         What the script left running that still holds its output (``nc -l 8080 &``) becomes a
         background job, announced in one line. Raises :class:`process.Timeout` and
         :class:`process.Interrupted`.
         """
-        proc = self.popen(netns, process.shell_argv(script), merge_stderr=True)
+        proc = self.popen(netns, process.shell_argv(script), merge_stderr=True, terminal=terminal)
         code = process.stream(proc, timeout=timeout, keep_open=True)
         sys.stdout.flush()
         if process.holds_output(proc):

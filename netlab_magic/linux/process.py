@@ -16,12 +16,17 @@ and :class:`Batched` hands the cell whole lines, a burst at a time, not the piec
 from __future__ import annotations
 
 import codecs
+import errno
+import fcntl
 import os
+import pty
 import selectors
 import shutil
 import signal
 import subprocess
+import struct
 import sys
+import termios
 import time
 from typing import IO, Sequence
 
@@ -32,6 +37,8 @@ GRACE = 0.5
 BURST = 0.05
 #: A line still without its end is shown after this long all the same (a prompt, progress dots).
 PARTIAL_LINE = 0.5
+#: Rows and columns of the terminal IPython's ``!cmd`` runs a command in (pexpect's default size).
+TERMINAL_SIZE = (24, 80)
 
 
 def shell_argv(script: str) -> list[str]:
@@ -47,17 +54,36 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def popen(argv: Sequence[str], *, merge_stderr: bool = False, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen:
-    """Start ``argv`` in its own process group, output piped. Call inside ``Sandbox.entered``."""
-    return subprocess.Popen(
-        list(argv),
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-        start_new_session=True,
-        env=child_env(),
-        close_fds=True,
-    )
+def popen(argv: Sequence[str], *, merge_stderr: bool = False, stdin: int | None = subprocess.DEVNULL,
+          terminal: bool = False) -> subprocess.Popen:
+    """Start ``argv`` in its own process group, output piped. Call inside ``Sandbox.entered``.
+
+    With ``terminal``, stdout and stderr are one pseudo-terminal of :data:`TERMINAL_SIZE`, read
+    as ``proc.stdout``: what IPython's ``!cmd`` gives a command (lines end in ``\\r\\n``; ``ss``
+    and ``ls`` lay out their columns for a terminal).
+    """
+    if not terminal:
+        return subprocess.Popen(
+            list(argv),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            start_new_session=True,
+            env=child_env(),
+            close_fds=True,
+        )
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *TERMINAL_SIZE, 0, 0))
+        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=slave, stderr=slave, start_new_session=True,
+                                env=child_env(), close_fds=True)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    proc.stdout = open(master, "rb")  # noqa: SIM115 - closed as a pipe is (stream, the job's reader)
+    return proc
 
 
 def stop_group(proc: subprocess.Popen, grace: float = GRACE) -> None:
@@ -215,7 +241,7 @@ def stream(proc: subprocess.Popen, out: IO[str] | None = None, err: IO[str] | No
                     exited = True
                     sel.unregister(exit_fd)
                     continue
-                data = os.read(key.fd, 65536)
+                data = _read(key.fd)
                 if not data:
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
@@ -233,6 +259,16 @@ def stream(proc: subprocess.Popen, out: IO[str] | None = None, err: IO[str] | No
         if not keep_open:
             for pipe in pipes:
                 pipe.close()
+
+
+def _read(fd: int) -> bytes:
+    """What ``fd`` has (at most 64 KiB); ``b""`` at its end, which a terminal's master side reports as EIO."""
+    try:
+        return os.read(fd, 65536)
+    except OSError as err:
+        if err.errno == errno.EIO:
+            return b""
+        raise
 
 
 def holds_output(proc: subprocess.Popen) -> bool:

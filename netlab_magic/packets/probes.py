@@ -116,8 +116,11 @@ def _matches(probe: Probe, ident: int, packet: Packet) -> bool:
     return h.sport == ident and h.dport == probe.port and h.proto == (17 if probe.kind == "udp" else 6)
 
 
-def send_probes(lab: "Lab", probes: Sequence[Probe], *, timeout: float = 10.0) -> list[Outcome]:
+def send_probes(lab: "Lab", probes: Sequence[Probe], *, timeout: float = 60.0) -> list[Outcome]:
     """Send every probe once (all together, traced in every namespace of ``lab``); their outcomes, in order.
+
+    ``timeout`` bounds the senders, which end as soon as their probes are out: a Python process
+    each, seconds to start in the VM's guest under TCG and load, where 10 s was once too short.
 
     A probe the trace lost sight of on its way (neither delivered nor dropped) is sent once more:
     seen here for about one in a hundred ICMP echo replies that answer nothing, last reported

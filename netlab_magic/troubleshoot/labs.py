@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..errors import NetlabError
 from ..model import HOST
+from ..packets.conntrack import read_conntrack
 
 #: Demo 1: ns1 (10.0.0.1/24) joined to the host by veth1/veth2 (the host's end left as it is).
 DEMO1 = """
@@ -98,10 +99,23 @@ def stale_nat(lab: Any) -> None:
     lab.start_job("outside", f"exec {sys.executable} -c 'import socket, time; s = socket.socket(socket.AF_INET, "
                              "socket.SOCK_DGRAM); s.bind((\"\", 40514))\nwhile True: s.sendto(b\"<14>tick\", "
                              "(\"203.0.113.2\", 5140)); time.sleep(0.5)'", name="sender")
-    time.sleep(0.6)  # its first packets: conntrack has the flow, NATed to logs1
+    wait_for_nat(lab, "udp", 40514, "172.17.0.2:5140")  # its first packet: conntrack has the flow, NATed to logs1
     lab.run(HOST, "set -e\n"
                   "iptables -t nat -R DOCKER 1 ! -i docker0 -p udp --dport 5140 -j DNAT --to-destination 172.17.0.3\n"
                   "iptables -R DOCKER-USER 1 -d 172.17.0.3 -p udp --dport 5140 -j ACCEPT\n", check=True)
+
+
+def wait_for_nat(lab: Any, protocol: str, sport: int, dnat: str, timeout: float = 60.0) -> None:
+    """Until the host's conntrack holds a ``protocol`` flow from port ``sport`` DNATed to ``dnat`` (ADDR:PORT).
+
+    What the kernel decided, read until it is there, not a guess at how long a sender takes to
+    start (seconds where Python starts slowly, as in the VM's guest under TCG).
+    """
+    deadline = time.monotonic() + timeout
+    while not any(c.original.sport == sport and c.dnat == dnat for c in read_conntrack(lab, HOST, protocol)):
+        if time.monotonic() > deadline:
+            raise NetlabError(f"no {protocol} flow from port {sport} was NATed to {dnat} within {timeout:g} s")
+        time.sleep(0.05)
 
 
 DUMMIES = ("network create dummy1", "network create dummy2",

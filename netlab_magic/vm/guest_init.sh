@@ -22,11 +22,17 @@ mkdir -p /lower /rw /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro root /lower || fail "cannot mount the shared /"
 mount -t tmpfs -o mode=0755 rw /rw
 mkdir -p /rw/upper /rw/work
-mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot || fail "cannot mount the overlay"
+# nosuid: everything in the guest runs as root, and a set-user-ID file of the share may belong to
+# 65534 (QEMU started in a user namespace, as the rootless kernel's launcher does, sees the machine's
+# root as nobody): `umount` then ran as nobody and a container's `umount -l /run/netns` was refused.
+mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work,nosuid overlay /newroot || fail "cannot mount the overlay"
 for fs in proc:/proc sysfs:/sys devtmpfs:/dev tmpfs:/run; do  # /tmp: the overlay's (the share's, writable)
     mount -t "${fs%%:*}" "${fs%%:*}" "/newroot${fs#*:}" || fail "cannot mount ${fs#*:}"
 done
 mkdir -p /newroot/dev/pts && mount -t devpts devpts /newroot/dev/pts
+# what udev and systemd give a bare machine's /dev, and scripts use (tee /dev/stderr, < /dev/stdin)
+ln -s /proc/self/fd /newroot/dev/fd
+for n in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${n%%:*}" "/newroot/dev/${n#*:}"; done
 if [ -n "$MODULES" ]; then  # the kernel's own module tree (veth, bridge, nf_tables...), from the share
     for root in "" /newroot; do
         mkdir -p "$root/lib/modules/$(uname -r)"

@@ -9,9 +9,9 @@ take the lab (a trace, a probe) run there through :meth:`VMLab.call`. The VM is 
 around that lab: it has no network device at all.
 
 The VM boots in the background from the moment the lab is made (the kernel's start), and the
-first call waits for it with a progress line. A VM that died (crashed, killed) is reported
-in one line by the call that finds it dead, and a fresh one starts booting at once for the
-next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
+first call (or a reset: each notebook's first cell) waits for it with a progress line. A VM that
+died (crashed, killed) is reported in one line by the call that finds it dead, and a fresh one
+starts booting at once for the next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
 
 The kernel's own cells, beside the VM, are walled in an empty network namespace where the
 machine allows it (:mod:`.kernel_network`), and their pyroute2 objects live in the guest
@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import atexit
 import subprocess
-import sys
-from typing import IO, Any, Callable, ClassVar, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 from ..errors import NetlabError
 from . import remote
@@ -33,8 +32,9 @@ from .kernel_network import KernelNetwork
 from .machine import Machine
 
 T = TypeVar("T")
-#: The progress line of a command that waits for the VM's boot.
-BOOTING = "netlab: the lab's VM is starting ..."
+
+#: What a cell that waits for the boot shows (notebooks/sanitize.cfg removes exactly this line).
+BOOT_LINE = "netlab: the lab's VM is starting ..."
 
 
 class VMLab:
@@ -88,9 +88,8 @@ class VMLab:
         machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
         return machine
 
-    def agent(self, progress: IO[str] | None = None) -> AgentClient:
-        """The guest's agent, waiting for the boot (with a progress line on ``progress``, default stderr)
-        if it is not ready yet."""
+    def agent(self) -> AgentClient:
+        """The guest's agent, waiting for the boot (with a progress line on stdout) if it is not ready yet."""
         if self._closed:
             raise NetlabError("this lab was closed; load netlab again for a new one")
         machine = self.machine
@@ -98,7 +97,7 @@ class VMLab:
             return machine.client
         if machine.client is not None:  # it was ready once: it died since
             raise self._lost()
-        print(BOOTING, file=progress or sys.stderr, flush=True)
+        print(BOOT_LINE, flush=True)  # stdout: a notice, not an error (a front end paints stderr red)
         return machine.wait_ready()
 
     def _lost(self) -> AgentLost:
@@ -135,9 +134,9 @@ class VMLab:
         """:meth:`Lab.run <netlab_magic.lab.lab.Lab.run>` in the guest: a command inside ``netns``, its output captured."""
         return self._call(remote.LAB, "run", (netns, command), {"check": check, "timeout": timeout})
 
-    def run_cell(self, netns: str, script: str, timeout: float | None = None) -> int:
+    def run_cell(self, netns: str, script: str, timeout: float | None = None, *, terminal: bool = False) -> int:
         """:meth:`Lab.run_cell <netlab_magic.lab.lab.Lab.run_cell>` in the guest, its output streamed to the cell."""
-        return self._call(remote.LAB, "run_cell", (netns, script), {"timeout": timeout})
+        return self._call(remote.LAB, "run_cell", (netns, script), {"timeout": timeout, "terminal": terminal})
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``func(lab, *args, **kwargs)`` where the lab lives: in the guest (``func`` is pickled by name)."""
@@ -148,8 +147,8 @@ class VMLab:
 
         A VM still booting brings up a fresh lab already: no second boot, but the reset waits for
         it, so that the lab is ready when the reset returns, as in-kernel. A notebook's first cell
-        is ``%netlab reset``: it waits for the boot (its progress line on stdout, the reset's own
-        stream: notebooks/sanitize.cfg drops it), and no later cell does.
+        is ``%netlab reset``: it waits for the boot (its progress line, notebooks/sanitize.cfg
+        drops it), and no later cell does.
         """
         machine = self.machine
         if machine.client is not None and machine.alive():
@@ -158,7 +157,7 @@ class VMLab:
             if not machine.alive():  # it died: a fresh one
                 machine.stop()
                 self.machine = self._boot()
-            self.agent(progress=sys.stdout)
+            self.agent()
         self.generation += 1
 
     def close(self) -> None:
