@@ -8,8 +8,9 @@ and handles staying in the guest as :class:`~.remote.Remote` objects. Lab-side f
 take the lab (a trace, a probe) run there through :meth:`VMLab.call`. The VM is the sandbox
 around that lab: it has no network device at all.
 
-The VM boots in the background from the moment the lab is made (the kernel's start), and the
-first call waits for it with a progress line. A VM that died (crashed, killed) is reported
+The VM boots in the background from the kernel's start (its launcher starts QEMU before
+``ipykernel`` loads, and the lab takes that VM over), and the first call waits for it with a
+progress line. A VM that died (crashed, killed) is reported
 in one line by the call that finds it dead, and a fresh one starts booting at once for the
 next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
 """
@@ -69,7 +70,8 @@ class VMLab:
 
     def _boot(self) -> Machine:
         machine = Machine(self.image)
-        machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
+        if not machine.take_over():  # the kernel's launcher started it already
+            machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
         return machine
 
     def agent(self) -> AgentClient:
