@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
-from .errors import InvalidArgument, PrivilegeError
+from .errors import InvalidArgument, NetlabError, PrivilegeError
 from .sandbox.sandbox import refusal
 
 BACKEND_ENV = "NETLAB_BACKEND"
@@ -107,6 +107,30 @@ def choose(environ: Mapping[str, str] | None = None) -> Choice:
     return Choice(VM, "the kernel refuses namespaces here, so the lab runs in a small VM")
 
 
+def start_early() -> None:
+    """Where the VM will run the lab, start it now, for the program this process ``exec``\\ s next.
+
+    The kernel's launcher calls it before ``ipykernel`` loads, so the VM boots while the kernel
+    starts; the kernel's :class:`~netlab_magic.vm.lab.VMLab` takes it over
+    (:meth:`~netlab_magic.vm.machine.Machine.take_over`). What goes wrong here is left for that lab
+    to meet again and say in one line.
+    """
+    try:
+        if choose().name != VM:
+            return
+        from .vm.image import find
+        from .vm.machine import Machine
+
+        image = find()
+        if image is None:
+            return
+        machine = Machine(image)
+        machine.start()
+        machine.hand_over()
+    except NetlabError:
+        return
+
+
 def chosen() -> Choice:
     """The choice of this process (made on first call)."""
     if _chosen is None:
@@ -157,4 +181,4 @@ def existing() -> LabBackend | None:
     return Lab.existing() or VMLab.existing()
 
 
-__all__ = ["BACKEND_ENV", "Choice", "LabBackend", "choose", "chosen", "current", "existing", "vm_ready"]
+__all__ = ["BACKEND_ENV", "Choice", "LabBackend", "choose", "chosen", "current", "existing", "start_early", "vm_ready"]

@@ -94,6 +94,30 @@ def test_shell_commands_write_to_a_terminal_as_ipythons_do(vm_kernel):
     assert k.ok("x = !test -t 1 || echo pipe\nprint(x)").stdout == "['pipe']\n"
 
 
+STARTS = """
+import os
+from netlab_magic.vm.lab import VMLab
+def _started(path):  # clock ticks since the machine booted: /proc/PID/stat's 22nd field
+    return int(open(path).read().rsplit(")", 1)[1].split()[19])
+def _starts():
+    threads = [_started(f"/proc/self/task/{t}/stat") for t in os.listdir("/proc/self/task") if int(t) != os.getpid()]
+    return _started(f"/proc/{VMLab.existing().machine.proc.pid}/stat"), min(threads), "NETLAB_VM_STARTED" in os.environ
+"""
+
+
+def test_the_kernels_launcher_starts_the_vm_before_ipykernel_loads(vm_kernel):
+    """QEMU starts before the kernel has its first thread (ipykernel's heartbeat and IOPub threads
+    start before it loads the extension), and the kernel's lab took that VM over: the one the
+    first cell ran in, its handover gone from the environment its commands inherit."""
+    k = vm_kernel
+    k.ok("!true", timeout=BOOT)
+    k.ok(STARTS)
+    qemu_started, first_thread_started, handover_left = k.value("_starts()")
+    assert qemu_started < first_thread_started
+    assert not handover_left
+    assert len([pid for pid in qemu_pids() if _descends(pid, k.pid)]) == 1
+
+
 def test_bad_input_is_one_line_in_the_vm(vm_kernel):
     k = vm_kernel
     r = k.run("%%netns ns9\ntrue")

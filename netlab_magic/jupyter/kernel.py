@@ -11,6 +11,9 @@ and signal only their own processes; the launcher waits outside, the process Jup
 
 As real root no user namespace is needed: the launcher only makes the PID namespace and loads
 the extension.
+
+Where the lab will run in a small VM (:mod:`netlab_magic.backend`), the launcher starts it last,
+just before the ``exec``: it boots while ``ipykernel`` loads, and the kernel takes it over.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         refused = enter_pid_namespace()
         if refused:
             os.environ[PIDNS_ENV] = refused
+    from ..backend import start_early
+
+    start_early()  # where the lab runs in a VM, it boots while ipykernel loads
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "--ext=netlab_magic", *argv])
 
 

@@ -7,9 +7,10 @@ in-kernel: the tests, a teacher who wants every learner on the VM, root or the r
 "Python 3 (netlab)" kernel), the kernel's threads that run cells go into a
 :class:`~netlab_magic.sandbox.sandbox.Sandbox` of their own, made as the in-kernel lab makes its
 host: a private mount namespace, and a network namespace with ``lo`` only and no uplink, its
-keeper tearing it down when the kernel ends (``kill -9`` included). The main thread moves
-first, then QEMU starts from it (so the keeper ends QEMU too); ipykernel's subshells join it
-(:mod:`netlab_magic.sandbox.threads`). Where namespaces are refused (the VM's reason to be:
+keeper tearing it down when the kernel ends (``kill -9`` included); ipykernel's subshells join it
+(:mod:`netlab_magic.sandbox.threads`). QEMU is not a cell's: the kernel's launcher starts it
+before this wall is made (it has no network device, ``-nic none``, and ``--pdeathsig`` ends it
+with the kernel); one started later (a fresh VM after a crash) starts from inside the wall. Where namespaces are refused (the VM's reason to be:
 mybinder.org, a container under Docker's default seccomp profile), there is no such wall, and
 :attr:`KernelNetwork.reaches` says so: the doctor and the README repeat that one line.
 """

@@ -8,10 +8,11 @@ and handles staying in the guest as :class:`~.remote.Remote` objects. Lab-side f
 take the lab (a trace, a probe) run there through :meth:`VMLab.call`. The VM is the sandbox
 around that lab: it has no network device at all.
 
-The VM boots in the background from the moment the lab is made (the kernel's start), and the
-first call (or a reset: each notebook's first cell) waits for it with a progress line. A VM that
-died (crashed, killed) is reported in one line by the call that finds it dead, and a fresh one
-starts booting at once for the next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
+The VM boots in the background from the kernel's start (its launcher starts QEMU before
+``ipykernel`` loads, and the lab takes that VM over), and the first call (or a reset: each
+notebook's first cell) waits for it with a progress line. A VM that died (crashed, killed) is
+reported in one line by the call that finds it dead, and a fresh one starts booting at once for
+the next call. A reset is the guest lab's reset (a fresh VM only if the old one died).
 
 The kernel's own cells, beside the VM, are walled in an empty network namespace where the
 machine allows it (:mod:`.kernel_network`), and their pyroute2 objects live in the guest
@@ -85,7 +86,8 @@ class VMLab:
 
     def _boot(self) -> Machine:
         machine = Machine(self.image)
-        machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
+        if not machine.take_over():  # the kernel's launcher started it already
+            machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
         return machine
 
     def agent(self) -> AgentClient:

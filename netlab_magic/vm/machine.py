@@ -10,10 +10,15 @@ init powers the VM off and QEMU exits (``-no-reboot``).
 A ``-machine microvm`` guest boots in about two seconds under TCG; without ``tsc_early_khz=`` it
 hung about one boot in eleven calibrating its clock against a PIT it does not have, so the
 host's TSC frequency is passed (FINDINGS: the feasibility run).
+
+The kernel's launcher starts the VM before ``ipykernel`` loads (:meth:`Machine.hand_over`), and the
+kernel it ``exec``\\ s takes that QEMU over (:meth:`Machine.take_over`): the same process, so the
+same parent thread for ``--pdeathsig``, the listening socket and the logs inherited as descriptors.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -36,6 +41,12 @@ MEMORY_MIB = 512
 TB_SIZE_MIB = 64
 #: How long the guest gets to boot and answer, under TCG on a busy machine.
 READY_TIMEOUT = 60.0
+#: What the kernel's launcher hands the kernel it execs: a started VM (:meth:`Machine.hand_over`).
+HANDOVER_ENV = "NETLAB_VM_STARTED"
+#: The guest kernel's self-tests of its crypto code at boot, skipped: under TCG they were its slowest
+#: steps (initcall_debug: crypto_algapi_init 0.57 s, crypto_kdf108_init 0.11 s of a ~3 s boot), and
+#: the lab uses no kernel crypto. Nothing else of the kernel changes.
+BOOT_SHORTCUTS = ("cryptomgr.notests", "initcall_blacklist=crypto_kdf108_init")
 _KERNEL_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")  # "[    1.364750] " before a kernel message
 
 
@@ -66,8 +77,8 @@ def qemu_argv(image: Image, socket_path: str, console_path: str, package: str, p
 
     ``package`` is the directory that holds ``netlab_magic``, ``python`` the interpreter (this
     kernel's: its site-packages) that runs the lab's server in the guest."""
-    append = ["console=ttyS0", "quiet", "panic=-1", f"netlab.python={python}", f"netlab.package={package}",
-              f"netlab.modules={image.modules}"]
+    append = ["console=ttyS0", "quiet", "panic=-1", *BOOT_SHORTCUTS, f"netlab.python={python}",
+              f"netlab.package={package}", f"netlab.modules={image.modules}"]
     khz = tsc_khz()
     if khz:
         append.append(f"tsc_early_khz={khz}")
@@ -89,6 +100,38 @@ def _guest_paths(*paths: str) -> None:
             raise VMError(f"the guest cannot use a path with a space or comma: {path}")
 
 
+class _Child:
+    """A QEMU this process started before an ``exec`` (the launcher's): waited for by its pid, as a Popen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already: it ended
+                pid, status = self.pid, 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.poll() is None:
+            try:
+                ended = os.pidfd_open(self.pid)
+            except ProcessLookupError:
+                return self.poll() or 0
+            try:
+                if not select.select([ended], [], [], timeout)[0]:
+                    raise subprocess.TimeoutExpired(QEMU, timeout or 0)
+            finally:
+                os.close(ended)
+        code = self.poll()
+        return 0 if code is None else code
+
+
 class Machine:
     """One VM: :meth:`start` returns at once, :meth:`wait_ready` gives the agent's client."""
 
@@ -97,7 +140,7 @@ class Machine:
         # this kernel's interpreter as it was started (a venv's python: its pyvenv.cfg, its site-packages)
         self.python = python or sys.executable
         self.package = str(Path(__file__).resolve().parents[2])  # the directory that holds netlab_magic
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | _Child | None = None
         self.client: AgentClient | None = None
         self.started_at = 0.0
         self.ready_after: float | None = None  #: seconds from start to the agent's hello
@@ -137,6 +180,49 @@ class Machine:
             )
         finally:
             os.close(initrd)
+
+    def hand_over(self) -> None:
+        """Let the program this process ``exec``\\ s next take this started VM over (:meth:`take_over`).
+
+        Its socket and logs stay open across the ``exec``; :data:`HANDOVER_ENV` says where they are.
+        """
+        if self.proc is None or self._listener is None or self._dir is None:
+            raise VMError("only a VM that started and was not waited for can be handed over")
+        fds = {"listener": self._listener.detach(), **self._logs}  # this process lets go of them
+        self._listener, self._logs = None, {}
+        for fd in fds.values():
+            os.set_inheritable(fd, True)
+        os.environ[HANDOVER_ENV] = json.dumps({"pid": self.proc.pid, "fds": fds, "dir": self._dir,
+                                               "started_at": self.started_at, "image": str(self.image.directory)})
+
+    def take_over(self) -> bool:
+        """Become the VM this process's launcher started and handed over (:meth:`hand_over`), if any.
+
+        Instead of :meth:`start`, once per process; False if there is none, or if it boots
+        another image than this machine's (then it is stopped).
+        """
+        text = os.environ.pop(HANDOVER_ENV, None)
+        if not text or self.proc is not None:
+            return False
+        try:
+            state = json.loads(text)
+            fds = {name: int(fd) for name, fd in state["fds"].items()}
+            pid, self.started_at, self._dir = int(state["pid"]), float(state["started_at"]), str(state["dir"])
+            self.proc = _Child(pid)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
+        try:
+            for fd in fds.values():  # not to the kernel's own children
+                os.set_inheritable(fd, False)
+            self._listener = socket.socket(fileno=fds.pop("listener"))
+            self._logs = fds
+        except OSError:
+            self.stop()
+            return False
+        if state.get("image") != str(self.image.directory):
+            self.stop()
+            return False
+        return True
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> AgentClient:
         """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""
