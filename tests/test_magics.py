@@ -72,6 +72,17 @@ def test_one_line_connects_to_a_listener(lab):
     assert lab.ok("%netlab output l").stdout == "hi  there\n"  # spacing and quotes kept
 
 
+def test_output_until_waits_for_the_text_and_says_in_one_line_when_it_does_not_come(lab):
+    lab.ok("%%netns host --bg --name slow\nsleep 1; echo hello; sleep 30")
+    r = lab.ok("%netlab output slow --until hello")  # printed a second after the job started
+    assert r.stdout == "hello\n", r
+    r = lab.run("%netlab output slow --until goodbye -t 0.5")
+    assert r.stdout == "hello\n" and r.usage_error == "job 'slow' has not printed 'goodbye' (in 0.5 s); what it printed is above", r
+    lab.ok("%netlab stop slow")
+    r = lab.run("%netlab output slow --until goodbye")  # it ended: no wait for a text that cannot come
+    assert r.usage_error == "job 'slow' has not printed 'goodbye' (it ended); what it printed is above", r
+
+
 def test_output_streams_live(lab):
     msg = lab.send("%%netns host\necho first; sleep 1.5; echo second")
     reply = lab.collect(msg)

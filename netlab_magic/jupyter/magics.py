@@ -194,7 +194,15 @@ def _jobs(magics: "NetlabMagics", args: Parsed) -> Table:
 
 
 def _output(magics: "NetlabMagics", args: Parsed) -> None:
-    print(_job("output", args).output(), end="")
+    job = _job("output", args)
+    if args.until is None:
+        print(job.output(), end="")
+        return
+    printed, found = job.output_until(args.until, args.timeout)
+    print(printed, end="")
+    if not found:
+        raise UsageError(f"job {job.name!r} has not printed {args.until!r} "
+                         f"({'it ended' if not job.running else f'in {args.timeout:g} s'}); what it printed is above")
 
 
 def _stop(magics: "NetlabMagics", args: Parsed) -> None:
@@ -283,7 +291,11 @@ NETLAB = Registry([
     Command("reset", "", "Destroy everything in the lab (namespaces, interfaces, rules, jobs); start fresh", _reset),
     Command("doctor", "", "Which backend and mode the lab runs in, and why; each tool and capability", _doctor),
     Command("jobs", "", "The background jobs", _jobs),
-    Command("output", "JOB", "What a job printed", _output),
+    Command("output", "JOB", "What a job printed", _output, (
+        Flag(("--until",), "until", VALUE, "first wait until it has printed TEXT (a line that takes a moment "
+             "to cross: from a client to a listener)", "TEXT"),
+        Flag(("-t", "--timeout"), "timeout", VALUE, "with --until: give up after this many seconds (10)", "SECONDS",
+             type=float, default=10.0))),
     Command("stop", "JOB", "Stop a job", _stop),
     Command("send", "JOB TEXT...", "Type a line into a job, as in its terminal", _send, stop_at=1),
     Command("wait", "JOB", "Wait for a job to end", _wait, (

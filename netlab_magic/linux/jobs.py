@@ -88,6 +88,20 @@ class Job:
         with self._lock:
             return self._output.decode(errors="replace")
 
+    def output_until(self, text: str, timeout: float) -> tuple[str, bool]:
+        """Wait up to ``timeout`` seconds until the job has printed ``text`` (or has ended, or gone quiet
+        for good); return everything it printed so far, and whether ``text`` is in it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                printed = self._output.decode(errors="replace")
+            if text in printed:
+                return printed, True
+            if not self.running or time.monotonic() >= deadline:
+                printed = self.output()
+                return printed, text in printed
+            time.sleep(0.02)
+
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the job to end; True if it has."""
         if self.background:
