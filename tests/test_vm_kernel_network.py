@@ -17,6 +17,7 @@ import time
 import pytest
 
 from support.kernel_client import Kernel
+from support.pids import parents, processes
 from netlab_magic.backend import vm_ready
 from netlab_magic.vm.kernel_network import WALLED
 
@@ -28,25 +29,13 @@ PLAIN_CELL = ("import socket\n"
               "print([line.split(':')[0].strip() for line in open('/proc/self/net/dev').readlines()[2:]])")
 
 
-def _children() -> dict[int, int]:
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                pass
-    return parents
-
-
 def _descendants(pid: int, named: str) -> list[int]:
     """The live processes under ``pid`` whose command line holds ``named``."""
-    parents, found = _children(), []
-    for child in parents:
+    family, found = parents(), []
+    for child in family:
         ancestor = child
         while ancestor > 1 and ancestor != pid:
-            ancestor = parents.get(ancestor, 0)
+            ancestor = family.get(ancestor, 0)
         if ancestor == pid and child != pid:
             try:
                 with open(f"/proc/{child}/cmdline", "rb") as f:
@@ -58,15 +47,7 @@ def _descendants(pid: int, named: str) -> list[int]:
 
 
 def _in_netns(inode: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
+    return processes(lambda entry: os.stat(f"/proc/{entry}/ns/net").st_ino == inode)
 
 
 def _gone(pids: list[int], timeout: float = 15.0) -> bool:
@@ -99,7 +80,7 @@ def test_plain_cells_of_the_vm_backend_are_in_an_empty_namespace_and_kill_9_leav
         assert inode != os.stat("/proc/self/ns/net").st_ino
         walls = _descendants(k.pid, "keeper.py") + _descendants(k.pid, "qemu-system")
         assert len(walls) == 2, walls  # the keeper, and QEMU (booting, or up)
-        inside = _in_netns(inode)  # the kernel, QEMU (started from its main thread)
+        inside = _in_netns(inode)  # the kernel (QEMU, started by its launcher before, is not)
     except BaseException:
         k.shutdown()
         raise

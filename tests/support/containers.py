@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .pids import processes
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "netlab-workbook:test"
 SUITE = "bookworm"
@@ -300,15 +302,7 @@ class PodmanRootless:
 
 
 def uid_processes(uid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
+    return processes(lambda entry: os.stat(f"/proc/{entry}").st_uid == uid)
 
 
 def probe_result(r: subprocess.CompletedProcess) -> dict:
