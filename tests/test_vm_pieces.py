@@ -214,3 +214,16 @@ def test_the_prefix_cache_is_looked_in_after_the_users(tmp_path, monkeypatch):
     (current / "image.json").write_text('{"kernel_release": "6.1.0-1-amd64", "package": "linux-image-6.1.0-1-amd64=1"}')
     (image.prefix_cache() / "current").symlink_to(current.name)
     assert image.find().directory == current
+
+
+def test_where_namespaces_are_refused_a_missing_vm_is_a_failed_check_with_its_line(monkeypatch, tmp_path):
+    from netlab_magic.jupyter import doctor
+
+    monkeypatch.setenv("NETLAB_KERNEL_ERROR", "netlab: a seccomp filter refuses unshare(CLONE_NEWUSER) (...)")
+    monkeypatch.setenv("NETLAB_VM_CACHE", str(tmp_path))
+    monkeypatch.setattr(image, "SYSTEM_CACHE", tmp_path / "none")
+    monkeypatch.setattr(image.sys, "prefix", str(tmp_path / "env"))
+    monkeypatch.setattr(backend, "_chosen", None)
+    vm = {c.name: c for c in doctor.backend_checks()}["VM"]
+    assert not vm.ok and "the kernel refuses namespaces here: missing the VM's kernel and initramfs" in vm.detail
+    assert vm.advice.startswith("apt-get install -y qemu-system-x86 kmod && netlab-magic vm prepare")

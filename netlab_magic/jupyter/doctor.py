@@ -311,6 +311,9 @@ def backend_checks() -> list[Check]:
                             "(the checks and the widgets read it); %%netns --python runs in the guest's Python, "
                             "with variables of its own (not the kernel's); !commands run in a pipe there, not a "
                             "terminal", VM_SETUP if missing else ""))
+    elif missing and refusal():
+        checks.append(Check("VM", False, f"not set up, and the kernel refuses namespaces here: missing {missing}",
+                            f"{VM_SETUP} (apt-get as root; an image: binder/apt.txt and postBuild), then start the kernel again"))
     elif missing:
         checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",
                             f"to have it: {VM_SETUP}"))
