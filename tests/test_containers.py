@@ -200,6 +200,9 @@ def test_docker_default_what_the_vm_costs(docker):
 def test_docker_default_the_workbook_passes_nbval_in_the_vm(docker):
     r = docker.cli([*DOCKER_RUN, C.IMAGE, *NBVAL], check=False, timeout=3400)
     failed = [line[len("FAILED "):].split(" - ")[0] for line in r.stdout.splitlines() if line.startswith("FAILED ")]
+    report = os.environ.get("NETLAB_CONTAINER_REPORT")
+    if report:  # each failed cell's difference, whole, beside the table
+        Path(report).with_suffix(".nbval-vm.txt").write_text(r.stdout + r.stderr)
     record("nbval, docker default (the VM)", "pytest --nbval notebooks/ in the container, the kernel's own choice",
            {"ok": r.returncode == 0, "summary": _last_line(r), "failed": failed})
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
