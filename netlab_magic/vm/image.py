@@ -1,10 +1,11 @@
 """Where the VM's pieces come from: Debian's own kernel and busybox, unpacked into a per-user cache.
 
 :func:`prepare` (``netlab-magic vm prepare``, ``scripts/setup.sh --vm``) builds the image from
-the packages installed on this machine when they are there (:func:`installed`: Binder's
-``apt.txt`` installs ``linux-image-amd64`` and ``busybox-static``; nothing is downloaded), else
-it is the only step that downloads anything, and only from the distribution's package archive,
-with ``apt-get download`` (no root, nothing installed on the machine):
+the packages installed on this machine when they are there (:func:`installed`: ``apt-get
+install linux-image-amd64 busybox-static``; nothing is downloaded), else it is the only step
+that downloads anything, and only from the distribution's package archive, with ``apt-get
+download`` (no root, nothing installed on the machine; where the package lists were removed, as
+in a repo2docker image, into lists of its own: :func:`_apt_options`):
 
 * the kernel: the package ``linux-image-amd64`` depends on (Debian 12: ``linux-image-6.1.0-N-amd64``,
   the generic flavour: the ``-cloud-`` one has no 9p), unpacked with ``dpkg-deb -x``; its
@@ -162,9 +163,13 @@ def installed(root: Path = Path("/")) -> Installed | None:
     if not usable:
         return None
     release = max(usable, key=_release_key)
-    version = subprocess.run(["dpkg-query", f"--admindir={root / 'var' / 'lib' / 'dpkg'}", "-W", "-f=${Version}",
-                              f"linux-image-{release}"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    return Installed(root, release, f"linux-image-{release}={version.stdout.strip() or 'unknown'}")
+    try:
+        version = subprocess.run(["dpkg-query", f"--admindir={root / 'var' / 'lib' / 'dpkg'}", "-W", "-f=${Version}",
+                                  f"linux-image-{release}"], capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL).stdout.strip()
+    except OSError:  # no dpkg
+        version = ""
+    return Installed(root, release, f"linux-image-{release}={version or 'unknown'}")
 
 
 def _release_key(release: str) -> list[int]:
