@@ -27,16 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check what the lab needs on this machine")
     vm = sub.add_parser("vm", help="the small VM that runs the lab where the kernel refuses namespaces")
     vm.add_argument("action", choices=["prepare"],
-                    help="prepare: download Debian's kernel and busybox packages (apt-get download) and build "
-                         "the VM's image in your cache")
-    vm.add_argument("--system", action="store_true", help="as root: into /var/cache/netlab-magic/vm, for every user")
+                    help="prepare: build the VM's image in your cache from the installed kernel and busybox-static "
+                         "(linux-image-amd64), else from Debian's packages (apt-get download)")
+    into = vm.add_mutually_exclusive_group()
+    into.add_argument("--system", action="store_true", help="as root: into /var/cache/netlab-magic/vm, for every user")
+    into.add_argument("--sys-prefix", action="store_true",
+                      help="into this Python's prefix (share/netlab-magic/vm), for every user of it (Binder's postBuild)")
+    vm.add_argument("--if-missing", action="store_true",
+                    help="do nothing where the lab finds an image already (yours, this Python's or the machine's)")
     args = parser.parse_args(argv)
 
     if args.command == "vm":
-        from .vm.image import SYSTEM_CACHE, ImageError, prepare
+        from .vm.image import SYSTEM_CACHE, ImageError, find, prefix_cache, prepare
 
+        if args.if_missing and find() is not None:
+            print(f"the VM image is ready: {find().directory} (--if-missing: nothing to do)")
+            return 0
         try:
-            prepare(SYSTEM_CACHE if args.system else None)
+            prepare(SYSTEM_CACHE if args.system else prefix_cache() if args.sys_prefix else None)
         except ImageError as err:
             print(f"{PROG} vm prepare: {err}", file=sys.stderr)
             return 1

@@ -37,5 +37,5 @@ fi
 export NETLAB_CONTAINER_TESTS=1
 mkdir -p "$ROOT/artifacts"
 export NETLAB_CONTAINER_REPORT="${NETLAB_CONTAINER_REPORT:-$ROOT/artifacts/container-results.json}"
-timeout -k 30 3600 "$ROOT/.venv/bin/python" -m pytest -p no:cacheprovider -rfEs -v tests/test_containers.py "$@" </dev/null
+timeout -k 30 7200 "$ROOT/.venv/bin/python" -m pytest -p no:cacheprovider -rfEs -v tests/test_containers.py "$@" </dev/null
 echo "==> per-platform results: $NETLAB_CONTAINER_REPORT"

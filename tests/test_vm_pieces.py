@@ -188,3 +188,75 @@ def test_a_pyroute2_message_crosses_as_its_bytes_and_is_rebuilt_as_its_own_class
         return [m.get("ifname") async for m in messages.unpack(messages.AsyncItems([messages.pack(read)]))]
 
     assert asyncio.run(names()) == ["br9"]
+
+
+def _installed_root(root, source: image.Image) -> None:
+    """A machine where the kernel and busybox-static are installed (as Binder's apt.txt would): the
+    real Debian modules the boot needs (from the prepared image), a bzImage whose XZ payload is an
+    ELF, and a static ELF as /bin/busybox (this machine's static ldconfig: nothing boots here)."""
+    release = source.kernel_release
+    tree = root / "lib" / "modules" / release / "kernel"
+    for sub in ("drivers/virtio", "drivers/char", "net/9p", "fs/9p", "fs/netfs", "fs/fscache", "fs/overlayfs"):
+        (tree / sub).parent.mkdir(parents=True, exist_ok=True)
+        (tree / sub).symlink_to(source.modules / "kernel" / sub)
+    (root / "boot").mkdir()
+    elf = open("/sbin/ldconfig", "rb").read()
+    (root / "boot" / f"vmlinuz-{release}").write_bytes(b"MZ setup" + lzma.compress(elf, format=lzma.FORMAT_XZ, preset=0))
+    (root / "bin").mkdir()
+    (root / "bin" / "busybox").write_bytes(elf)
+    (root / "lib" / "modules" / f"{release.replace('-amd64', '-cloud-amd64')}" / "kernel").mkdir(parents=True)
+
+
+def test_prepare_builds_from_the_installed_kernel_and_busybox_without_apt(tmp_path, monkeypatch):
+    source = image.find(image.SYSTEM_CACHE) or image.find()
+    if source is None:
+        pytest.skip("no prepared VM image to take Debian's modules from (scripts/setup.sh --vm)")
+    root = tmp_path / "root"
+    _installed_root(root, source)
+    found = image.installed(root)
+    assert found is not None and found.release == source.kernel_release  # the cloud flavour (no 9p) is passed over
+    which = image._which
+    monkeypatch.setattr(image, "_which", lambda tool: None if tool in ("apt-get", "dpkg-deb") else which(tool))
+    progress = []
+    made = image.prepare(tmp_path / "cache", progress.append, root=root)  # no apt-get: nothing downloaded
+    assert made.package == f"linux-image-{source.kernel_release}=unknown" and made.kernel_release == source.kernel_release
+    assert made.vmlinux.read_bytes() == open("/sbin/ldconfig", "rb").read()
+    initrd = made.initrd.read_bytes()
+    assert b"modules/order" in initrd and b"9pnet_virtio.ko\n" in initrd and b"bin/busybox" in initrd
+    assert (made.modules / "modules.dep").is_file() and image.find(tmp_path / "cache") == made
+    assert progress[0].startswith(f"using the installed linux-image-{source.kernel_release}")
+    assert image.prepare(tmp_path / "cache", progress.append, root=root) == made  # kept, not built again
+    assert progress[-1].startswith("the VM image is ready")
+
+
+def test_a_dynamic_busybox_is_not_an_installed_one(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "busybox").write_bytes(open("/bin/ls", "rb").read())  # needs ld.so: not busybox-static
+    assert image.installed(tmp_path) is None
+
+
+def test_the_prefix_cache_is_looked_in_after_the_users(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETLAB_VM_CACHE", str(tmp_path / "user"))
+    monkeypatch.setattr(image.sys, "prefix", str(tmp_path / "env"))
+    monkeypatch.setattr(image, "SYSTEM_CACHE", tmp_path / "none")
+    assert image.prefix_cache() == tmp_path / "env" / "share" / "netlab-magic" / "vm"
+    current = image.prefix_cache() / "linux-image-6.1.0-1-amd64=1"
+    (current / "lib" / "modules" / "6.1.0-1-amd64").mkdir(parents=True)
+    for name in ("vmlinux", "initrd.cpio"):
+        (current / name).write_bytes(b"x")
+    (current / "image.json").write_text('{"kernel_release": "6.1.0-1-amd64", "package": "linux-image-6.1.0-1-amd64=1"}')
+    (image.prefix_cache() / "current").symlink_to(current.name)
+    assert image.find().directory == current
+
+
+def test_where_namespaces_are_refused_a_missing_vm_is_a_failed_check_with_its_line(monkeypatch, tmp_path):
+    from netlab_magic.jupyter import doctor
+
+    monkeypatch.setenv("NETLAB_KERNEL_ERROR", "netlab: a seccomp filter refuses unshare(CLONE_NEWUSER) (...)")
+    monkeypatch.setenv("NETLAB_VM_CACHE", str(tmp_path))
+    monkeypatch.setattr(image, "SYSTEM_CACHE", tmp_path / "none")
+    monkeypatch.setattr(image.sys, "prefix", str(tmp_path / "env"))
+    monkeypatch.setattr(backend, "_chosen", None)
+    vm = {c.name: c for c in doctor.backend_checks()}["VM"]
+    assert not vm.ok and "the kernel refuses namespaces here: missing the VM's kernel and initramfs" in vm.detail
+    assert vm.advice.startswith("apt-get install -y qemu-system-x86 kmod && netlab-magic vm prepare")

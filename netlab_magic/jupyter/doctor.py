@@ -312,6 +312,9 @@ def backend_checks() -> list[Check]:
                             "status, trace, capture, conntrack, reset and doctor run, Lab.current() is the VM's lab "
                             "(the checks and the widgets read it); %%netns --python runs in the guest's Python, "
                             "with variables of its own (not the kernel's)", VM_SETUP if missing else ""))
+    elif missing and refusal():
+        checks.append(Check("VM", False, f"not set up, and the kernel refuses namespaces here: missing {missing}",
+                            f"{VM_SETUP} (apt-get as root; an image: binder/apt.txt and postBuild), then start the kernel again"))
     elif missing:
         checks.append(Check("VM", True, "not set up (it runs the lab only where the kernel refuses namespaces)",
                             f"to have it: {VM_SETUP}"))

@@ -1,8 +1,11 @@
 """Where the VM's pieces come from: Debian's own kernel and busybox, unpacked into a per-user cache.
 
-:func:`prepare` (``netlab-magic vm prepare``, ``scripts/setup.sh --vm``) is the only step that
-downloads anything, and only from the distribution's package archive, with ``apt-get download``
-(no root, nothing installed on the machine):
+:func:`prepare` (``netlab-magic vm prepare``, ``scripts/setup.sh --vm``) builds the image from
+the packages installed on this machine when they are there (:func:`installed`: ``apt-get
+install linux-image-amd64 busybox-static``; nothing is downloaded), else it is the only step
+that downloads anything, and only from the distribution's package archive, with ``apt-get
+download`` (no root, nothing installed on the machine; where the package lists were removed, as
+in a repo2docker image, into lists of its own: :func:`_apt_options`):
 
 * the kernel: the package ``linux-image-amd64`` depends on (Debian 12: ``linux-image-6.1.0-N-amd64``,
   the generic flavour: the ``-cloud-`` one has no 9p), unpacked with ``dpkg-deb -x``; its
@@ -14,8 +17,9 @@ downloads anything, and only from the distribution's package archive, with ``apt
 
 Everything else the guest runs (``ip``, ``iptables``, ``nc``, ``python3``) is this machine's own,
 shared read-only over virtio-9p. The cache is ``$NETLAB_VM_CACHE``, else
-``$XDG_CACHE_HOME/netlab-magic/vm`` (``~/.cache/netlab-magic/vm``), or for every user of the
-machine :data:`SYSTEM_CACHE`.
+``$XDG_CACHE_HOME/netlab-magic/vm`` (``~/.cache/netlab-magic/vm``), or for every user of a
+Python environment :func:`prefix_cache` (Binder's image), or for every user of the machine
+:data:`SYSTEM_CACHE`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +51,11 @@ BOOT_MODULES = ("virtio_mmio", "virtio_console", "9pnet_virtio", "9p", "overlay"
 KEPT_MODULE_DIRS = ("arch", "crypto", "fs", "lib", "net", "drivers/net", "drivers/virtio", "drivers/char")
 #: The host tools :func:`prepare` needs, and the Debian packages that have them.
 PREPARE_TOOLS = {"apt-get": "apt", "dpkg-deb": "dpkg", "depmod": "kmod", "modprobe": "kmod"}
+#: What it needs when the kernel and busybox are installed already (:func:`installed`).
+INSTALLED_TOOLS = {"depmod": "kmod", "modprobe": "kmod"}
 GUEST_INIT = Path(__file__).with_name("guest_init.sh")
 _XZ_MAGIC = b"\xfd7zXZ\x00"
+_PT_INTERP = 3
 
 
 class ImageError(NetlabError):
@@ -84,11 +92,18 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
     return Path(base) / "netlab-magic" / "vm"
 
 
+def prefix_cache(prefix: str | None = None) -> Path:
+    """The cache in a Python environment's prefix (``netlab-magic vm prepare --sys-prefix``), for
+    every user of that environment: Binder's postBuild prepares the image there, where a home
+    directory mounted over the image's own (a hub's persistent home) cannot hide it."""
+    return Path(prefix or sys.prefix) / "share" / "netlab-magic" / "vm"
+
+
 def find(cache: Path | None = None) -> Image | None:
     """The prepared image (the one :func:`prepare` made last) in ``cache``; by default in the user's
-    cache, else in :data:`SYSTEM_CACHE`; or None."""
+    cache, else in this Python's :func:`prefix_cache`, else in :data:`SYSTEM_CACHE`; or None."""
     if cache is None:
-        return _find_in(cache_dir()) or _find_in(SYSTEM_CACHE)
+        return _find_in(cache_dir()) or _find_in(prefix_cache()) or _find_in(SYSTEM_CACHE)
     return _find_in(cache)
 
 
@@ -103,57 +118,117 @@ def _find_in(cache: Path) -> Image | None:
     return image
 
 
-def missing_tools() -> list[str]:
-    """The Debian packages whose tools :func:`prepare` needs and this machine lacks."""
-    return sorted({pkg for tool, pkg in PREPARE_TOOLS.items() if not _which(tool)})
+def missing_tools(tools: dict[str, str] = PREPARE_TOOLS) -> list[str]:
+    """The Debian packages whose ``tools`` (by default what :func:`prepare` downloads with) this machine lacks."""
+    return sorted({pkg for tool, pkg in tools.items() if not _which(tool)})
 
 
 def _which(tool: str) -> str | None:
     return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
 
 
-def prepare(cache: Path | None = None, progress: Callable[[str], None] = print) -> Image:
-    """Download the kernel and busybox packages, unpack them and build the image; return it.
+@dataclass(frozen=True)
+class Installed:
+    """A kernel and a static busybox installed on this machine, to build the image from without a download."""
 
-    Idempotent: a cache that already holds the image of the current kernel package is kept.
+    root: Path
+    release: str  #: e.g. ``6.1.0-57-amd64``
+    package: str  #: ``linux-image-RELEASE=VERSION`` (the version from dpkg's database, if it has one)
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / "boot" / f"vmlinuz-{self.release}"
+
+    @property
+    def modules(self) -> Path:
+        return self.root / "lib" / "modules" / self.release
+
+    @property
+    def busybox(self) -> Path:
+        return self.root / "bin" / "busybox"
+
+
+def installed(root: Path = Path("/")) -> Installed | None:
+    """The newest kernel under ``root`` the guest can boot (a readable ``/boot/vmlinuz-R`` and its
+    ``/lib/modules/R``; not the cloud flavour, which has no 9p), if ``/bin/busybox`` is static
+    (``busybox-static``: the initramfs has no C library); else None."""
+    if not _is_static_elf(root / "bin" / "busybox"):
+        return None
+    try:
+        names = [p.name for p in (root / "lib" / "modules").iterdir()]
+    except OSError:
+        return None
+    usable = [r for r in names if "cloud" not in r and (root / "lib" / "modules" / r / "kernel").is_dir()
+              and os.access(root / "boot" / f"vmlinuz-{r}", os.R_OK)]
+    if not usable:
+        return None
+    release = max(usable, key=_release_key)
+    try:
+        version = subprocess.run(["dpkg-query", f"--admindir={root / 'var' / 'lib' / 'dpkg'}", "-W", "-f=${Version}",
+                                  f"linux-image-{release}"], capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL).stdout.strip()
+    except OSError:  # no dpkg
+        version = ""
+    return Installed(root, release, f"linux-image-{release}={version or 'unknown'}")
+
+
+def _release_key(release: str) -> list[int]:
+    return [int(n) for n in "".join(c if c.isdigit() else " " for c in release).split()]
+
+
+def _is_static_elf(path: Path) -> bool:
+    """A 64-bit little-endian ELF with no program interpreter (``PT_INTERP``): it runs without ld.so."""
+    try:
+        head = path.read_bytes()[:65536]
+    except OSError:
+        return False
+    if head[:6] != b"\x7fELF\x02\x01":
+        return False
+    phoff = int.from_bytes(head[0x20:0x28], "little")
+    size, count = int.from_bytes(head[0x36:0x38], "little"), int.from_bytes(head[0x38:0x3A], "little")
+    if phoff + size * count > len(head):
+        return False
+    return all(int.from_bytes(head[phoff + i * size:phoff + i * size + 4], "little") != _PT_INTERP
+               for i in range(count))
+
+
+def prepare(cache: Path | None = None, progress: Callable[[str], None] = print, root: Path = Path("/")) -> Image:
+    """Build the image from the kernel and busybox installed under ``root`` (:func:`installed`), else
+    from the packages downloaded with ``apt-get download`` (:func:`_apt_options`); return it.
+
+    Idempotent: a cache that already holds the image of that kernel package is kept.
     """
     cache = cache or cache_dir()
-    missing = missing_tools()
+    local = installed(root)
+    missing = missing_tools(INSTALLED_TOOLS if local else PREPARE_TOOLS)
     if missing:
         raise ImageError(f"preparing the VM needs {', '.join(missing)}: apt-get install -y {' '.join(missing)}")
     if " " in str(cache.resolve()) or "," in str(cache.resolve()):
         raise ImageError(f"the VM cache's path must have no space or comma (QEMU and the guest split on them): {cache}")
-    package = kernel_package()
-    existing = _find_in(cache)
-    if existing is not None and existing.package.split("=")[0] == package:
-        progress(f"the VM image is ready: {existing.directory} ({existing.package})")
-        return existing
+    if local is not None and _kept(cache, local.package, progress):
+        return _find_in(cache)  # type: ignore[return-value]
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="prepare-", dir=cache))
     try:
-        progress(f"downloading {package} and {BUSYBOX_PACKAGE} with apt-get download ...")
-        debs = _download(work, [package, BUSYBOX_PACKAGE])
-        unpacked = work / "unpacked"
-        for deb in debs:
-            _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
-        version = _run(["dpkg-deb", "-f", str(debs[0]), "Version"]).strip()
-        release = _kernel_release(unpacked)
-        target = work / "image"
-        target.mkdir()
-        progress(f"extracting the uncompressed kernel of {release} ...")
-        (target / "vmlinux").write_bytes(vmlinux_from_bzimage((unpacked / "boot" / f"vmlinuz-{release}").read_bytes()))
-        progress("pruning and indexing its modules (depmod) ...")
-        modules = target / "lib" / "modules" / release
-        _keep_modules(unpacked / "lib" / "modules" / release, modules)
-        _run([_which("depmod") or "depmod", "-b", str(target), release])
-        progress("building the initramfs (busybox, virtio, 9p, overlay) ...")
-        order = boot_module_order(target, release)
-        (target / "initrd.cpio").write_bytes(initramfs(unpacked / "bin" / "busybox", modules, order))
-        (target / "image.json").write_text(json.dumps({"kernel_release": release, "package": f"{package}={version}"}))
-        final = cache / f"{package}={version}"
+        if local is None:
+            apt = _apt_options(work, progress)
+            package = kernel_package(apt)
+            if _kept(cache, package, progress):
+                return _find_in(cache)  # type: ignore[return-value]
+            progress(f"downloading {package} and {BUSYBOX_PACKAGE} with apt-get download ...")
+            debs = _download(work, [package, BUSYBOX_PACKAGE], apt)
+            unpacked = work / "unpacked"
+            for deb in debs:
+                _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+            version = _run(["dpkg-deb", "-f", str(debs[0]), "Version"]).strip()
+            local = Installed(unpacked, _kernel_release(unpacked), f"{package}={version}")
+        else:
+            progress(f"using the installed {local.package} and {local.busybox} (no download)")
+        _build(work / "image", local, progress)
+        final = cache / local.package
         if final.exists():
             shutil.rmtree(final)
-        target.rename(final)
+        (work / "image").rename(final)
         tmp_link = cache / "current.new"
         tmp_link.unlink(missing_ok=True)
         tmp_link.symlink_to(final.name)
@@ -166,9 +241,50 @@ def prepare(cache: Path | None = None, progress: Callable[[str], None] = print) 
     return image
 
 
-def kernel_package() -> str:
+def _kept(cache: Path, package: str, progress: Callable[[str], None]) -> bool:
+    """Whether ``cache`` holds the image of ``package`` already (``NAME=VERSION``, or a download's ``NAME``)."""
+    existing = _find_in(cache)
+    if existing is None or package not in (existing.package, existing.package.split("=")[0]):
+        return False
+    progress(f"the VM image is ready: {existing.directory} ({existing.package})")
+    return True
+
+
+def _apt_options(work: Path, progress: Callable[[str], None], lists: Path = Path("/var/lib/apt/lists")) -> list[str]:
+    """apt's options for :func:`kernel_package` and :func:`_download`: none where the machine has its
+    package lists; where they were removed (a container image: repo2docker deletes them after
+    ``apt.txt``), the lists of the machine's own sources fetched into ``work``, as this user."""
+    if any(lists.glob("*_Packages*")):
+        return []
+    own = work / "apt"
+    for d in (own / "lists" / "partial", own / "cache" / "archives" / "partial"):
+        d.mkdir(parents=True)
+    options = ["-o", f"Dir::State::Lists={own / 'lists'}", "-o", f"Dir::Cache={own / 'cache'}",
+               "-o", "Debug::NoLocking=true"]
+    progress(f"the machine has no package lists ({lists}): apt-get update into {own} ...")
+    _run(["apt-get", "update", "-q", *options])
+    return options
+
+
+def _build(target: Path, source: Installed, progress: Callable[[str], None]) -> None:
+    """The image in ``target``: the uncompressed kernel, its pruned and indexed modules, the initramfs."""
+    release = source.release
+    target.mkdir()
+    progress(f"extracting the uncompressed kernel of {release} ...")
+    (target / "vmlinux").write_bytes(vmlinux_from_bzimage(source.vmlinuz.read_bytes()))
+    progress("pruning and indexing its modules (depmod) ...")
+    modules = target / "lib" / "modules" / release
+    _keep_modules(source.modules, modules)
+    _run([_which("depmod") or "depmod", "-b", str(target), release])
+    progress("building the initramfs (busybox, virtio, 9p, overlay) ...")
+    order = boot_module_order(target, release)
+    (target / "initrd.cpio").write_bytes(initramfs(source.busybox, modules, order))
+    (target / "image.json").write_text(json.dumps({"kernel_release": release, "package": source.package}))
+
+
+def kernel_package(apt: list[str] | None = None) -> str:
     """The generic kernel package ``linux-image-amd64`` depends on today (``apt-cache depends``)."""
-    out = _run(["apt-cache", "depends", KERNEL_META_PACKAGE])
+    out = _run(["apt-cache", "depends", KERNEL_META_PACKAGE, *(apt or [])])
     for line in out.splitlines():
         kind, _, name = line.strip().partition(": ")
         if kind == "Depends" and name.startswith("linux-image-") and "cloud" not in name:
@@ -176,8 +292,8 @@ def kernel_package() -> str:
     raise ImageError(f"apt-cache depends {KERNEL_META_PACKAGE} names no kernel package: run apt-get update (as root)")
 
 
-def _download(work: Path, packages: list[str]) -> list[Path]:
-    _run(["apt-get", "download", "-q", *packages], cwd=work)
+def _download(work: Path, packages: list[str], apt: list[str] | None = None) -> list[Path]:
+    _run(["apt-get", "download", "-q", *(apt or []), *packages], cwd=work)
     debs = []
     for name in packages:
         found = sorted(work.glob(f"{name}_*.deb"))

@@ -2,9 +2,9 @@
 
 No image registry can be reached here, so the base image is made from Debian packages:
 ``debootstrap`` into a directory, then the steps repo2docker runs for a ``binder/`` directory
-(``apt.txt`` with apt-get, a user ``jovyan`` with uid 1000 owning the repository in its home,
-the environment, ``pip install -r binder/requirements.txt`` from the repository's root, then
-``binder/postBuild``, all as that user), then the directory is imported as an image (``docker
+(``apt.txt`` with apt-get, then the package lists removed, a user ``jovyan`` with uid 1000
+owning the repository in its home, the environment, ``pip install -r binder/requirements.txt``
+from the repository's root, then ``binder/postBuild``, all as that user), then the directory is imported as an image (``docker
 import``, ``podman import``). The build runs in a chroot inside a private mount namespace
 (``unshare -m``): its /proc and /dev mounts vanish with it.
 
@@ -85,6 +85,7 @@ cp /etc/resolv.conf "$R/etc/resolv.conf"
 chroot "$R" apt-get -qq update
 chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends $(cat "$R/home/jovyan/binder/apt.txt")
 chroot "$R" apt-get clean
+rm -rf "$R"/var/lib/apt/lists/*  # as repo2docker does: postBuild finds no package lists
 # the environment, owned by the notebook user; then, as that user, from the repository's root
 chroot "$R" python3 -m venv {venv}
 chroot "$R" chown -R {uid}:{uid} {venv} /home/jovyan
