@@ -260,3 +260,53 @@ def test_where_namespaces_are_refused_a_missing_vm_is_a_failed_check_with_its_li
     vm = {c.name: c for c in doctor.backend_checks()}["VM"]
     assert not vm.ok and "the kernel refuses namespaces here: missing the VM's kernel and initramfs" in vm.detail
     assert vm.advice.startswith("apt-get install -y qemu-system-x86 kmod && netlab-magic vm prepare")
+
+
+def test_debians_kernel_comes_from_the_machines_own_release_on_debian_else_bookworm(tmp_path):
+    os_release = tmp_path / "os-release"
+    os_release.write_text('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_CODENAME=trixie\n')
+    assert image.debian_suite(os_release) == "trixie"
+    os_release.write_text('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=jammy\n')
+    assert image.debian_suite(os_release) == "bookworm"  # Ubuntu is like Debian, not Debian: no jammy there
+    assert image.debian_suite(tmp_path / "none") == "bookworm"
+    keyring = image.Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+    assert image.debian_sources("bookworm", keyring) == (
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n")
+
+
+def _sources_without_a_kernel(tmp_path, monkeypatch) -> None:
+    """apt's own APT_CONFIG: this machine's sources as an empty list, as Ubuntu's have no linux-image-amd64."""
+    (tmp_path / "empty.list").write_text("")
+    (tmp_path / "empty.d").mkdir()
+    (tmp_path / "apt.conf").write_text(f'Dir::Etc::SourceList "{tmp_path / "empty.list"}";\n'
+                                       f'Dir::Etc::SourceParts "{tmp_path / "empty.d"}";\n')
+    monkeypatch.setenv("APT_CONFIG", str(tmp_path / "apt.conf"))
+
+
+def test_without_linux_image_amd64_in_the_machines_sources_prepare_turns_to_debians_archive(tmp_path, monkeypatch):
+    """The decision, with real apt and no network: the Debian mirror is a missing local directory."""
+    if not any(image.Path("/var/lib/apt/lists").glob("*_Packages*")):
+        pytest.skip("this machine has no package lists (apt-get update)")
+    assert image.has_candidate(image.KERNEL_META_PACKAGE)  # this Debian machine's own sources
+    _sources_without_a_kernel(tmp_path, monkeypatch)
+    assert not image.has_candidate(image.KERNEL_META_PACKAGE)
+    monkeypatch.setattr(image, "DEBIAN_MIRROR", f"file://{tmp_path / 'no-mirror'}")
+    (tmp_path / "root").mkdir()  # no installed kernel: the download path
+    progress = []
+    with pytest.raises(image.ImageError) as err:
+        image.prepare(tmp_path / "cache", progress.append, root=tmp_path / "root")
+    suite = image.debian_suite()  # this machine's own release: it is Debian
+    assert str(err.value).startswith(f"Debian {suite}'s lists could not be fetched or verified with /usr/share/keyrings/")
+    assert "\n" not in str(err.value) and "Release" in str(err.value), err.value
+    assert len(progress) == 1 and progress[0].startswith(
+        f"this machine's apt sources have no linux-image-amd64: Debian {suite}'s lists "
+        f"from file://{tmp_path / 'no-mirror'} into {tmp_path / 'cache'}/prepare-"), progress
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-built
+
+
+def test_without_debians_keyring_the_foreign_path_says_what_to_install(tmp_path):
+    with pytest.raises(image.ImageError) as err:
+        image.debian_archive_options(tmp_path, print, keyrings=(tmp_path / "none.gpg",))
+    assert str(err.value) == ("this machine's apt sources have no linux-image-amd64, and Debian's archive keyring "
+                              "to take Debian's is missing: apt-get install -y debian-archive-keyring")
+    assert list(tmp_path.iterdir()) == []

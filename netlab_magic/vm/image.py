@@ -5,7 +5,8 @@ the packages installed on this machine when they are there (:func:`installed`: `
 install linux-image-amd64 busybox-static``; nothing is downloaded), else it is the only step
 that downloads anything, and only from the distribution's package archive, with ``apt-get
 download`` (no root, nothing installed on the machine; where the package lists were removed, as
-in a repo2docker image, into lists of its own: :func:`_apt_options`):
+in a repo2docker image, into lists of its own: :func:`_apt_options`; where the distribution
+has no ``linux-image-amd64``, as Ubuntu, from Debian's archive: :func:`debian_archive_options`):
 
 * the kernel: the package ``linux-image-amd64`` depends on (Debian 12: ``linux-image-6.1.0-N-amd64``,
   the generic flavour: the ``-cloud-`` one has no 9p), unpacked with ``dpkg-deb -x``; its
@@ -45,6 +46,14 @@ CACHE_ENV = "NETLAB_VM_CACHE"
 SYSTEM_CACHE = Path("/var/cache/netlab-magic/vm")
 KERNEL_META_PACKAGE = "linux-image-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
+#: Where :func:`debian_archive_options` fetches Debian's lists from on a machine that is not Debian.
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+#: The release it takes there unless the machine is Debian itself (why: :func:`debian_suite`).
+DEBIAN_SUITE = "bookworm"
+#: The package ``debian-archive-keyring``'s keyring, which apt checks Debian's lists against
+#: (Debian 13's is ``.pgp``; Debian 12's and Ubuntu's ``.gpg``).
+DEBIAN_KEYRINGS = (Path("/usr/share/keyrings/debian-archive-keyring.pgp"),
+                   Path("/usr/share/keyrings/debian-archive-keyring.gpg"))
 #: What the initramfs loads before it can mount the shared root, dependencies resolved by modprobe.
 BOOT_MODULES = ("virtio_mmio", "virtio_console", "9pnet_virtio", "9p", "overlay")
 #: The parts of the kernel's module tree the lab can need (the rest: sound, GPUs, ...: ~300 MB).
@@ -212,6 +221,8 @@ def prepare(cache: Path | None = None, progress: Callable[[str], None] = print, 
     try:
         if local is None:
             apt = _apt_options(work, progress)
+            if not has_candidate(KERNEL_META_PACKAGE, apt):
+                apt = debian_archive_options(work, progress)
             package = kernel_package(apt)
             if _kept(cache, package, progress):
                 return _find_in(cache)  # type: ignore[return-value]
@@ -257,12 +268,83 @@ def _apt_options(work: Path, progress: Callable[[str], None], lists: Path = Path
     if any(lists.glob("*_Packages*")):
         return []
     own = work / "apt"
-    for d in (own / "lists" / "partial", own / "cache" / "archives" / "partial"):
-        d.mkdir(parents=True)
-    options = ["-o", f"Dir::State::Lists={own / 'lists'}", "-o", f"Dir::Cache={own / 'cache'}",
-               "-o", "Debug::NoLocking=true"]
+    options = _own_lists(own)
     progress(f"the machine has no package lists ({lists}): apt-get update into {own} ...")
     _run(["apt-get", "update", "-q", *options])
+    return options
+
+
+def _own_lists(own: Path) -> list[str]:
+    """apt's options that keep its package lists and downloads in ``own``: no root, no lock on the machine's."""
+    for d in (own / "lists" / "partial", own / "cache" / "archives" / "partial"):
+        d.mkdir(parents=True)
+    return ["-o", f"Dir::State::Lists={own / 'lists'}", "-o", f"Dir::Cache={own / 'cache'}", "-o", "Debug::NoLocking=true"]
+
+
+def has_candidate(package: str, apt: list[str] | None = None) -> bool:
+    """Whether apt's sources (the machine's, or those ``apt`` names) offer ``package`` (``apt-cache policy``)."""
+    out = _run(["apt-cache", "policy", *(apt or []), package])
+    return any(line.strip().startswith("Candidate:") and line.split()[-1] != "(none)" for line in out.splitlines())
+
+
+def debian_suite(os_release: Path = Path("/etc/os-release")) -> str:
+    """The Debian release whose kernel the VM takes: the machine's own on Debian (``VERSION_CODENAME``),
+    else :data:`DEBIAN_SUITE`, ``bookworm`` (Debian 12), chosen, not ``stable``, because:
+
+    * a codename does not move: ``stable`` became trixie in 2025 and will become forky, each move a
+      new kernel the VM was never booted with and a new key its InRelease is signed with;
+    * its kernel, 6.1, is the one the VM was built and tested with (FINDINGS, tests/test_vm.py);
+    * apt must verify its InRelease with the keyring the machine has: on 2026-12-07 bookworm's
+      was signed by Debian's archive keys 12/bookworm and 13/trixie and the 12/bookworm stable
+      release key, trixie's by 12/bookworm, 13/trixie and 13/trixie's release key (``gpgv``
+      against each key of Debian 12's ``debian-archive-keyring`` 2023.3, here); so a keyring
+      with the 12/bookworm key verifies both, and one with only 11/bullseye's and older neither;
+    * it is on ``deb.debian.org`` until its long-term support ends (June 2028), then this moves on.
+
+    Only ``SUITE main``, not ``SUITE-security``: the kernel of Debian's last point release (one
+    more archive key to need for fixes that matter little in a guest with no network device,
+    which runs only the learner's own commands behind QEMU).
+    """
+    try:
+        fields = dict(line.split("=", 1) for line in os_release.read_text().splitlines() if "=" in line)
+    except OSError:
+        fields = {}
+    codename = fields.get("VERSION_CODENAME", "").strip('"')
+    return codename if fields.get("ID", "").strip('"') == "debian" and codename else DEBIAN_SUITE
+
+
+def debian_sources(suite: str, keyring: Path, mirror: str = DEBIAN_MIRROR) -> str:
+    """The one line of a private sources list for Debian's ``suite``, trusted only with ``keyring``."""
+    return f"deb [signed-by={keyring}] {mirror} {suite} main\n"
+
+
+def debian_archive_options(work: Path, progress: Callable[[str], None], suite: str | None = None,
+                           keyrings: tuple[Path, ...] = DEBIAN_KEYRINGS) -> list[str]:
+    """apt's options for Debian's archive alone, where the machine's sources have no
+    ``linux-image-amd64`` (Ubuntu's): a sources list of its own in ``work``, no other source,
+    and Debian's lists fetched into ``work`` (``apt-get update``, as this user), which apt verifies
+    against Debian's archive keyring (``debian-archive-keyring``, which Ubuntu has too). The guest
+    needs only a kernel and busybox-static from it (its userland is the machine's own ``/``), so
+    Debian's kernel serves under any distribution's userland."""
+    keyring = next((k for k in keyrings if k.is_file()), None)
+    if keyring is None:
+        raise ImageError(f"this machine's apt sources have no {KERNEL_META_PACKAGE}, and Debian's archive keyring "
+                         "to take Debian's is missing: apt-get install -y debian-archive-keyring")
+    suite, mirror = suite or debian_suite(), DEBIAN_MIRROR
+    own = work / "debian"
+    options = _own_lists(own)
+    (own / "sources.list.d").mkdir()
+    (own / "sources.list").write_text(debian_sources(suite, keyring, mirror))
+    options += ["-o", f"Dir::Etc::SourceList={own / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={own / 'sources.list.d'}",
+                "-o", "Acquire::Languages=none"]
+    progress(f"this machine's apt sources have no {KERNEL_META_PACKAGE}: Debian {suite}'s lists from "
+             f"{mirror} into {own}, verified with {keyring}, for Debian's kernel and busybox-static ...")
+    try:
+        _run(["apt-get", "update", "-q", *options])
+    except ImageError as err:
+        raise ImageError(f"Debian {suite}'s lists could not be fetched or verified with {keyring} (is "
+                         f"debian-archive-keyring older than {suite}'s keys? bookworm's are in 2023.1 and later): "
+                         f"{err}") from err
     return options
 
 
