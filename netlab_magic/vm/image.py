@@ -278,7 +278,8 @@ def _own_lists(own: Path) -> list[str]:
     """apt's options that keep its package lists and downloads in ``own``: no root, no lock on the machine's."""
     for d in (own / "lists" / "partial", own / "cache" / "archives" / "partial"):
         d.mkdir(parents=True)
-    return ["-o", f"Dir::State::Lists={own / 'lists'}", "-o", f"Dir::Cache={own / 'cache'}", "-o", "Debug::NoLocking=true"]
+    return ["-o", f"Dir::State::Lists={own / 'lists'}", "-o", f"Dir::Cache={own / 'cache'}",
+            "-o", "Debug::NoLocking=true"]
 
 
 def has_candidate(package: str, apt: list[str] | None = None) -> bool:
@@ -299,6 +300,10 @@ def debian_suite(os_release: Path = Path("/etc/os-release")) -> str:
       release key, trixie's by 12/bookworm, 13/trixie and 13/trixie's release key (``gpgv``
       against each key of Debian 12's ``debian-archive-keyring`` 2023.3, here); so a keyring
       with the 12/bookworm key verifies both, and one with only 11/bullseye's and older neither;
+      that key came in ``debian-archive-keyring`` 2023.1, after Ubuntu 22.04's release (whether
+      22.04's archive offers a newer one today is not checked here: if not, apt refuses and
+      :func:`debian_archive_options` says so in one line); bullseye's InRelease, which 11/bullseye's
+      key verifies, is not taken: its support ended in August 2026;
     * it is on ``deb.debian.org`` until its long-term support ends (June 2028), then this moves on.
 
     Only ``SUITE main``, not ``SUITE-security``: the kernel of Debian's last point release (one
@@ -335,8 +340,8 @@ def debian_archive_options(work: Path, progress: Callable[[str], None], suite: s
     options = _own_lists(own)
     (own / "sources.list.d").mkdir()
     (own / "sources.list").write_text(debian_sources(suite, keyring, mirror))
-    options += ["-o", f"Dir::Etc::SourceList={own / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={own / 'sources.list.d'}",
-                "-o", "Acquire::Languages=none"]
+    options += ["-o", f"Dir::Etc::SourceList={own / 'sources.list'}",
+                "-o", f"Dir::Etc::SourceParts={own / 'sources.list.d'}", "-o", "Acquire::Languages=none"]
     progress(f"this machine's apt sources have no {KERNEL_META_PACKAGE}: Debian {suite}'s lists from "
              f"{mirror} into {own}, verified with {keyring}, for Debian's kernel and busybox-static ...")
     try:
