@@ -41,7 +41,6 @@ def test_apt_txt_names_what_the_lab_needs():
     wanted = set(BINDER.joinpath("apt.txt").read_text().split())
     assert {"iproute2", "iptables", "iputils-ping", "netcat-openbsd"} <= wanted
     assert {"qemu-system-x86", "kmod"} <= wanted  # the VM, where the container refuses namespaces
-    assert "debian-archive-keyring" in wanted  # to verify Debian's lists on Ubuntu's base (vm prepare)
     # repo2docker's base is Ubuntu 22.04: a Debian-only name (the kernel's) would fail the whole build
     assert not {p for p in wanted if p.startswith(("linux-image", "busybox"))}, wanted
     for package in wanted:  # repo2docker would install them; here they must be installed already

@@ -7,6 +7,8 @@ import lzma
 import os
 import pickle
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -269,9 +271,26 @@ def test_debians_kernel_comes_from_the_machines_own_release_on_debian_else_bookw
     os_release.write_text('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=jammy\n')
     assert image.debian_suite(os_release) == "bookworm"  # Ubuntu is like Debian, not Debian: no jammy there
     assert image.debian_suite(tmp_path / "none") == "bookworm"
-    keyring = image.Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+    keyring = image.debian_keyring("bookworm")
+    assert keyring == image.BOOKWORM_KEYS and keyring.is_file()  # shipped: Ubuntu 22.04's keyring predates bookworm's keys
     assert image.debian_sources("bookworm", keyring) == (
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n")
+        f"deb [signed-by={keyring}] http://deb.debian.org/debian bookworm main\n")
+    assert image.debian_keyring("trixie", (tmp_path / "none.gpg",)) is None  # another suite: the machine's keyring
+
+
+def test_the_shipped_keys_are_bookworms_two(tmp_path):
+    """The keyring file is Debian's own keys (their fingerprints in image.py), not any key."""
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        pytest.skip("no gpg")
+    out = subprocess.run([gpg, "--show-keys", "--with-colons", str(image.BOOKWORM_KEYS)], capture_output=True,
+                         text=True, env={**os.environ, "GNUPGHOME": str(tmp_path)}, check=True).stdout
+    fingerprints = [line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:")]
+    assert "B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8" in fingerprints  # Archive Automatic Signing Key (12/bookworm)
+    assert "4D64FEC119C2029067D6E791F8D2585B8783D481" in fingerprints  # Stable Release Key (12/bookworm)
+    uids = [line.split(":")[9] for line in out.splitlines() if line.startswith("uid:")]
+    assert uids == ["Debian Archive Automatic Signing Key (12/bookworm) <ftpmaster@debian.org>",
+                    "Debian Stable Release Key (12/bookworm) <debian-release@lists.debian.org>"], uids
 
 
 def _sources_without_a_kernel(tmp_path, monkeypatch) -> None:
@@ -296,7 +315,7 @@ def test_without_linux_image_amd64_in_the_machines_sources_prepare_turns_to_debi
     with pytest.raises(image.ImageError) as err:
         image.prepare(tmp_path / "cache", progress.append, root=tmp_path / "root")
     suite = image.debian_suite()  # this machine's own release: it is Debian
-    assert str(err.value).startswith(f"Debian {suite}'s lists could not be fetched or verified with /usr/share/keyrings")
+    assert str(err.value).startswith(f"Debian {suite}'s lists could not be fetched or verified with ")
     assert "\n" not in str(err.value) and "Release" in str(err.value), err.value
     assert len(progress) == 1 and progress[0].startswith(
         f"this machine's apt sources have no linux-image-amd64: Debian {suite}'s lists "

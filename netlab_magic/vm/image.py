@@ -50,8 +50,14 @@ BUSYBOX_PACKAGE = "busybox-static"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 #: The release it takes there unless the machine is Debian itself (why: :func:`debian_suite`).
 DEBIAN_SUITE = "bookworm"
-#: The package ``debian-archive-keyring``'s keyring, which apt checks Debian's lists against
-#: (Debian 13's is ``.pgp``; Debian 12's and Ubuntu's ``.gpg``).
+#: The keys apt checks bookworm's lists against, shipped with this package: Debian's "Archive Automatic
+#: Signing Key (12/bookworm)" (B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8) and "Stable Release Key
+#: (12/bookworm)" (4D64FEC119C2029067D6E791F8D2585B8783D481), copied from Debian 12's package
+#: debian-archive-keyring 2023.3+deb12u2 (/usr/share/keyrings/debian-archive-bookworm-{automatic,stable}.gpg).
+#: A machine's own keyring may be older than bookworm (Ubuntu 22.04's is from 2021).
+BOOKWORM_KEYS = Path(__file__).with_name("debian-bookworm-keys.gpg")
+#: For another suite (a Debian machine's own release): the package ``debian-archive-keyring``'s
+#: keyring (Debian 13's is ``.pgp``; Debian 12's ``.gpg``).
 DEBIAN_KEYRINGS = (Path("/usr/share/keyrings/debian-archive-keyring.pgp"),
                    Path("/usr/share/keyrings/debian-archive-keyring.gpg"))
 #: What the initramfs loads before it can mount the shared root, dependencies resolved by modprobe.
@@ -295,15 +301,12 @@ def debian_suite(os_release: Path = Path("/etc/os-release")) -> str:
     * a codename does not move: ``stable`` became trixie in 2025 and will become forky, each move a
       new kernel the VM was never booted with and a new key its InRelease is signed with;
     * its kernel, 6.1, is the one the VM was built and tested with (FINDINGS, tests/test_vm.py);
-    * apt must verify its InRelease with the keyring the machine has: on 2026-12-07 bookworm's
-      was signed by Debian's archive keys 12/bookworm and 13/trixie and the 12/bookworm stable
-      release key, trixie's by 12/bookworm, 13/trixie and 13/trixie's release key (``gpgv``
-      against each key of Debian 12's ``debian-archive-keyring`` 2023.3, here); so a keyring
-      with the 12/bookworm key verifies both, and one with only 11/bullseye's and older neither;
-      that key came in ``debian-archive-keyring`` 2023.1, after Ubuntu 22.04's release (whether
-      22.04's archive offers a newer one today is not checked here: if not, apt refuses and
-      :func:`debian_archive_options` says so in one line); bullseye's InRelease, which 11/bullseye's
-      key verifies, is not taken: its support ended in August 2026;
+    * apt verifies its InRelease with bookworm's own keys, shipped with this package
+      (:data:`BOOKWORM_KEYS`): on 2026-12-07 bookworm's InRelease was signed by Debian's archive
+      keys 12/bookworm and 13/trixie and the 12/bookworm stable release key (``gpgv``), and the
+      keys of 12/bookworm came in ``debian-archive-keyring`` 2023.1, after Ubuntu 22.04's release:
+      a machine's own keyring may not verify it; bullseye's InRelease, which older keyrings
+      verify, is not taken: its support ended in August 2026;
     * it is on ``deb.debian.org`` until its long-term support ends (June 2028), then this moves on.
 
     Only ``SUITE main``, not ``SUITE-security``: the kernel of Debian's last point release (one
@@ -323,19 +326,27 @@ def debian_sources(suite: str, keyring: Path, mirror: str = DEBIAN_MIRROR) -> st
     return f"deb [signed-by={keyring}] {mirror} {suite} main\n"
 
 
+def debian_keyring(suite: str, keyrings: tuple[Path, ...] = DEBIAN_KEYRINGS) -> Path | None:
+    """The keyring apt verifies Debian ``suite``'s lists with: :data:`BOOKWORM_KEYS` for bookworm,
+    else the machine's ``debian-archive-keyring``; None if there is none."""
+    if suite == DEBIAN_SUITE and BOOKWORM_KEYS.is_file():
+        return BOOKWORM_KEYS
+    return next((k for k in keyrings if k.is_file()), None)
+
+
 def debian_archive_options(work: Path, progress: Callable[[str], None], suite: str | None = None,
-                           keyrings: tuple[Path, ...] = DEBIAN_KEYRINGS) -> list[str]:
+                           keyrings: tuple[Path, ...] | None = None) -> list[str]:
     """apt's options for Debian's archive alone, where the machine's sources have no
     ``linux-image-amd64`` (Ubuntu's): a sources list of its own in ``work``, no other source,
     and Debian's lists fetched into ``work`` (``apt-get update``, as this user), which apt verifies
-    against Debian's archive keyring (``debian-archive-keyring``, which Ubuntu has too). The guest
+    against :func:`debian_keyring` (``keyrings``: only these). The guest
     needs only a kernel and busybox-static from it (its userland is the machine's own ``/``), so
     Debian's kernel serves under any distribution's userland."""
-    keyring = next((k for k in keyrings if k.is_file()), None)
+    suite, mirror = suite or debian_suite(), DEBIAN_MIRROR
+    keyring = debian_keyring(suite) if keyrings is None else next((k for k in keyrings if k.is_file()), None)
     if keyring is None:
         raise ImageError(f"this machine's apt sources have no {KERNEL_META_PACKAGE}, and Debian's archive keyring "
                          "to take Debian's is missing: apt-get install -y debian-archive-keyring")
-    suite, mirror = suite or debian_suite(), DEBIAN_MIRROR
     own = work / "debian"
     options = _own_lists(own)
     (own / "sources.list.d").mkdir()
@@ -347,9 +358,7 @@ def debian_archive_options(work: Path, progress: Callable[[str], None], suite: s
     try:
         _run(["apt-get", "update", "-q", *options])
     except ImageError as err:
-        raise ImageError(f"Debian {suite}'s lists could not be fetched or verified with {keyring} (is "
-                         f"debian-archive-keyring older than {suite}'s keys? bookworm's are in 2023.1 and later): "
-                         f"{err}") from err
+        raise ImageError(f"Debian {suite}'s lists could not be fetched or verified with {keyring}: {err}") from err
     return options
 
 
