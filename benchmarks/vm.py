@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -153,12 +154,22 @@ class NetlabKernel:
         self.manager.shutdown_kernel(now=False)
 
 
-def both_backends(starts: int, rounds: int, before: str | None = None) -> dict:
+def namespaces_refused() -> str:
+    """Why this machine refuses the in-kernel lab its namespaces (a container under Docker's default
+    seccomp profile), tried in a child process; "" where they work."""
+    command = ["unshare", "-n", "true"] if os.getuid() == 0 else ["unshare", "-Urn", "true"]
+    r = subprocess.run(command, capture_output=True, text=True)
+    return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or [f"{' '.join(command)} failed"])[-1]
+
+
+def both_backends(starts: int, rounds: int, before: str | None = None,
+                  backends: tuple[str, ...] = BACKENDS) -> dict:
     """Each backend through its own netlab kernel, the same client and cells, interleaved: ``starts``
     kernel starts each (the order alternating), then ``rounds`` rounds of :data:`CELLS` on the last pair.
-    With ``before`` (a directory holding an earlier ``netlab_magic``), its VM kernel starts in turn too."""
-    sample: dict = {b: {"first_cell_s": [], "per_cell_s": {c: [] for c in CELLS}} for b in BACKENDS}
-    started = BACKENDS + ((BEFORE,) if before else ())
+    With ``before`` (a directory holding an earlier ``netlab_magic``), its VM kernel starts in turn too.
+    ``backends``: the VM alone where the in-kernel lab cannot start (a container under Docker's default seccomp)."""
+    sample: dict = {b: {"first_cell_s": [], "per_cell_s": {c: [] for c in CELLS}} for b in backends}
+    started = backends + ((BEFORE,) if before else ())
     if before:
         sample[BEFORE] = {"first_cell_s": []}
     kernels: dict[str, NetlabKernel] = {}
@@ -176,7 +187,7 @@ def both_backends(starts: int, rounds: int, before: str | None = None) -> dict:
             kernel.cell(SETUP)
         for r in range(rounds):
             for name, code in CELLS.items():
-                for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
+                for backend in (backends if r % 2 == 0 else backends[::-1]):
                     sample[backend]["per_cell_s"][name].append(kernels[backend].cell(code))
         for backend, kernel in kernels.items():
             sample[backend]["memory_mib"] = kernel.memory_mib()
@@ -188,16 +199,18 @@ def both_backends(starts: int, rounds: int, before: str | None = None) -> dict:
 
 def report_both(sample: dict) -> list[str]:
     med = statistics.median
-    rows = [f"  {'':<34} {'in-kernel lab':>14} {'VM':>14}"]
-    first = {b: sample[b]["first_cell_s"] for b in BACKENDS}
-    rows.append(f"  {'kernel start to first cell end':<34} " + " ".join(f"{med(first[b]):>12.2f} s" for b in BACKENDS)
-                + "   (each: " + "; ".join(f"{b} " + ", ".join(f"{v:.2f}" for v in first[b]) for b in BACKENDS) + ")")
+    present = [b for b in BACKENDS if b in sample]
+    titles = {"kernel": "in-kernel lab", "vm": "VM"}
+    rows = [f"  {'':<34} " + " ".join(f"{titles[b]:>14}" for b in present)]
+    first = {b: sample[b]["first_cell_s"] for b in present}
+    rows.append(f"  {'kernel start to first cell end':<34} " + " ".join(f"{med(first[b]):>12.2f} s" for b in present)
+                + "   (each: " + "; ".join(f"{b} " + ", ".join(f"{v:.2f}" for v in first[b]) for b in present) + ")")
     for name in CELLS:
         rows.append(f"  {'cell ' + name:<34} " + " ".join(f"{med(sample[b]['per_cell_s'][name]) * 1000:>11.1f} ms"
-                                                          for b in BACKENDS))
+                                                          for b in present))
     for key, label in (("pss", "memory per learner (PSS)"), ("rss", "  (RSS, shared pages counted twice)"),
                        ("qemu_rss", "  of which QEMU resident")):
-        rows.append(f"  {label:<34} " + " ".join(f"{sample[b]['memory_mib'][key]:>10.0f} MiB" for b in BACKENDS))
+        rows.append(f"  {label:<34} " + " ".join(f"{sample[b]['memory_mib'][key]:>10.0f} MiB" for b in present))
     if BEFORE in sample:
         before = sample[BEFORE]["first_cell_s"]
         rows.insert(2, f"  {'  the same, --before (VM)':<34} {'':>14} {med(before):>12.2f} s"
@@ -245,9 +258,12 @@ def main() -> None:
               f"used inside the guest: {med(s['guest_used_mib'] for s in samples):.0f} MiB")
         result["boots"] = samples
     if args.cells:
-        both = both_backends(args.starts, args.rounds, args.before)
-        print(f"Both backends, each through a netlab kernel: {args.starts} starts each, {args.rounds} rounds "
-              "of cells, interleaved (medians)")
+        refused = namespaces_refused()
+        if refused:
+            print(f"the in-kernel lab cannot start here ({refused}): the VM's kernel alone")
+        both = both_backends(args.starts, args.rounds, args.before, ("vm",) if refused else BACKENDS)
+        print(f"{'The VM' if refused else 'Both backends'}, each through a netlab kernel: {args.starts} starts each, "
+              f"{args.rounds} rounds of cells, interleaved (medians)")
         print("\n".join(report_both(both)))
         result["backends"] = both
     print("load average at the end " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
