@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -268,6 +270,40 @@ holder = subprocess.Popen(["sleep", "300"], pass_fds=[agent._conn.fileno()])
 print(vm.proc.pid, holder.pid, flush=True)
 time.sleep(300)
 """
+
+
+BOOTING = """
+import time
+from netlab_magic.vm import image, machine
+vm = machine.Machine(image.find())
+vm.start()
+print(vm.proc.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_kill_9_during_the_boot_leaves_no_qemu_and_no_file():
+    """The owner killed while its VM boots (before the agent's hello): QEMU ends with it, and nothing the
+    VM used is left in the owner's temporary directory (its port, its console and its stderr are memory)."""
+    tmp = Path(tempfile.mkdtemp(prefix="t"))  # a short path: a unix socket's may hold 107 bytes
+    owner = subprocess.Popen([sys.executable, "-c", BOOTING], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        qemu = int(owner.stdout.readline())
+        deadline = time.monotonic() + 10
+        while qemu not in qemu_pids() and time.monotonic() < deadline:  # setpriv execs it
+            time.sleep(0.05)
+        assert qemu in qemu_pids()
+        os.kill(owner.pid, signal.SIGKILL)  # a boot takes seconds under TCG: the guest has not answered yet
+        owner.wait()
+        deadline = time.monotonic() + 10
+        while qemu in qemu_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert qemu not in qemu_pids()
+        assert list(tmp.iterdir()) == []
+    finally:
+        owner.kill()
+        shutil.rmtree(tmp)
 
 
 def test_qemu_dies_with_its_owner_even_when_the_guest_cannot_tell(tmp_path):

@@ -51,8 +51,10 @@ def test_tsc_khz_from_cpuinfo():
 
 def test_qemu_has_no_network_and_shares_root_read_only():
     img = image.Image(image.Path("/cache/k"), "6.1.0-57-amd64", "linux-image-6.1.0-57-amd64=6.1.192-3")
-    argv = machine.qemu_argv(img, "/run/s.sock", "/run/console", "/pkg", "/usr/bin/python3")
+    argv = machine.qemu_argv(img, 5, 6, "/pkg", "/usr/bin/python3")
     assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
+    # the port and the console are descriptors QEMU inherits: no file of the VM's on disk
+    assert "socket,id=agent,fd=5,server=off" in argv and "file:/proc/self/fd/6" in argv
     fsdev = argv[argv.index("-fsdev") + 1]
     assert "path=/," in fsdev and "readonly=on" in fsdev
     assert "netlab.modules=/cache/k/lib/modules/6.1.0-57-amd64" in argv[argv.index("-append") + 1]

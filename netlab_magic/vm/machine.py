@@ -2,7 +2,9 @@
 
 QEMU runs as the calling user (no root, no KVM needed: TCG), with ``-nic none`` (no network to
 the outside, ever), the image's own ``/`` shared read-only, and one virtio-serial port wired to
-a unix socket this process listens on (QEMU connects at start). ``setpriv --pdeathsig KILL``
+one end of a socket pair (QEMU inherits it: ``-chardev socket,fd=``). Its console and its stderr
+are memory files this process reads back: the VM has no file on disk, so nothing is left behind
+whenever this process dies, even during the boot. ``setpriv --pdeathsig KILL``
 ties QEMU to the thread that started it: when this process dies, ``kill -9`` included, the
 kernel kills QEMU; a clean :meth:`Machine.stop` closes the port, the guest's agent ends, its
 init powers the VM off and QEMU exits (``-no-reboot``).
@@ -13,7 +15,7 @@ host's TSC frequency is passed (FINDINGS: the feasibility run).
 
 The kernel's launcher starts the VM before ``ipykernel`` loads (:meth:`Machine.hand_over`), and the
 kernel it ``exec``\\ s takes that QEMU over (:meth:`Machine.take_over`): the same process, so the
-same parent thread for ``--pdeathsig``, the listening socket and the logs inherited as descriptors.
+same parent thread for ``--pdeathsig``, the socket and the logs inherited as descriptors.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -71,12 +72,13 @@ def tsc_khz(cpuinfo: str | None = None) -> int | None:
     return None
 
 
-def qemu_argv(image: Image, socket_path: str, console_path: str, package: str, python: str,
+def qemu_argv(image: Image, port_fd: int, console_fd: int, package: str, python: str,
               initrd: str | None = None) -> list[str]:
     """QEMU's command line: microvm, TCG, no network, the root shared read-only, the server's port.
 
-    ``package`` is the directory that holds ``netlab_magic``, ``python`` the interpreter (this
-    kernel's: its site-packages) that runs the lab's server in the guest."""
+    ``port_fd`` is QEMU's end of the agent's socket pair, ``console_fd`` the file the guest's
+    console is written to (both inherited); ``package`` is the directory that holds ``netlab_magic``,
+    ``python`` the interpreter (this kernel's: its site-packages) that runs the lab's server in the guest."""
     append = ["console=ttyS0", "quiet", "panic=-1", *BOOT_SHORTCUTS, f"netlab.python={python}",
               f"netlab.package={package}", f"netlab.modules={image.modules}"]
     khz = tsc_khz()
@@ -85,9 +87,9 @@ def qemu_argv(image: Image, socket_path: str, console_path: str, package: str, p
     return [
         QEMU, "-machine", "microvm", "-accel", f"tcg,tb-size={TB_SIZE_MIB}", "-cpu", "max", "-smp", "1",
         "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none",
-        "-no-reboot", "-monitor", "none", "-serial", f"file:{console_path}",
+        "-no-reboot", "-monitor", "none", "-serial", f"file:/proc/self/fd/{console_fd}",
         "-kernel", str(image.vmlinux), "-initrd", initrd or str(image.initrd), "-append", " ".join(append),
-        "-chardev", f"socket,id=agent,path={socket_path},server=off",
+        "-chardev", f"socket,id=agent,fd={port_fd},server=off",
         "-device", "virtio-serial-device", "-device", "virtserialport,chardev=agent,name=agent",
         "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-device,fsdev=fs0,mount_tag=root",
@@ -144,10 +146,8 @@ class Machine:
         self.client: AgentClient | None = None
         self.started_at = 0.0
         self.ready_after: float | None = None  #: seconds from start to the agent's hello
-        #: the socket and the two logs live here until the agent answers; then only our fds hold the logs
-        self._dir: str | None = None
-        self._listener: socket.socket | None = None
-        self._logs: dict[str, int] = {}  # "console", "qemu.err" -> a descriptor that reads it
+        self._port: socket.socket | None = None  # our end of the agent's socket pair, until the hello
+        self._logs: dict[str, int] = {}  # "console", "qemu.err" -> the memory file QEMU writes it to
 
     def start(self) -> None:
         """Start QEMU in the background (returns at once); raise :class:`VMError` if it cannot start."""
@@ -158,17 +158,13 @@ class Machine:
         if setpriv is None:
             raise VMError("setpriv (util-linux) is not installed: it ties QEMU's life to this kernel's")
         _guest_paths(self.python, self.package, str(self.image.modules))
-        self._dir = tempfile.mkdtemp(prefix="netlab-vm-")
-        sock_path = os.path.join(self._dir, "agent.sock")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self._listener.bind(sock_path)
-        self._listener.listen(1)
+        self._port, qemu_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for name in ("console", "qemu.err"):  # QEMU writes them (-serial file:, stderr); we read them back
-            self._logs[name] = os.open(os.path.join(self._dir, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        # the image's initramfs, and this package's /init after it: in memory, nothing left on disk
+            self._logs[name] = os.memfd_create(f"netlab-vm-{name}", os.MFD_CLOEXEC)
+        # the image's initramfs, and this package's /init after it: in memory too
         initrd = os.memfd_create("netlab-initrd", 0)
         protocol.write_all(initrd, self.image.initrd.read_bytes() + init_archive())
-        argv = qemu_argv(self.image, sock_path, os.path.join(self._dir, "console"), self.package, self.python,
+        argv = qemu_argv(self.image, qemu_end.fileno(), self._logs["console"], self.package, self.python,
                          f"/proc/self/fd/{initrd}")
         self.started_at = time.monotonic()
         try:
@@ -176,24 +172,25 @@ class Machine:
                 [setpriv, "--pdeathsig", "KILL", "--", *argv],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
                 start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
-                close_fds=True, pass_fds=(initrd,),
+                close_fds=True, pass_fds=(initrd, qemu_end.fileno(), self._logs["console"]),
             )
-        finally:
+        finally:  # QEMU's copies only: when QEMU ends, our end of the pair reads the end of file
             os.close(initrd)
+            qemu_end.close()
 
     def hand_over(self) -> None:
         """Let the program this process ``exec``\\ s next take this started VM over (:meth:`take_over`).
 
-        Its socket and logs stay open across the ``exec``; :data:`HANDOVER_ENV` says where they are.
+        Its socket and logs stay open across the ``exec``; :data:`HANDOVER_ENV` says which they are.
         """
-        if self.proc is None or self._listener is None or self._dir is None:
+        if self.proc is None or self._port is None:
             raise VMError("only a VM that started and was not waited for can be handed over")
-        fds = {"listener": self._listener.detach(), **self._logs}  # this process lets go of them
-        self._listener, self._logs = None, {}
+        fds = {"port": self._port.detach(), **self._logs}  # this process lets go of them
+        self._port, self._logs = None, {}
         for fd in fds.values():
             os.set_inheritable(fd, True)
-        os.environ[HANDOVER_ENV] = json.dumps({"pid": self.proc.pid, "fds": fds, "dir": self._dir,
-                                               "started_at": self.started_at, "image": str(self.image.directory)})
+        os.environ[HANDOVER_ENV] = json.dumps({"pid": self.proc.pid, "fds": fds, "started_at": self.started_at,
+                                               "image": str(self.image.directory)})
 
     def take_over(self) -> bool:
         """Become the VM this process's launcher started and handed over (:meth:`hand_over`), if any.
@@ -207,14 +204,14 @@ class Machine:
         try:
             state = json.loads(text)
             fds = {name: int(fd) for name, fd in state["fds"].items()}
-            pid, self.started_at, self._dir = int(state["pid"]), float(state["started_at"]), str(state["dir"])
+            pid, self.started_at = int(state["pid"]), float(state["started_at"])
             self.proc = _Child(pid)
         except (ValueError, KeyError, TypeError, AttributeError):
             return False
         try:
             for fd in fds.values():  # not to the kernel's own children
                 os.set_inheritable(fd, False)
-            self._listener = socket.socket(fileno=fds.pop("listener"))
+            self._port = socket.socket(fileno=fds.pop("port"))
             self._logs = fds
         except OSError:
             self.stop()
@@ -228,52 +225,31 @@ class Machine:
         """Wait for the agent's hello; raise :class:`VMError` (one line) if QEMU ends or time runs out."""
         if self.client is not None:
             return self.client
-        if self.proc is None or self._listener is None:
+        if self.proc is None or self._port is None:
             raise VMError("the VM was not started")
         deadline = self.started_at + timeout
+        client = AgentClient(self._port, on_lost=self.describe_end)
+        self._port = None
         exit_fd = os.pidfd_open(self.proc.pid)
         try:
-            conn = self._accept(exit_fd, deadline)
-            client = AgentClient(conn, on_lost=self.describe_end)
-            if not client.wait_hello(lambda: max(0.0, deadline - time.monotonic()), exit_fd):
-                if self.proc.poll() is not None:
-                    raise VMError(self.describe_end())
-                self.kill()
-                raise VMError(f"the VM did not answer within {timeout:g} s: {self._console_tail()}")
+            answered = client.wait_hello(lambda: max(0.0, deadline - time.monotonic()), exit_fd)
         finally:
             os.close(exit_fd)
+        if not answered:
+            client.close()
+            if self.proc.poll() is not None:
+                raise VMError(self.describe_end())
+            self.kill()
+            raise VMError(f"the VM did not answer within {timeout:g} s: {self._console_tail()}")
         self.ready_after = time.monotonic() - self.started_at
         self.client = client
-        self._forget_files()  # QEMU has them open, and so do we: a kill -9 of this process leaves no file
         return client
-
-    def _forget_files(self) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
 
     def _log(self, name: str) -> str:
         fd = self._logs.get(name)
         if fd is None:
             return ""
         return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
-
-    def _accept(self, exit_fd: int, deadline: float) -> socket.socket:
-        assert self._listener is not None
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self._listener, exit_fd], [], [], max(0.0, left))
-            if self._listener in ready:
-                conn, _ = self._listener.accept()
-                self._listener.close()
-                self._listener = None
-                return conn
-            if exit_fd in ready:
-                self.proc.wait()
-                raise VMError(self.describe_end())
-            if left <= 0:
-                self.kill()
-                raise VMError("QEMU did not connect to the agent's socket in time")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -314,16 +290,15 @@ class Machine:
         """End the VM: close the agent's port (the guest powers off), SIGKILL if it lingers; forget its files."""
         if self.client is not None:
             self.client.close()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        if self._port is not None:
+            self._port.close()
+            self._port = None
         if self.proc is not None:
             try:
                 self.proc.wait(grace if self.client is not None else 0)
             except subprocess.TimeoutExpired:
                 pass
             self.kill()
-        self._forget_files()
         for fd in self._logs.values():
             os.close(fd)
         self._logs.clear()
