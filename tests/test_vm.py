@@ -182,6 +182,9 @@ def test_python_in_a_namespace_runs_in_the_guests_interpreter(vm_kernel):
     r = k.ok("%%netns ns1 --python\nimport socket\nx = 6 * 7\n[name for _, name in socket.if_nameindex()]")
     assert r.results == ["['lo', 'br-veth1']"] and r.stdout == "", r  # the cell's Out, as in-kernel
     assert k.ok("%%netns host --python\nprint(x)").stdout == "42\n"
+    # the guest's server starts without site (python -S); a Python cell gets it whole: site-packages, .pth files
+    r = k.ok("%%netns host --python\nimport sys, traitlets\nprint(sys.flags.no_site, 'site' in sys.modules, traitlets.__name__)")
+    assert r.stdout == "1 True traitlets\n", r
     r = k.run("%%netns host --python\n1 / 0")
     assert r.usage_error == "the Python cell raised ZeroDivisionError in the VM's guest: division by zero", r
     assert "Traceback" in r.stderr  # the guest's, printed before the one line

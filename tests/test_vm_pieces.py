@@ -9,6 +9,7 @@ import pickle
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -331,3 +332,30 @@ def test_without_debians_keyring_the_foreign_path_says_what_to_install(tmp_path)
     assert str(err.value) == ("this machine's apt sources have no linux-image-amd64, and Debian's archive keyring "
                               "to take Debian's is missing: apt-get install -y debian-archive-keyring")
     assert list(tmp_path.iterdir()) == []
+
+
+LATE_SITE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from netlab_magic.vm import late_site, server  # what the guest's server imports: no site-packages needed
+assert "site" not in sys.modules and not any("-packages" in p for p in sys.path), sys.path
+if sys.argv[2] == "defer":
+    late_site.defer()
+try:
+    import traitlets  # a dependency: in site-packages only
+except ImportError:
+    print("not found")
+else:
+    print("found", "site" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("how", ["defer", "plain"])
+def test_the_guests_server_runs_site_when_an_import_first_needs_it(how):
+    """guest_init.sh starts the server with ``python -I -S``: its own modules need nothing from site-packages,
+    and late_site runs ``site`` whole when an import does (without it, the import fails)."""
+    package = os.path.dirname(os.path.dirname(machine.__file__))
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", LATE_SITE, os.path.dirname(package), how],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("found True\n" if how == "defer" else "not found\n")

@@ -52,8 +52,9 @@ hostname netlab-vm
 # The overlay becomes the root of the mount namespace, not only of a chroot: the lab's server
 # enters mount namespaces (setns), which would otherwise land it back in this initramfs.
 cd /newroot && mount --move . / || fail "cannot move the overlay to /"
+# -S: the server's late_site.py runs site (site-packages, .pth files) when an import first needs it
 chroot . /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 TERM=dumb "$PYTHON" -I -c \
+    HOME=/root LANG=C.UTF-8 TERM=dumb "$PYTHON" -I -S -c \
     'import sys; sys.path.insert(0, sys.argv[1]); from netlab_magic.vm.server import main; main(sys.argv[2])' \
     "$PACKAGE" "$PORT"
 echo "netlab-init: the lab's server ended (status $?)" > /dev/ttyS0

@@ -27,7 +27,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..errors import NetlabError
-from . import protocol
+from . import late_site, protocol
 from .remote import Objects
 
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ def run_python(lab: "Lab", netns: str, source: str) -> GuestValue | None:
     import ast
     import traceback
 
+    late_site.complete()  # the learner's code meets the interpreter a bare python3 gives: site-packages, .pth
     try:
         tree = ast.parse(source, "<%%netns --python>")
     except SyntaxError as err:
@@ -156,5 +157,7 @@ def run_python(lab: "Lab", netns: str, source: str) -> GuestValue | None:
 
 
 def main(port_path: str) -> None:
+    """The server's start (guest_init.sh runs it with ``python -I -S``: :mod:`.late_site` runs ``site`` later)."""
+    late_site.defer()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     Server(os.open(port_path, os.O_RDWR)).serve()
