@@ -121,6 +121,23 @@ def test_detached_container_without_rm_keeps_its_record_but_loses_its_network(la
     assert lab_save(lab) == model_save(lab)
 
 
+def test_the_wait_for_a_web_server_ends_in_one_line(lab):
+    """``run -d nginx`` waits until the server listens (``wait_listening``): when the container's
+    command ends first (here a real container whose command fails at once), the wait ends with a line
+    that says so, its exit status and last line; one that runs but never listens, at the bound."""
+    wait = (f"from netlab_magic.docker import container_jobs\n"
+            f"container_jobs.wait_listening({ENGINE}.lab, {ENGINE}.get({{name!r}}), 80, timeout={{timeout}})")
+    lab.ok("%docker run -d --name brief busybox sh -c 'echo bind: Address already in use >&2; exit 3'")
+    r = lab.run(wait.format(name="brief", timeout=30))
+    assert r.error == ("NetlabError", "docker: the container's command ended before it listened on port 80 "
+                                      "(exit status 3): bind: Address already in use"), r.error
+    lab.ok("%docker run -d --name mute busybox sleep 30")
+    r = lab.run(wait.format(name="mute", timeout=0.2))
+    assert r.error == ("NetlabError", "docker: the container's server did not listen on port 80 within 0.2 s "
+                                      "(it still runs: %docker logs mute)"), r.error
+    lab.ok("%docker rm -f brief mute")
+
+
 def test_foreground_rm_leaves_nothing(lab):
     lab.ok("%docker ps")  # dockerd started
     before = lab_state(lab)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from netlab_magic.jupyter.arguments import split_netns_line
+from netlab_magic.jupyter.arguments import FLAG_OPTIONS, VALUE_OPTIONS, split_command
 from netlab_magic.errors import InvalidAddress, InvalidName
 from netlab_magic.names import check_ifname, check_netns_name, parse_interface, parse_network
 
@@ -50,5 +50,5 @@ def test_cidrs():
     ("--bg -n l host nc -l 8080", "--bg -n l host", "nc -l 8080"),
     ("ns1", "ns1", ""),
 ])
-def test_split_netns_line_keeps_the_command_verbatim(line, head, command):
-    assert split_netns_line(line) == (head, command)
+def test_the_netns_split_keeps_the_command_verbatim(line, head, command):
+    assert split_command(line, VALUE_OPTIONS, FLAG_OPTIONS) == (head, command)

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from ..errors import AlreadyExists, NetlabError, NotFound
 from ..lab.lab import Lab
 from ..linux import process
+from ..linux.jobs import Job
 from ..model import HOST
 from .daemon import Container, connectivity_error
 from .listeners import listening
@@ -145,21 +146,43 @@ def start_proxies(lab: Lab, c: Container, undo: Undo) -> None:
         while READY not in (out := job.output(0.02)) and job.running and time.monotonic() < deadline:
             pass
         if READY not in out:
-            message = out.strip().splitlines()[-1] if out.strip() else "docker-proxy did not start"
+            message = last_line(out) or "docker-proxy did not start"
             raise NetlabError("docker: Error response from daemon: "
                               + connectivity_error(c.name, c.endpoint_id, message))
 
 
 def wait_listening(lab: Lab, c: Container, port: int, timeout: float = STARTUP) -> None:
-    """Give a web image's server a moment to listen, like a client retrying (no packet sent)."""
+    """Return once a web image's server listens on ``port``, as a client retrying would notice (the
+    kernel is asked: no packet sent). One line if its command ends first (at once: its exit status
+    and last line) or it does not listen within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
+        job = next((j for j in lab.jobs.all() if j.name == c.job), None)  # None: forgotten (--rm)
         try:
-            if listening(lab, c.netns, port) or not lab.jobs.get(c.job or "").running:
+            if job is not None and job.running and listening(lab, c.netns, port):
                 return
-        except (OSError, NetlabError):  # the container is gone already
-            return
+        except (OSError, NetlabError):  # its namespace is gone: the container has exited (below)
+            pass
+        if job is None or not job.running:
+            raise NetlabError(f"docker: the container's command ended before it listened on port {port}"
+                              + _how_it_ended(c, job))
+        if time.monotonic() >= deadline:
+            raise NetlabError(f"docker: the container's server did not listen on port {port} within "
+                              f"{timeout:g} s (it still runs: %docker logs {c.name})")
         time.sleep(0.05)
+
+
+def _how_it_ended(c: Container, job: Job | None) -> str:
+    """`` (exit status 3): its last line`` for a command that ended (what is known of it)."""
+    code = job.proc.poll() if job is not None else c.exit_code
+    said = last_line(job.output(0.5)) if job is not None else ""
+    return (f" ({process.describe_exit(code)})" if code is not None else "") + (f": {said}" if said else "")
+
+
+def last_line(output: str) -> str:
+    """The last line a process printed (its error, as a rule), stripped; empty if it printed nothing."""
+    lines = output.strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def stop_processes(lab: Lab, c: Container, *, stop_job: bool) -> int | None:
@@ -195,5 +218,5 @@ def docker_exit_code(code: int | None) -> int:
     return 128 - code if code < 0 else code
 
 
-__all__ = ["job_name", "start_command", "contained", "container_init", "exec_argv", "container_pids", "start_foreground", "start_proxies", "wait_listening", "stop_processes", "forget_job",
+__all__ = ["job_name", "start_command", "contained", "container_init", "exec_argv", "container_pids", "start_foreground", "start_proxies", "wait_listening", "last_line", "stop_processes", "forget_job",
            "docker_exit_code"]

@@ -5,6 +5,12 @@ name only chooses a command: ``nginx`` (and ``httpd``) is Python's ``http.server
 (:mod:`.webserver`: without its reverse DNS lookup), serving nginx's welcome page from the lab's
 private ``/run``; any other image runs
 ``sleep infinity`` unless a command is given after it.
+
+The web server is the image's own file, copied beside its page (``/run/netlab-docker/webserver.py``,
+the same path on every machine), and started as the lab's keeper is: ``python3 -I -S FILE``, the
+standard library only, without ``site`` (a ``.pth`` of the machine's) and without this package's
+``__init__`` (the whole lab). In the VM's guest, where Python runs without KVM, that is most of
+what ``docker run -d nginx`` waits for (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
 from typing import Sequence
 
@@ -20,8 +27,8 @@ RUN_DIR = "/run/netlab-docker"
 
 #: image name (without tag) -> (default command, TCP port it listens on).
 IMAGES: dict[str, tuple[str, int | None]] = {
-    "nginx": ("{python} -m netlab_magic.docker.webserver 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
-    "httpd": ("{python} -m netlab_magic.docker.webserver 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
+    "nginx": ("{python} -I -S {run}/webserver.py 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
+    "httpd": ("{python} -I -S {run}/webserver.py 80 --bind 0.0.0.0 --directory {run}/nginx", 80),
 }
 DEFAULT_COMMAND = "sleep infinity"
 
@@ -87,6 +94,7 @@ def command_for(image: str, cmd: Sequence[str]) -> str:
     os.makedirs(f"{RUN_DIR}/nginx", exist_ok=True)
     with open(f"{RUN_DIR}/nginx/index.html", "w") as f:
         f.write(NGINX_PAGE)
+    shutil.copyfile(os.path.join(os.path.dirname(__file__), "webserver.py"), f"{RUN_DIR}/webserver.py")
     return known[0].format(python=shlex.quote(sys.executable), run=RUN_DIR)
 
 

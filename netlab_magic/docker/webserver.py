@@ -1,4 +1,4 @@
-"""The ``nginx`` (and ``httpd``) image's server: ``python -m netlab_magic.docker.webserver``.
+"""The ``nginx`` (and ``httpd``) image's server: this file, run alone (``python3 -I -S webserver.py``).
 
 Python's ``http.server`` (its request handler, its pages, its log lines), started with one
 change: it does not look itself up in DNS. ``http.server``'s ``HTTPServer.server_bind`` calls
@@ -8,9 +8,10 @@ Where nothing answers (no ICMP error either) the server starts listening only af
 resolver's 5-second timeout, and it is a packet nobody asked for in a lab about watching
 packets. nginx looks nothing up when it starts; neither does this.
 
-Usage (what the image runs)::
+Standard library only: the image copies this file beside its page and runs it isolated, without
+``site`` and without this package (:mod:`.images`). Usage (what the image runs)::
 
-    python -m netlab_magic.docker.webserver 80 --bind 0.0.0.0 --directory /run/netlab-docker/nginx
+    python3 -I -S /run/netlab-docker/webserver.py 80 --bind 0.0.0.0 --directory /run/netlab-docker/nginx
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m netlab_magic.docker.webserver",
+    parser = argparse.ArgumentParser(prog="webserver.py",
                                      description="Serve a directory over HTTP, as the lab's nginx.")
     parser.add_argument("port", type=int, nargs="?", default=80)
     parser.add_argument("--bind", default="0.0.0.0", metavar="ADDRESS")

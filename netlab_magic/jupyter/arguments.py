@@ -2,15 +2,15 @@
 
 ``%%netns`` and ``%netns`` take options, a namespace name and (line form) a command that
 must reach bash exactly as typed, quotes and pipes included. So the command is cut from the
-raw line, and only the part before it goes through the ``magic_arguments`` parser.
+raw line (:func:`split_command`), and only the part before it goes through the
+``magic_arguments`` parser.
 
-Two splitters cut that command, and their rules differ, so one function would change what one
-of the magics accepts: :func:`split_netns_line` (``%netns``) splits on whitespace, knows its
-options (an unknown one after the namespace is an error here, never handed to bash) and takes
-``--`` only after the namespace; :func:`split_command` (``%netlab trace``) reads shell words
-(``--match "-p tcp"``), takes any dash word for an option (its parser, :mod:`.commands`, refuses
-the unknown ones) and ``--`` anywhere. Making ``%netns`` quote-aware too would change which word is its namespace
-when an option's value is quoted with spaces: a change of behaviour, not one home.
+One splitter, two modes, because the magics' rules differ and each is kept as it is: ``%netns``
+(given its ``flags``) splits on whitespace, knows its options (an unknown one after the namespace
+is an error here, never handed to bash) and takes ``--`` only after the namespace; ``%netlab
+trace`` reads shell words (``--match "-p tcp"``), takes any dash word for an option (its parser,
+:mod:`.commands`, refuses the unknown ones) and ``--`` anywhere. Making ``%netns`` quote-aware
+too would change which word is its namespace when an option's value is quoted with spaces.
 """
 
 from __future__ import annotations
@@ -29,35 +29,6 @@ FLAG_OPTIONS = {"--python", "--bg", "--check", "-h", "--help"}
 _TOKEN = re.compile(r"\S+")
 
 
-def split_netns_line(line: str) -> tuple[str, str]:
-    """Split ``"[options] NAME [options] [--] [command ...]"`` into (options and NAME, command).
-
-    The command keeps its original spacing and quoting. Options of ``%netns`` may stand before
-    or right after the namespace; ``--`` ends them. A command cannot start with ``-``: an
-    unknown option there is an error, never handed to bash.
-    """
-    expect_value = False
-    seen_name = False
-    for match in _TOKEN.finditer(line):
-        token = match.group()
-        if expect_value:
-            expect_value = False
-            continue
-        if token == "--" and seen_name:
-            return line[:match.start()].rstrip(), line[match.end():].strip()
-        if token.startswith("-") and (not seen_name or token.split("=")[0] in VALUE_OPTIONS | FLAG_OPTIONS):
-            if token in VALUE_OPTIONS:
-                expect_value = True
-            continue
-        if not seen_name:
-            seen_name = True
-            continue
-        if token.startswith("-"):
-            raise UsageError(f"%netns: unknown option {token!r} (options go before the command; see %netns --help)")
-        return line[:match.start()].rstrip(), line[match.start():].strip()
-    return line, ""
-
-
 def parse(magic: Callable, line: str, name: str) -> argparse.Namespace:
     """``parse_argstring`` with a one-line error for what the shell-like split cannot read."""
     try:
@@ -70,28 +41,34 @@ def parse(magic: Callable, line: str, name: str) -> argparse.Namespace:
 _WORD = re.compile(r"""(?:[^\s'"\\]+|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""")
 
 
-def split_command(line: str, value_options: set[str]) -> tuple[str, str]:
+def split_command(line: str, value_options: set[str], flags: set[str] | None = None) -> tuple[str, str]:
     """Split ``"[options] NAME [options] [--] COMMAND ..."`` into (options and NAME, command).
 
-    Like :func:`split_netns_line`, for the ``%netlab`` actions that run a command (``trace``):
-    quote-aware, so an option's value may hold spaces and dashes (``--match "-p tcp --dport 80"``).
-    The command keeps its original spacing and quoting.
+    The command keeps its original spacing and quoting. ``value_options`` are the options that
+    take a value. Without ``flags`` (``%netlab trace``): shell words, so an option's value may
+    hold spaces and dashes (``--match "-p tcp --dport 80"``), every dash word an option, ``--``
+    anywhere. With the magic's ``flags`` (``%netns``): whitespace words, options before or right
+    after the namespace, ``--`` after it; a command cannot start with ``-``: an unknown option
+    there is an error, never handed to bash.
     """
+    strict = flags is not None
+    known = value_options | (flags or set())
     expect_value = False
     seen_name = False
-    for match in _WORD.finditer(line):
+    for match in (_TOKEN if strict else _WORD).finditer(line):
         token = match.group()
         if expect_value:
             expect_value = False
             continue
-        if token == "--":
+        if token == "--" and (seen_name or not strict):
             return line[:match.start()].rstrip(), line[match.end():].strip()
-        if token.startswith("-"):  # an option (the parser refuses what it does not know)
-            if token in value_options:
-                expect_value = True
+        if token.startswith("-") and (not strict or not seen_name or token.split("=")[0] in known):
+            expect_value = token in value_options
             continue
         if not seen_name:
             seen_name = True
             continue
+        if token.startswith("-"):
+            raise UsageError(f"%netns: unknown option {token!r} (options go before the command; see %netns --help)")
         return line[:match.start()].rstrip(), line[match.start():].strip()
     return line, ""

@@ -28,7 +28,7 @@ from ..packets.capture import capture_for, get_capture, start_capture, stop_capt
 from ..packets.conntrack import conntrack_table
 from ..packets.trace import run_trace
 from . import doctor
-from .arguments import parse, split_netns_line
+from .arguments import FLAG_OPTIONS, VALUE_OPTIONS, parse, split_command
 from .commands import BOOL, VALUE, Command, Flag, Parsed, Registry
 
 
@@ -95,7 +95,7 @@ class NetlabMagics(Magics):
         verbatim: it is as if you had typed ``ip netns exec ns1 bash``.
         """
         if cell is None:
-            head, command = split_netns_line(line)
+            head, command = split_command(line, VALUE_OPTIONS, FLAG_OPTIONS)
             if not command and not _wants_help(head):
                 raise UsageError("%netns needs a command after the namespace, e.g. %netns ns1 ip addr; "
                                  "or use %%netns as a cell magic")
