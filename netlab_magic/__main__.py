@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "vm":
         from .vm.image import SYSTEM_CACHE, ImageError, find, prefix_cache, prepare
 
-        if args.if_missing and find() is not None:
-            print(f"the VM image is ready: {find().directory} (--if-missing: nothing to do)")
+        found = find() if args.if_missing else None
+        if found is not None:
+            print(f"the VM image is ready: {found.directory} (--if-missing: nothing to do)")
             return 0
         try:
             prepare(SYSTEM_CACHE if args.system else prefix_cache() if args.sys_prefix else None)

@@ -12,19 +12,16 @@ does: a kernel that chooses the VM itself, bad input, an interrupt, a killed VM,
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
+from support.pids import parents, processes
 from netlab_magic.backend import vm_ready
 from netlab_magic.vm import image, machine
 
@@ -50,20 +47,34 @@ def vm_kernel(tmp_path_factory):
         mp.undo()
 
 
-def qemu_pids() -> dict[int, int]:
-    """Running QEMU processes of this user, with their parent."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            state, parent = stat.rsplit(")", 1)[1].split()[:2]
-            if "(qemu-system-x86" in stat and state != "Z" and os.stat(f"/proc/{entry}").st_uid == os.getuid():
-                found[int(entry)] = int(parent)  # a zombie is gone: only its exit status waits for a reaper
-    return found
+def _running_qemu(entry: str) -> bool:
+    with open(f"/proc/{entry}/stat") as f:
+        stat = f.read()
+    # a zombie is gone: only its exit status waits for a reaper
+    return "(qemu-system-x86" in stat and stat.rsplit(")", 1)[1].split()[0] != "Z" \
+        and os.stat(f"/proc/{entry}").st_uid == os.getuid()
+
+
+def qemu_pids() -> list[int]:
+    """Running QEMU processes of this user."""
+    return processes(_running_qemu)
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    family = parents()
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = family.get(pid, 0)
+    return False
+
+
+def _soon(condition, seconds: float = 10) -> bool:  # noqa: ANN001
+    """Whether ``condition()`` holds within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
 
 
 def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
@@ -251,15 +262,10 @@ def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
 def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
     k = vm_kernel
     k.ok("!true", timeout=BOOT)
-    mine = [pid for pid, parent in qemu_pids().items() if _descends(pid, k.pid)]
+    mine = [pid for pid in qemu_pids() if _descends(pid, k.pid)]
     assert len(mine) == 1, qemu_pids()
     os.kill(k.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while mine[0] in qemu_pids() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert mine[0] not in qemu_pids()
-    assert glob.glob(os.path.join(tempfile.gettempdir(), "netlab-vm-*")) == []  # its socket and logs neither
-
+    assert _soon(lambda: mine[0] not in qemu_pids())
 
 
 OWNER = """
@@ -285,28 +291,20 @@ time.sleep(300)
 """
 
 
-def test_kill_9_during_the_boot_leaves_no_qemu_and_no_file():
+def test_kill_9_during_the_boot_leaves_no_qemu_and_no_file(tmp_path):
     """The owner killed while its VM boots (before the agent's hello): QEMU ends with it, and nothing the
     VM used is left in the owner's temporary directory (its port, its console and its stderr are memory)."""
-    tmp = Path(tempfile.mkdtemp(prefix="t"))  # a short path: a unix socket's may hold 107 bytes
     owner = subprocess.Popen([sys.executable, "-c", BOOTING], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "TMPDIR": str(tmp)})
+                             env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         qemu = int(owner.stdout.readline())
-        deadline = time.monotonic() + 10
-        while qemu not in qemu_pids() and time.monotonic() < deadline:  # setpriv execs it
-            time.sleep(0.05)
-        assert qemu in qemu_pids()
+        assert _soon(lambda: qemu in qemu_pids())  # setpriv execs it
         os.kill(owner.pid, signal.SIGKILL)  # a boot takes seconds under TCG: the guest has not answered yet
         owner.wait()
-        deadline = time.monotonic() + 10
-        while qemu in qemu_pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert qemu not in qemu_pids()
-        assert list(tmp.iterdir()) == []
+        assert _soon(lambda: qemu not in qemu_pids())
+        assert list(tmp_path.iterdir()) == []
     finally:
         owner.kill()
-        shutil.rmtree(tmp)
 
 
 def test_qemu_dies_with_its_owner_even_when_the_guest_cannot_tell(tmp_path):
@@ -317,23 +315,11 @@ def test_qemu_dies_with_its_owner_even_when_the_guest_cannot_tell(tmp_path):
         assert qemu in qemu_pids()
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
-        deadline = time.monotonic() + 10
-        while qemu in qemu_pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert qemu not in qemu_pids()
+        assert _soon(lambda: qemu not in qemu_pids())
     finally:
         owner.kill()
         if "holder" in locals():
             os.kill(holder, signal.SIGKILL)
-
-
-def _descends(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        with open(f"/proc/{pid}/stat") as f:
-            pid = int(f.read().rsplit(")", 1)[1].split()[1])
-    return False
 
 
 def test_a_vm_that_cannot_boot_is_one_line(tmp_path):

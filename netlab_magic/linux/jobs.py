@@ -89,18 +89,14 @@ class Job:
             return self._output.decode(errors="replace")
 
     def output_until(self, text: str, timeout: float) -> tuple[str, bool]:
-        """Wait up to ``timeout`` seconds until the job has printed ``text`` (or has ended, or gone quiet
-        for good); return everything it printed so far, and whether ``text`` is in it."""
+        """Wait up to ``timeout`` seconds until the job has printed ``text`` (or has ended); return
+        everything it printed so far, and whether ``text`` is in it."""
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
-                printed = self._output.decode(errors="replace")
-            if text in printed:
-                return printed, True
-            if not self.running or time.monotonic() >= deadline:
-                printed = self.output()
+            ended = not self.running  # before reading: what an ended job printed is all there
+            printed = self.output(0.05 if ended else 0.02)  # while it runs, output() pauses: the poll's pace
+            if text in printed or ended or time.monotonic() >= deadline:
                 return printed, text in printed
-            time.sleep(0.02)
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the job to end; True if it has."""
