@@ -259,6 +259,20 @@ def test_a_killed_vm_is_one_line_and_the_next_cell_boots_a_fresh_one(vm_kernel):
     assert r.stdout.strip() == "listed", r  # a fresh VM: ns1 went with the old one
 
 
+def test_the_vm_is_its_labs_keeper(vm_kernel):
+    """The guest's lab starts no keeper: when its server ends (here killed from a cell), the VM
+    powers off and QEMU ends, and every process and namespace of that lab is gone with it."""
+    k = vm_kernel
+    k.ok("!ip netns add kept && ip netns exec kept sleep 300 &", timeout=BOOT)
+    assert k.ok("!pgrep -fc 'sandbox/[k]eeper[.]py' || true").stdout.strip() == "0"
+    pid = k.value(VM_PID)
+    r = k.run("!kill -9 $(pgrep -f 'netlab_magic[.]vm[.]server')")
+    assert r.usage_error is not None and r.usage_error.startswith("the VM stopped"), r
+    assert _soon(lambda: pid not in qemu_pids())
+    r = k.ok("!ip netns list; pgrep -c sleep || true", timeout=BOOT)  # a fresh VM, its boot line first
+    assert r.stdout.splitlines()[1:] == ["0"], r
+
+
 def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
     k = vm_kernel
     k.ok("!true", timeout=BOOT)

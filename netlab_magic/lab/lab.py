@@ -56,10 +56,14 @@ class Lab:
     #: Which implementation of :class:`netlab_magic.backend.LabBackend` this is.
     backend = "kernel"
 
-    def __init__(self) -> None:
+    def __init__(self, *, keeper: bool = True) -> None:
+        """Make this process's lab (:meth:`current` is how the magics get it).
+
+        ``keeper=False`` starts no keeper process: only where something else tears the lab down
+        when this process ends (the VM's guest, whose init powers the VM off)."""
         if Lab._current is not None:
             raise NetlabError("this process already has a lab: use Lab.current()")
-        self.sandbox = Sandbox()
+        self.sandbox = Sandbox(keeper=keeper)
         self.sandbox.enter()
         self.jobs = JobTable()
         self._closed = False

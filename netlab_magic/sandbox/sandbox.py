@@ -88,8 +88,11 @@ class Sandbox:
     One per kernel process. :meth:`new_host` replaces the host (that is what a reset does).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keeper: bool = True) -> None:
         self.mode = privilege_mode()
+        #: Whether :meth:`enter` starts the keeper; not where something else ends the lab with this
+        #: process (the VM's guest: its init powers the VM off when the lab's server ends).
+        self.keeper = keeper
         self._thread = threading.current_thread()
         self._origin_fd: int | None = None
         self.host_fd: int | None = None
@@ -128,13 +131,12 @@ class Sandbox:
         os.makedirs(NETNS_DIR, exist_ok=True)
         _mount_netns_dir()
         os.makedirs(os.path.dirname(HOST_FILE), exist_ok=True)
-        self._start_keeper()
+        if self.keeper:
+            self._start_keeper()
         try:
             self.new_host()
         except SysfsRefused as err:  # a container that hides part of its /sys: no lab here, and why
-            os.close(self._keeper_pipe)
-            self._keeper.wait()
-            self._keeper = None
+            self._stop_keeper()
             message = sysfs_refusal_text(err)
             os.environ[ERROR_ENV] = message  # what refusal() tells the magics and the doctor from now on
             raise PrivilegeError(message) from err
@@ -149,6 +151,12 @@ class Sandbox:
         )
         os.close(read_end)
         self._keeper_pipe = write_end
+
+    def _stop_keeper(self) -> None:
+        if self._keeper is not None:
+            os.close(self._keeper_pipe)
+            self._keeper.wait()
+            self._keeper = None
 
     def new_host(self) -> None:
         """Give the main thread a brand-new, empty host namespace (``lo`` up, no uplink).
@@ -241,10 +249,7 @@ class Sandbox:
                 syscalls.unshare(syscalls.CLONE_NEWNET)
             os.close(self._origin_fd)
             self._origin_fd = None
-        if self._keeper is not None:
-            os.close(self._keeper_pipe)
-            self._keeper.wait()
-            self._keeper = None
+        self._stop_keeper()
         for fd in (self.mnt_fd, self.uts_fd):
             if fd is not None:
                 os.close(fd)
