@@ -49,7 +49,7 @@ cd "$repo"
 # is checked here by tests/test_widgets_lab.py, a rootless kernel behind JupyterLab by test_hub.py.
 SAME_IN_BOTH_MODES=(tests/test_docker_rules.py tests/test_dependencies.py tests/test_docker_inspect.py tests/test_docker28.py tests/test_docker_verdict.py
                     tests/test_troubleshoot_answers.py tests/test_trace_checks.py tests/test_trace_parse.py
-                    tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_vm_pieces.py
+                    tests/test_shape.py tests/test_names.py tests/test_notebooks.py tests/test_vm_pieces.py tests/test_process.py
                     tests/test_widgets_counters.py tests/test_widgets_draw.py tests/test_widgets_iptables.py
                     tests/test_widgets_layout.py tests/test_widgets_poll.py tests/test_widgets_static.py
                     tests/test_widgets_topology.py

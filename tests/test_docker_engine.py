@@ -123,6 +123,26 @@ def test_ps_inspect_logs_stop_rm(lab):
     assert [ln.split()[1] for ln in lab.ok("%docker network ls").stdout.splitlines()[1:]] == ["bridge"]
 
 
+def test_stop_interrupts_and_rm_force_kills_at_once(lab, tmp_path):
+    """docker(1): ``rm -f`` "uses SIGKILL": the command's SIGINT trap never runs, as ``stop``'s does."""
+    mark = tmp_path / "signals"
+    trap = f"trap 'echo {{}} >> {mark}; exit 130' INT; echo up >> {mark}; while true; do sleep 0.1; done"
+    for cell, heard in (("stop", ["up", "stop"]), ("rm -f", ["up"])):
+        lab.ok(f'%docker run -d --name deaf busybox sh -c "{trap.format(cell)}"')
+        assert _soon(lambda: mark.exists())
+        lab.ok(f"%docker {cell} deaf")
+        assert mark.read_text().split() == heard
+        lab.run("%docker rm deaf")
+        mark.unlink()
+
+
+def _soon(condition, seconds: float = 10) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 def test_foreground_run_streams_and_exits(lab):
     r = lab.ok("%docker run --rm --name once busybox sh -c 'echo hello from $(ip -o -4 addr show eth0 | "
                "awk \"{print \\$4}\")'")

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from ..errors import AlreadyExists, NetlabError, NotFound
 from ..lab.lab import Lab
 from ..linux import process
-from ..linux.jobs import Job
+from ..linux.jobs import GRACE_OF_STOP, Job
 from ..model import HOST
 from .daemon import Container, connectivity_error
 from .listeners import listening
@@ -185,19 +185,22 @@ def last_line(output: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def stop_processes(lab: Lab, c: Container, *, stop_job: bool) -> int | None:
-    """Stop the proxies (and the command, if ``stop_job``); the command's exit status, if stopped."""
+def stop_processes(lab: Lab, c: Container, *, stop_job: bool, kill: bool = False) -> int | None:
+    """Stop the proxies (and the command, if ``stop_job``); the command's exit status, if stopped.
+
+    With ``kill``, SIGKILL at once (``docker rm -f``), else SIGINT first (the lab's jobs' stop)."""
     code = None
+    grace = 0 if kill else GRACE_OF_STOP
     if stop_job and c.job:
         try:
             job = lab.jobs.get(c.job)
-            job.stop()
+            job.stop(grace)
             code = job.proc.returncode
         except NotFound:
             pass
     for proxy in c.proxies:
         try:
-            lab.jobs.get(proxy).stop()
+            lab.jobs.get(proxy).stop(grace)
         except NotFound:
             pass
         forget_job(lab, proxy)

@@ -269,7 +269,8 @@ class Engine:
             if not force:
                 raise NetlabError(f"Error response from daemon: You cannot remove a running container "
                                   f"{c.id}. Stop the container before attempting removal or force remove")
-            self._teardown(c, stop_job=True)
+            # docker(1): "-f, --force: Force the removal of a running container (uses SIGKILL)"
+            self._teardown(c, stop_job=True, kill=True)
         container_jobs.forget_job(self.lab, c.job)
         if self.daemon is not None and self.daemon.containers.get(c.name) is c:
             self.daemon.rm(c.name)
@@ -287,9 +288,9 @@ class Engine:
 
     # -- tearing down ----------------------------------------------------------------------------
 
-    def _teardown(self, c: Container, *, stop_job: bool, code: int | None = None) -> None:
-        """The container's command has ended (or is stopped now): its network goes, like Docker's."""
-        stopped = container_jobs.stop_processes(self.lab, c, stop_job=stop_job)
+    def _teardown(self, c: Container, *, stop_job: bool, kill: bool = False, code: int | None = None) -> None:
+        """The container's command has ended (or is stopped now, killed with ``kill``): its network goes, like Docker's."""
+        stopped = container_jobs.stop_processes(self.lab, c, stop_job=stop_job, kill=kill)
         code = stopped if stopped is not None else code
         daemon = self.daemon
         if daemon is not None and daemon.containers.get(c.name) is c and c.running:

@@ -123,10 +123,10 @@ class Job:
         except BrokenPipeError as err:
             raise NotFound(f"job {self.name!r} stopped reading its input") from err
 
-    def stop(self) -> None:
-        """Stop the job (SIGINT, then SIGKILL) and wait for it."""
+    def stop(self, grace: float = GRACE_OF_STOP) -> None:
+        """Stop the job (SIGINT, then SIGKILL after ``grace`` seconds; 0: SIGKILL at once) and wait for it."""
         self._close_stdin()
-        stop_group(self.proc, grace=0 if not self.running else GRACE_OF_STOP)
+        stop_group(self.proc, grace=grace if self.running else 0)
         self._join()
 
     def _close_stdin(self) -> None:
