@@ -53,8 +53,8 @@ HANDOVER_ENV = "NETLAB_VM_STARTED"
 #: * ``rodata=off``: no read-only remapping of its own text and data and no W+X check of every
 #:   page table at the end of the boot (0.15 s to ``/init``);
 #: * ``init_on_alloc=0``: Debian zeroes every page and slab object the kernel allocates (its
-#:   hardening default); QEMU's guest RAM starts zeroed and user pages are zeroed anyway. The guest
-#:   kernel and the server's Python start faster (to ``/init`` 0.1 s, ready 0.35 s in all).
+#:   hardening default); user pages are zeroed anyway. With ``rodata=off``: ready 5.08 -> 4.70 s
+#:   (7 interleaved rounds of boots; benchmarks/README.md, session 8), most of it in the server's start.
 BOOT_SHORTCUTS = ("cryptomgr.notests", "initcall_blacklist=crypto_kdf108_init", "rodata=off", "init_on_alloc=0")
 _KERNEL_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")  # "[    1.364750] " before a kernel message
 
