@@ -113,9 +113,8 @@ def stop_groups(procs: Sequence[subprocess.Popen], grace: float = GRACE) -> None
 def wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for ``proc`` to end, and reap it; whether it has ended.
 
-    The kernel wakes the wait the moment the process ends (a pidfd): ``Popen.wait(timeout)``
-    polls in sleeps that grow to 50 ms, so a job that took 60 ms to stop was seen gone up to
-    ~40 ms late (in the VM, half of a ``%docker rm -f``'s wait).
+    The kernel wakes the wait the moment the process ends (a pidfd), where ``Popen.wait(timeout)``
+    polls in sleeps that grow to 50 ms and can see a process gone up to 50 ms after it ended.
     """
     if proc.poll() is not None:
         return True
