@@ -16,6 +16,7 @@ import pytest
 
 from support import docker_lab
 from support.docker_lab import ENGINE, lab_save, model_save, normalised
+from support.waiting import wait_for
 
 DEMO3 = [
     "%docker network create dummy1",
@@ -129,18 +130,11 @@ def test_stop_interrupts_and_rm_force_kills_at_once(lab, tmp_path):
     trap = f"trap 'echo {{}} >> {mark}; exit 130' INT; echo up >> {mark}; while true; do sleep 0.1; done"
     for cell, heard in (("stop", ["up", "stop"]), ("rm -f", ["up"])):
         lab.ok(f'%docker run -d --name deaf busybox sh -c "{trap.format(cell)}"')
-        assert _soon(lambda: mark.exists())
+        assert wait_for(mark.exists)
         lab.ok(f"%docker {cell} deaf")
         assert mark.read_text().split() == heard
         lab.run("%docker rm deaf")
         mark.unlink()
-
-
-def _soon(condition, seconds: float = 10) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
 
 
 def test_foreground_run_streams_and_exits(lab):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 from netlab_magic.linux.process import stop_groups, wait_exit
+from support.waiting import wait_for
 
 
 def _group(script: str) -> subprocess.Popen:
@@ -42,17 +42,12 @@ def test_wait_exit_of_a_process_reaped_already():
 def test_stop_groups_interrupts_then_kills_what_ignores_it_and_its_stragglers():
     obeys = _group("sleep 30")
     deaf = _group("trap '' INT; sleep 30 & wait")
-    deadline = time.monotonic() + 10
-    while not (stragglers := _sleeps_in_group(deaf.pid)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert stragglers, "the group's background sleep did not start"
+    assert wait_for(lambda: _sleeps_in_group(deaf.pid)), "the group's background sleep did not start"
     stop_groups([obeys, deaf], grace=0.3)
     assert obeys.returncode == -signal.SIGINT
     assert deaf.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 10  # its orphan was killed with the group: gone once init reaps it
-    while _sleeps_in_group(deaf.pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _sleeps_in_group(deaf.pid) == []
+    # its orphan was killed with the group: gone once init reaps it
+    assert wait_for(lambda: not _sleeps_in_group(deaf.pid))
 
 
 def _sleeps_in_group(pgid: int) -> list[int]:

@@ -16,12 +16,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
 from support.pids import parents, processes
+from support.waiting import wait_for
 from netlab_magic.backend import vm_ready
 from netlab_magic.vm import image, machine
 
@@ -67,14 +67,6 @@ def _descends(pid: int, ancestor: int) -> bool:
             return True
         pid = family.get(pid, 0)
     return False
-
-
-def _soon(condition, seconds: float = 10) -> bool:  # noqa: ANN001
-    """Whether ``condition()`` holds within ``seconds`` (polled)."""
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
 
 
 def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
@@ -268,7 +260,7 @@ def test_the_vm_is_its_labs_keeper(vm_kernel):
     pid = k.value(VM_PID)
     r = k.run("!kill -9 $(pgrep -f 'netlab_magic[.]vm[.]server')")
     assert r.usage_error is not None and r.usage_error.startswith("the VM stopped"), r
-    assert _soon(lambda: pid not in qemu_pids())
+    assert wait_for(lambda: pid not in qemu_pids())
     r = k.ok("!ip netns list; pgrep -c sleep || true", timeout=BOOT)  # a fresh VM, its boot line first
     assert r.stdout.splitlines()[1:] == ["0"], r
 
@@ -279,7 +271,7 @@ def test_kill_9_of_the_kernel_leaves_no_qemu(vm_kernel):
     mine = [pid for pid in qemu_pids() if _descends(pid, k.pid)]
     assert len(mine) == 1, qemu_pids()
     os.kill(k.pid, signal.SIGKILL)
-    assert _soon(lambda: mine[0] not in qemu_pids())
+    assert wait_for(lambda: mine[0] not in qemu_pids())
 
 
 OWNER = """
@@ -312,10 +304,10 @@ def test_kill_9_during_the_boot_leaves_no_qemu_and_no_file(tmp_path):
                              env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         qemu = int(owner.stdout.readline())
-        assert _soon(lambda: qemu in qemu_pids())  # setpriv execs it
+        assert wait_for(lambda: qemu in qemu_pids())  # setpriv execs it
         os.kill(owner.pid, signal.SIGKILL)  # a boot takes seconds under TCG: the guest has not answered yet
         owner.wait()
-        assert _soon(lambda: qemu not in qemu_pids())
+        assert wait_for(lambda: qemu not in qemu_pids())
         assert list(tmp_path.iterdir()) == []
     finally:
         owner.kill()
@@ -329,7 +321,7 @@ def test_qemu_dies_with_its_owner_even_when_the_guest_cannot_tell(tmp_path):
         assert qemu in qemu_pids()
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
-        assert _soon(lambda: qemu not in qemu_pids())
+        assert wait_for(lambda: qemu not in qemu_pids())
     finally:
         owner.kill()
         if "holder" in locals():

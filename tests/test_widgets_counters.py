@@ -10,7 +10,8 @@ pytest.importorskip("anywidget")
 pytest.importorskip("matplotlib")
 
 from netlab_magic.widgets import CountersWidget, _poll, plot_counters  # noqa: E402
-from support.widgets import CAPTURED, WIDGETS, big_ruleset, view, wait_for  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
+from support.widgets import CAPTURED, WIDGETS, big_ruleset, view  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fresh_poller")
 

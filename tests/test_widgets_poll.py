@@ -12,7 +12,8 @@ pytest.importorskip("matplotlib")
 
 from netlab_magic.model import LabSnapshot  # noqa: E402
 from netlab_magic.widgets import CountersWidget, TopologyWidget, _poll  # noqa: E402
-from support.widgets import CAPTURED, star, view, wait_for  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
+from support.widgets import CAPTURED, star, view  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fresh_poller")
 

@@ -14,7 +14,8 @@ pytest.importorskip("matplotlib")
 
 from netlab_magic.model import Peer  # noqa: E402
 from netlab_magic.widgets import TopologyWidget, _poll  # noqa: E402
-from support.widgets import view, wait_for  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
+from support.widgets import view  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fresh_poller")
 

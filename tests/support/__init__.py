@@ -2,6 +2,7 @@
 
 - :mod:`.kernel_client`: real IPython kernels driven through jupyter_client, as JupyterLab does;
 - :mod:`.strays`, :mod:`.pids`: processes a lab may leave behind, and PIDs as the machine sees them;
+- :mod:`.waiting`: a condition polled until it holds (what a test cannot be told about);
 - :mod:`.docker_lab`: a Docker lab in a test kernel read from outside (its rules, the model's, its state);
 - :mod:`.docker28_documents`: moby's documents of Docker Engine 28.5's rules;
 - :mod:`.pyroute2_cells`: pyroute2's documented examples as kernel cells;

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from netlab_magic.model import Interface, LabSnapshot, Namespace, Peer
@@ -76,11 +75,3 @@ def view(w, vid="v1", alive=True, hidden=False):
     w._handle_custom_msg({"netlab": "view", "id": vid, "alive": alive, "hidden": hidden}, [])
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
-    """Whether ``pred()`` came true within ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
