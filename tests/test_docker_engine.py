@@ -10,10 +10,13 @@ Every packet stays inside the lab's namespaces.
 from __future__ import annotations
 
 import re
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
+from netlab_magic.docker import webserver
 from support import docker_lab
 from support.docker_lab import ENGINE, lab_save, model_save, normalised
 from support.waiting import wait_for
@@ -202,6 +205,57 @@ def test_the_web_server_asks_dns_nothing(kernel):
 
     assert queries_when_starting("-m http.server") >= 1
     assert queries_when_starting("-I -S /run/netlab-docker/webserver.py") == 0  # as the image runs it
+
+
+def test_the_web_servers_arguments_are_argparses(capsys):
+    """The server reads its arguments without argparse (its import is slow in the VM's guest), as argparse did."""
+    assert webserver.parse([]) == (80, "0.0.0.0", ".")
+    assert webserver.parse(["8080", "--bind", "::", "--directory=/srv"]) == (8080, "::", "/srv")
+    for argv, error in ((["--bind"], "argument --bind: expected one argument"),
+                        (["eighty"], "argument port: invalid int value: 'eighty'"),
+                        (["80", "81"], "unrecognized arguments: 81"), (["-x"], "unrecognized arguments: -x")):
+        with pytest.raises(SystemExit) as ended:
+            webserver.parse(argv)
+        assert ended.value.code == 2
+        assert capsys.readouterr().err == f"{webserver.USAGE}\nwebserver.py: error: {error}\n"
+
+
+def test_the_web_server_listens_before_its_slow_import(lab, tmp_path):
+    """nginx listens within milliseconds; ours listens before it imports ``http.server`` (a second
+    of the VM guest's CPU), and a request made meanwhile waits in the socket's backlog until the
+    handler is there. The import is held here: a package ``http`` of the test's own, beside a copy
+    of the server, waits for a file before it loads the real one (``-S`` without ``-I``: the
+    script's directory first on its path)."""
+    shutil.copy(Path(webserver.__file__), tmp_path / "webserver.py")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("early\n")
+    (tmp_path / "http").mkdir()
+    go = tmp_path / "go"
+    (tmp_path / "http" / "__init__.py").write_text(
+        "import os, time\n"
+        f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.02)\n"
+        "__path__[:] = [os.path.join(os.path.dirname(os.__file__), 'http')]\n"
+        "exec(compile(open(__path__[0] + '/__init__.py').read(), __path__[0] + '/__init__.py', 'exec'))\n")
+    python = lab.value("__import__('sys').executable")
+    lab.ok(f"%docker run -d --name early busybox {python} -S {tmp_path}/webserver.py 80 --directory {tmp_path}/site")
+    ip = ip_of(lab, "early")
+
+    def queued() -> str | None:  # the listener's Recv-Q (connections not yet accepted), None if none listens
+        line = lab.ok("%netns early ss -ltnH sport = :80").stdout.split()
+        return line[1] if line else None
+
+    def answered() -> str:
+        return answer.read_text() if answer.exists() else ""
+
+    answer = tmp_path / "answer"
+    assert wait_for(lambda: queued() is not None), "the server did not listen while http.server's import was held"
+    lab.ok(f"%docker run -d --name client busybox sh -c 'curl -sS -m 60 http://{ip}/ > {answer}'")
+    assert wait_for(lambda: queued() == "1"), queued()  # the request waits in the backlog
+    assert answered() == "" and lab.ok("%docker logs early").stdout == ""
+    go.touch()
+    assert wait_for(lambda: answered() == "early\n", timeout=60), answered()
+    assert lab.ok("%docker logs early").stdout.startswith("Serving HTTP on 0.0.0.0 port 80")
+    lab.ok("%docker rm -f early client")
 
 
 # -- fidelity: the lab's firewall is the model's, which is dockerd's -------------------------------

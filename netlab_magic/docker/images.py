@@ -2,15 +2,15 @@
 
 A container shares the kernel's files and programs; only its network is its own. So an image
 name only chooses a command: ``nginx`` (and ``httpd``) is Python's ``http.server`` on port 80
-(:mod:`.webserver`: without its reverse DNS lookup), serving nginx's welcome page from the lab's
+(:mod:`.webserver`: listening before its slow import, without its reverse DNS lookup), serving nginx's welcome page from the lab's
 private ``/run``; any other image runs
 ``sleep infinity`` unless a command is given after it.
 
 The web server is the image's own file, copied beside its page (``/run/netlab-docker/webserver.py``,
 the same path on every machine), and started as the lab's keeper is: ``python3 -I -S FILE``, the
 standard library only, without ``site`` (a ``.pth`` of the machine's) and without this package's
-``__init__`` (the whole lab). In the VM's guest, where Python runs without KVM, that is most of
-what ``docker run -d nginx`` waits for (benchmarks/README.md).
+``__init__`` (the whole lab). In the VM's guest, where Python runs without KVM, its start is
+much of what ``docker run -d nginx`` waits for (benchmarks/README.md).
 """
 
 from __future__ import annotations
