@@ -40,15 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "vm":
         from .vm.image import SYSTEM_CACHE, ImageError, find, prefix_cache, prepare
 
-        found = find() if args.if_missing else None
-        if found is not None:
-            print(f"the VM image is ready: {found.directory} (--if-missing: nothing to do)")
-            return 0
+        from .vm import snapshot
+        from .vm.machine import VMError
+
+        image = find() if args.if_missing else None
+        if image is not None:
+            print(f"the VM image is ready: {image.directory} (--if-missing: no new image)")
+        else:
+            try:
+                image = prepare(SYSTEM_CACHE if args.system else prefix_cache() if args.sys_prefix else None)
+            except ImageError as err:
+                print(f"{PROG} vm prepare: {err}", file=sys.stderr)
+                return 1
         try:
-            prepare(SYSTEM_CACHE if args.system else prefix_cache() if args.sys_prefix else None)
-        except ImageError as err:
-            print(f"{PROG} vm prepare: {err}", file=sys.stderr)
-            return 1
+            snapshot.make(image)
+        except (VMError, OSError) as err:  # the VM still boots, the long way
+            print(f"{PROG} vm prepare: no snapshot of the boot ({err}); each VM boots from the start")
         return 0
 
     if args.command == "workbook":

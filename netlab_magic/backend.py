@@ -118,6 +118,7 @@ def start_early() -> None:
     try:
         if choose().name != VM:
             return
+        from .vm import snapshot
         from .vm.image import find
         from .vm.machine import Machine
 
@@ -125,7 +126,7 @@ def start_early() -> None:
         if image is None:
             return
         machine = Machine(image)
-        machine.start()
+        machine.start(snapshot.find(image))
         machine.hand_over()
     except NetlabError:
         return

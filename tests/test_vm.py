@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -23,7 +24,7 @@ from support.kernel_client import IS_ROOT, Kernel, helper_kernelspec
 from support.pids import parents, processes
 from support.waiting import wait_for
 from netlab_magic.backend import vm_ready
-from netlab_magic.vm import image, machine
+from netlab_magic.vm import image, machine, remote, snapshot
 
 pytestmark = [
     pytest.mark.skipif(IS_ROOT, reason="the VM runs as an unprivileged user: see the rootless pass"),
@@ -346,3 +347,44 @@ def test_a_vm_that_cannot_boot_is_one_line(tmp_path):
     message = str(err.value)
     assert message.startswith("the VM stopped (QEMU exit status 0): Kernel panic - not syncing:"), message
     assert "\n" not in message
+
+
+def _guest(vm: machine.Machine, command: str) -> str:
+    """``command``'s output on the guest lab's host, through the agent alone (no kernel, no VMLab)."""
+    return vm.client.call(remote.LAB, "run", ("host", command), {"check": True}).stdout
+
+
+def test_vms_restored_from_the_boots_snapshot_are_each_their_own():
+    """``vm prepare`` saved the boot up to where the guest's init waits for the host's word. Each VM
+    restored from it goes on from there with this machine's clock (the snapshot's is minutes old
+    by now) and random numbers of its own (the snapshot holds the generator's state)."""
+    img = image.find()
+    saved = snapshot.find(img)
+    assert saved is not None, f"vm prepare made no snapshot of the boot in {img.directory}"
+    vms = [machine.Machine(img) for _ in range(2)]
+    try:
+        for vm in vms:
+            vm.start(saved)
+        outs = [_guest(vm.wait_ready(BOOT) and vm, "date +%s; head -c 16 /dev/urandom | od -An -tx1; "
+                       "cat /proc/sys/kernel/random/boot_id") for vm in vms]
+    finally:
+        for vm in vms:
+            vm.stop()
+    assert [(vm.restored_from, vm.restore_refused) for vm in vms] == [(saved, None)] * 2
+    for out in outs:
+        assert abs(int(out.split()[0]) - time.time()) < 10, out
+    assert outs[0].split("\n", 1)[1] != outs[1].split("\n", 1)[1], outs
+
+
+def test_a_snapshot_qemu_refuses_means_a_boot_from_the_start(tmp_path):
+    """A snapshot QEMU cannot load (here: not one at all) costs a moment, not the VM: it boots."""
+    bad = tmp_path / "snapshot.qemu"
+    bad.write_bytes(b"QEVM\0\0\0\3" + os.urandom(4096))
+    vm = machine.Machine(image.find())
+    vm.start(bad)
+    try:
+        vm.wait_ready(BOOT)
+        assert _guest(vm, "echo up") == "up\n"
+    finally:
+        vm.stop()
+    assert vm.restored_from is None and vm.restore_refused, vm.restore_refused

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import time
 import pickle
 import re
 import shutil
@@ -52,13 +53,22 @@ def test_tsc_khz_from_cpuinfo():
 
 def test_qemu_has_no_network_and_shares_root_read_only():
     img = image.Image(image.Path("/cache/k"), "6.1.0-57-amd64", "linux-image-6.1.0-57-amd64=6.1.192-3")
-    argv = machine.qemu_argv(img, 5, 6, "/pkg", "/usr/bin/python3")
+    argv = machine.qemu_argv(img, 5, 6)
     assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
     # the port and the console are descriptors QEMU inherits: no file of the VM's on disk
     assert "socket,id=agent,fd=5,server=off" in argv and "file:/proc/self/fd/6" in argv
     fsdev = argv[argv.index("-fsdev") + 1]
     assert "path=/," in fsdev and "readonly=on" in fsdev
     assert "netlab.modules=/cache/k/lib/modules/6.1.0-57-amd64" in argv[argv.index("-append") + 1]
+
+
+def test_the_boot_word_carries_what_differs_between_kernels():
+    """What guest_init.sh reads after the snapshot point: the Python, the package, the clock, randomness."""
+    words = [machine.boot_word("/venv/bin/python", "/src").decode() for _ in range(2)]
+    python, package, clock, entropy = words[0].split()
+    assert (python, package) == ("/venv/bin/python", "/src") and words[0].endswith("\n")
+    assert abs(int(clock) - time.time()) <= 1 and len(bytes.fromhex(entropy)) == 32
+    assert words[0].split()[3] != words[1].split()[3]
 
 
 def test_netlab_backend_forces_either_and_refuses_anything_else():
@@ -359,3 +369,23 @@ def test_the_guests_server_runs_site_when_an_import_first_needs_it(how):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == ("found True\n" if how == "defer" else "not found\n")
+
+
+def test_the_boots_snapshot_is_found_only_for_what_it_was_made_of(tmp_path, monkeypatch):
+    """A snapshot is named after QEMU, the kernel, the initramfs, this package's init and QEMU's
+    command line: change one and find() finds none (the VM then boots as before)."""
+    from netlab_magic.vm import snapshot
+
+    (tmp_path / "vmlinux").write_bytes(b"kernel")
+    (tmp_path / "initrd.cpio").write_bytes(b"initramfs")
+    img = image.Image(tmp_path, "6.1.0-57-amd64", "linux-image-6.1.0-57-amd64=6.1.192-3")
+    assert snapshot.find(img) is None
+    snapshot.path(img).write_bytes(b"saved")
+    assert snapshot.find(img) == snapshot.path(img)
+    for change in (lambda: (tmp_path / "initrd.cpio").write_bytes(b"initramfs 2"),
+                   lambda: monkeypatch.setattr(snapshot, "init_archive", lambda: b"another init"),
+                   lambda: monkeypatch.setattr(machine, "BOOT_SHORTCUTS", ("quiet",))):
+        before = snapshot.path(img)
+        change()
+        assert snapshot.path(img) != before and snapshot.find(img) is None
+        snapshot.path(img).write_bytes(b"saved")

@@ -3,7 +3,9 @@
 # It is not the lab's server: it mounts the image's own / (shared read-only by QEMU over virtio-9p)
 # under a tmpfs overlay, starts the server there (netlab_magic.vm.server), and powers the VM off
 # when the server ends (the host went away), which ends QEMU (-no-reboot).
-# Its settings come on the kernel's command line: netlab.python= netlab.package= netlab.modules=
+# The image's module tree comes on the kernel's command line (netlab.modules=); the rest in the
+# host's word, one line on the agent's port: the kernel's Python, the directory that holds this
+# package, the host's clock (seconds) and 32 random bytes (hex).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -12,12 +14,26 @@ mount -t devtmpfs devtmpfs /dev
 fail() { echo "netlab-init: $*" > /dev/ttyS0; poweroff -f; }
 for word in $(cat /proc/cmdline); do
     case "$word" in
-        netlab.python=*) PYTHON="${word#*=}" ;;
-        netlab.package=*) PACKAGE="${word#*=}" ;;
         netlab.modules=*) MODULES="${word#*=}" ;;
     esac
 done
 while read -r module; do insmod "/modules/$module" || fail "insmod $module failed"; done < /modules/order
+PORT=
+for port in /sys/class/virtio-ports/*; do
+    [ "$(cat "$port/name" 2>/dev/null)" = agent ] && PORT="/dev/${port##*/}"
+done
+[ -n "$PORT" ] || fail "no virtio-serial port named agent"
+# The boot's snapshot (netlab_magic/vm/snapshot.py) is taken here, while init waits for the word: a VM
+# restored from it starts at this read, with the clock and the randomness of the moment it was
+# taken, which the word then puts right. Nothing before this line depends on who boots the VM.
+echo "netlab-boot: waiting for the host's word" > /dev/ttyS0
+WORD=
+while [ -z "$WORD" ]; do read -r WORD < "$PORT" || sleep 0.1; done  # empty: no host connected (yet)
+set -- $WORD
+[ $# -eq 4 ] || fail "the host's word is not PYTHON PACKAGE CLOCK ENTROPY: $WORD"
+PYTHON="$1" PACKAGE="$2"
+[ "$(date +%s)" -lt "$3" ] && date -s "@$3" > /dev/null  # a restored clock is behind; a booted one is right
+echo "$4" > /dev/urandom  # mixed in now; the server has the kernel reseed from it first thing
 mkdir -p /lower /rw /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro root /lower || fail "cannot mount the shared /"
 mount -t tmpfs -o mode=0755 rw /rw
@@ -43,11 +59,6 @@ if [ -n "$MODULES" ]; then  # the kernel's own module tree (veth, bridge, nf_tab
     # bridged traffic through iptables (Demo 2), as on the machines the talk ran on
     modprobe br_netfilter || fail "modprobe br_netfilter failed"
 fi
-PORT=
-for port in /sys/class/virtio-ports/*; do
-    [ "$(cat "$port/name" 2>/dev/null)" = agent ] && PORT="/dev/${port##*/}"
-done
-[ -n "$PORT" ] || fail "no virtio-serial port named agent"
 hostname netlab-vm
 # The overlay becomes the root of the mount namespace, not only of a chroot: the lab's server
 # enters mount namespaces (setns), which would otherwise land it back in this initramfs.

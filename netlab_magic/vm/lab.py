@@ -26,7 +26,7 @@ import subprocess
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 from ..errors import NetlabError
-from . import remote
+from . import remote, snapshot
 from .client import AgentClient, AgentLost
 from .image import ImageError, find
 from .kernel_network import KernelNetwork
@@ -87,7 +87,7 @@ class VMLab:
     def _boot(self) -> Machine:
         machine = Machine(self.image)
         if not machine.take_over():  # the kernel's launcher started it already
-            machine.start()  # from this thread: QEMU dies with it (--pdeathsig)
+            machine.start(snapshot.find(self.image))  # from this thread: QEMU dies with it (--pdeathsig)
         return machine
 
     def agent(self) -> AgentClient:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import select
 import shutil
 import socket
@@ -80,15 +81,14 @@ def tsc_khz(cpuinfo: str | None = None) -> int | None:
     return None
 
 
-def qemu_argv(image: Image, port_fd: int, console_fd: int, package: str, python: str,
-              initrd: str | None = None) -> list[str]:
+def qemu_argv(image: Image, port_fd: int, console_fd: int, initrd: str | None = None) -> list[str]:
     """QEMU's command line: microvm, TCG, no network, the root shared read-only, the server's port.
 
     ``port_fd`` is QEMU's end of the agent's socket pair, ``console_fd`` the file the guest's
-    console is written to (both inherited); ``package`` is the directory that holds ``netlab_magic``,
-    ``python`` the interpreter (this kernel's: its site-packages) that runs the lab's server in the guest."""
-    append = ["console=ttyS0", "quiet", "panic=-1", *BOOT_SHORTCUTS, f"netlab.python={python}",
-              f"netlab.package={package}", f"netlab.modules={image.modules}"]
+    console is written to (both inherited). What differs between kernels (their Python, this
+    package's directory) is not here but in :func:`boot_word`, so that one snapshot of the boot
+    (:mod:`.snapshot`) serves them all."""
+    append = ["console=ttyS0", "quiet", "panic=-1", *BOOT_SHORTCUTS, f"netlab.modules={image.modules}"]
     khz = tsc_khz()
     if khz:
         append.append(f"tsc_early_khz={khz}")
@@ -104,6 +104,13 @@ def qemu_argv(image: Image, port_fd: int, console_fd: int, package: str, python:
         "-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-device,fsdev=fs0,mount_tag=root",
     ]
+
+
+def boot_word(python: str, package: str) -> bytes:
+    """The line the guest's init waits for on the agent's port (guest_init.sh): the interpreter that
+    runs the lab's server, the directory that holds this package, this machine's clock in seconds
+    (a VM restored from a snapshot sets its clock by it) and 32 random bytes for the guest's pool."""
+    return f"{python} {package} {round(time.time())} {secrets.token_hex(32)}\n".encode()
 
 
 def _guest_paths(*paths: str) -> None:
@@ -158,9 +165,20 @@ class Machine:
         self.ready_after: float | None = None  #: seconds from start to the agent's hello
         self._port: socket.socket | None = None  # our end of the agent's socket pair, until the hello
         self._logs: dict[str, int] = {}  # "console", "qemu.err" -> the memory file QEMU writes it to
+        #: The snapshot of the boot this VM was restored from (:mod:`.snapshot`), or None: it booted.
+        self.restored_from: Path | None = None
+        #: Why QEMU refused the snapshot (its error line), when it did and the VM booted instead.
+        self.restore_refused: str | None = None
 
-    def start(self) -> None:
-        """Start QEMU in the background (returns at once); raise :class:`VMError` if it cannot start."""
+    def start(self, restore_from: Path | None = None, *, word: bool = True,
+              monitor: socket.socket | None = None) -> None:
+        """Start QEMU in the background (returns at once); raise :class:`VMError` if it cannot start.
+
+        ``restore_from``: a snapshot of the boot (:mod:`.snapshot`) that QEMU loads instead of
+        booting; where QEMU refuses it, :meth:`wait_ready` boots afresh. ``word=False`` and a
+        ``monitor`` (QEMU's human monitor on that socket) are how the snapshot is taken: the guest
+        waits at its snapshot point for a word that does not come.
+        """
         qemu = shutil.which(QEMU)
         if qemu is None:
             raise VMError(f"{QEMU} is not installed: apt-get install -y qemu-system-x86")
@@ -168,25 +186,44 @@ class Machine:
         if setpriv is None:
             raise VMError("setpriv (util-linux) is not installed: it ties QEMU's life to this kernel's")
         _guest_paths(self.python, self.package, str(self.image.modules))
+        self._forget_logs()
         self._port, qemu_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for name in ("console", "qemu.err"):  # QEMU writes them (-serial file:, stderr); we read them back
             self._logs[name] = os.memfd_create(f"netlab-vm-{name}", os.MFD_CLOEXEC)
         # the image's initramfs, and this package's /init after it: in memory too
         initrd = os.memfd_create("netlab-initrd", 0)
         protocol.write_all(initrd, self.image.initrd.read_bytes() + init_archive())
-        argv = qemu_argv(self.image, qemu_end.fileno(), self._logs["console"], self.package, self.python,
-                         f"/proc/self/fd/{initrd}")
+        argv = qemu_argv(self.image, qemu_end.fileno(), self._logs["console"], f"/proc/self/fd/{initrd}")
+        inherited = [initrd, qemu_end.fileno(), self._logs["console"]]
+        state = None
+        if restore_from is not None:
+            try:
+                state = os.open(restore_from, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                restore_from = None
+            else:
+                argv += ["-incoming", f"fd:{state}"]
+                inherited.append(state)
+        if monitor is not None:
+            argv += ["-chardev", f"socket,id=monitor,fd={monitor.fileno()},server=off",
+                     "-mon", "chardev=monitor,mode=readline"]
+            inherited.append(monitor.fileno())
+        self.restored_from = restore_from
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
                 [setpriv, "--pdeathsig", "KILL", "--", *argv],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._logs["qemu.err"],
                 start_new_session=True,  # Jupyter's interrupt (SIGINT to the kernel's group) must not reach it
-                close_fds=True, pass_fds=(initrd, qemu_end.fileno(), self._logs["console"]),
+                close_fds=True, pass_fds=inherited,
             )
         finally:  # QEMU's copies only: when QEMU ends, our end of the pair reads the end of file
             os.close(initrd)
             qemu_end.close()
+            if state is not None:
+                os.close(state)
+        if word:  # it waits in the socket until the guest's init reads it
+            self._port.sendall(boot_word(self.python, self.package))
 
     def hand_over(self) -> None:
         """Let the program this process ``exec``\\ s next take this started VM over (:meth:`take_over`).
@@ -200,7 +237,8 @@ class Machine:
         for fd in fds.values():
             os.set_inheritable(fd, True)
         os.environ[HANDOVER_ENV] = json.dumps({"pid": self.proc.pid, "fds": fds, "started_at": self.started_at,
-                                               "image": str(self.image.directory)})
+                                               "image": str(self.image.directory),
+                                               "restored_from": self.restored_from and str(self.restored_from)})
 
     def take_over(self) -> bool:
         """Become the VM this process's launcher started and handed over (:meth:`hand_over`), if any.
@@ -215,6 +253,7 @@ class Machine:
             state = json.loads(text)
             fds = {name: int(fd) for name, fd in state["fds"].items()}
             pid, self.started_at = int(state["pid"]), float(state["started_at"])
+            self.restored_from = Path(state["restored_from"]) if state.get("restored_from") else None
             self.proc = _Child(pid)
         except (ValueError, KeyError, TypeError, AttributeError):
             return False
@@ -248,6 +287,10 @@ class Machine:
         if not answered:
             client.close()
             if self.proc.poll() is not None:
+                if self.restored_from is not None:  # QEMU would not load the snapshot: boot afresh, once
+                    self.restore_refused = self._qemu_error() or self.describe_end()
+                    self.start()
+                    return self.wait_ready(timeout)
                 raise VMError(self.describe_end())
             self.kill()
             raise VMError(f"the VM did not answer within {timeout:g} s: {self._console_tail()}")
@@ -260,6 +303,10 @@ class Machine:
         if fd is None:
             return ""
         return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+    def console(self) -> str:
+        """What the guest has written to its console so far."""
+        return self._log("console")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -309,6 +356,9 @@ class Machine:
             except subprocess.TimeoutExpired:
                 pass
             self.kill()
+        self._forget_logs()
+
+    def _forget_logs(self) -> None:
         for fd in self._logs.values():
             os.close(fd)
         self._logs.clear()

@@ -160,8 +160,26 @@ def run_python(lab: "Lab", netns: str, source: str) -> GuestValue | None:
     return None
 
 
+#: ioctl(2) on /dev/urandom: reseed the kernel's generator from its pool now (linux/random.h: _IO('R', 0x07)).
+RNDRESEEDCRNG = 0x5207
+
+
+def reseed() -> None:
+    """Have the guest kernel reseed its random generator from its pool, where init put the host's
+    bytes: a VM restored from the boot's snapshot (:mod:`.snapshot`) would otherwise draw the very
+    numbers every VM restored from it draws (the snapshot holds the generator's state)."""
+    import fcntl
+
+    fd = os.open("/dev/urandom", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, RNDRESEEDCRNG)
+    finally:
+        os.close(fd)
+
+
 def main(port_path: str) -> None:
     """The server's start (guest_init.sh runs it with ``python -I -S``: :mod:`.late_site` runs ``site`` later)."""
+    reseed()  # before the lab draws anything (names, ids, ports)
     late_site.defer()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     Server(os.open(port_path, os.O_RDWR)).serve()
