@@ -86,6 +86,8 @@ def test_demo1_in_the_vm_that_the_kernel_chose_itself(vm_kernel):
     doctor = k.ok("%netlab doctor").results[0]
     assert "vm: the kernel refuses namespaces here, so the lab runs in a small VM" in doctor, doctor
     assert "vm: the lab is a small virtual machine" in doctor, doctor
+    # the launcher's VM, taken over by the kernel: restored from the boot's snapshot vm prepare saved
+    assert "restored from the snapshot of its boot" in doctor, doctor
     assert "Demo 2's FORWARD drop" not in doctor  # br_netfilter is loaded in the guest
     assert "its other sockets reach what this kernel's process reaches (the kernel refuses namespaces here): the " \
            "machine's or container's network, not the lab" in doctor, doctor  # no empty namespace where they are refused

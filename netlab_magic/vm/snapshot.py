@@ -44,9 +44,10 @@ def key(image: Image) -> str:
     and this package's init, and QEMU's command line (descriptors fixed, as :func:`make` passes them)."""
     digest = hashlib.sha256()
     qemu = shutil.which(QEMU)
-    for path in (qemu, image.vmlinux):
-        st = os.stat(path) if path else None
-        digest.update(f"{path} {st and st.st_size} {st and st.st_mtime_ns}\0".encode())
+    for file in (qemu, image.vmlinux):
+        st = os.stat(file) if file else None
+        # whole seconds: an image's layers are tar files, which keep no finer time (Docker, Binder)
+        digest.update(f"{file} {st and st.st_size} {st and int(st.st_mtime)}\0".encode())
     digest.update(image.initrd.read_bytes() + init_archive())
     digest.update("\0".join(qemu_argv(image, 3, 4, "/proc/self/fd/5")).encode())
     return digest.hexdigest()[:16]
