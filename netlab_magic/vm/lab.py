@@ -30,7 +30,7 @@ from . import remote, snapshot
 from .client import AgentClient, AgentLost
 from .image import ImageError, find
 from .kernel_network import KernelNetwork
-from .machine import Machine
+from .machine import Machine, VMError
 
 T = TypeVar("T")
 
@@ -100,7 +100,15 @@ class VMLab:
         if machine.client is not None:  # it was ready once: it died since
             raise self._lost()
         print(BOOT_LINE, flush=True)  # stdout: a notice, not an error (a front end paints stderr red)
-        return machine.wait_ready()
+        try:
+            return machine.wait_ready()
+        except VMError as err:
+            if machine.alive():
+                raise
+            # it died while it booted: as for one that died once ready, a fresh one for the next command
+            machine.stop()
+            self.machine = self._boot()
+            raise VMError(f"{err}; the next command starts a fresh VM") from None
 
     def _lost(self) -> AgentLost:
         """The VM died: one line saying how; a fresh one boots in the background for the next command."""

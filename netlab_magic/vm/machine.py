@@ -279,15 +279,20 @@ class Machine:
         deadline = self.started_at + timeout
         client = AgentClient(self._port, on_lost=self.describe_end)
         self._port = None
-        exit_fd = os.pidfd_open(self.proc.pid)
+        try:
+            exit_fd = os.pidfd_open(self.proc.pid)
+        except ProcessLookupError:  # it ended, and was waited for already
+            client.close()
+            raise VMError(self.describe_end()) from None
         try:
             answered = client.wait_hello(lambda: max(0.0, deadline - time.monotonic()), exit_fd)
         finally:
             os.close(exit_fd)
         if not answered:
             client.close()
-            if self.proc.poll() is not None:
-                if self.restored_from is not None:  # QEMU would not load the snapshot: boot afresh, once
+            code = self.proc.poll()
+            if code is not None:
+                if self.restored_from is not None and code > 0:  # QEMU refused the snapshot: boot afresh, once
                     self.restore_refused = self._qemu_error() or self.describe_end()
                     self.start()
                     return self.wait_ready(timeout)
