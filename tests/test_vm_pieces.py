@@ -207,11 +207,12 @@ def test_a_pyroute2_message_crosses_as_its_bytes_and_is_rebuilt_as_its_own_class
 
 def _installed_root(root, source: image.Image) -> None:
     """A machine where the kernel and busybox-static are installed (as Binder's apt.txt would): the
-    real Debian modules the boot needs (from the prepared image), a bzImage whose XZ payload is an
+    real Debian modules the boot needs and preloads (from the prepared image), a bzImage whose XZ payload is an
     ELF, and a static ELF as /bin/busybox (this machine's static ldconfig: nothing boots here)."""
     release = source.kernel_release
     tree = root / "lib" / "modules" / release / "kernel"
-    for sub in ("drivers/virtio", "drivers/char", "net/9p", "fs/9p", "fs/netfs", "fs/fscache", "fs/overlayfs"):
+    for sub in ("arch", "crypto", "lib", "drivers/virtio", "drivers/char", "drivers/net", "net", "fs/9p", "fs/netfs",
+                "fs/fscache", "fs/overlayfs"):
         (tree / sub).parent.mkdir(parents=True, exist_ok=True)
         (tree / sub).symlink_to(source.modules / "kernel" / sub)
     (root / "boot").mkdir()
@@ -238,6 +239,9 @@ def test_prepare_builds_from_the_installed_kernel_and_busybox_without_apt(tmp_pa
     assert made.vmlinux.read_bytes() == open("/sbin/ldconfig", "rb").read()
     initrd = made.initrd.read_bytes()
     assert b"modules/order" in initrd and b"9pnet_virtio.ko\n" in initrd and b"bin/busybox" in initrd
+    # what the lab would load at its first iptables rule, preloaded (each file once, in one of the lists)
+    assert b"modules/preload" in initrd and b"nf_tables.ko\n" in initrd and b"br_netfilter.ko\n" in initrd
+    assert initrd.count(b"modules/x_tables.ko\0") == 1
     assert (made.modules / "modules.dep").is_file() and image.find(tmp_path / "cache") == made
     assert progress[0].startswith(f"using the installed linux-image-{source.kernel_release}")
     assert image.prepare(tmp_path / "cache", progress.append, root=root) == made  # kept, not built again

@@ -18,6 +18,10 @@ for word in $(cat /proc/cmdline); do
     esac
 done
 while read -r module; do insmod "/modules/$module" || fail "insmod $module failed"; done < /modules/order
+# what the lab would load at its first bridge, veth, iptables rule or conntrack (image.py,
+# PRELOADED_MODULES): loaded before the snapshot point, so restored VMs have them; one that fails
+# is loaded on demand later, as the others were
+[ -f /modules/preload ] && while read -r module; do insmod "/modules/$module" 2>/dev/null; done < /modules/preload
 PORT=
 for port in /sys/class/virtio-ports/*; do
     [ "$(cat "$port/name" 2>/dev/null)" = agent ] && PORT="/dev/${port##*/}"

@@ -36,7 +36,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..errors import NetlabError
 
@@ -62,6 +62,15 @@ DEBIAN_KEYRINGS = (Path("/usr/share/keyrings/debian-archive-keyring.pgp"),
                    Path("/usr/share/keyrings/debian-archive-keyring.gpg"))
 #: What the initramfs loads before it can mount the shared root, dependencies resolved by modprobe.
 BOOT_MODULES = ("virtio_mmio", "virtio_console", "9pnet_virtio", "9p", "overlay")
+#: What the lab would have the guest kernel load at its first bridge (with br_netfilter, which a
+#: Docker host loads), veth pair, iptables rule, conntrack or ``ss``: each a load from the shared
+#: module tree under TCG (the first ``iptables -S`` in a VM took 0.4-0.6 s). Loaded by the initramfs
+#: before the boot's snapshot point (:mod:`.snapshot`), so that a restored VM has them loaded already;
+#: one that will not load is only loaded later, as before.
+PRELOADED_MODULES = ("br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat", "nf_conntrack_netlink",
+                     "xt_conntrack", "xt_addrtype", "xt_MASQUERADE", "xt_nat", "xt_tcpudp", "tcp_diag")
+#: Which initramfs :func:`prepare` builds: an image built by an older one is built again.
+INITRAMFS_VERSION = 2
 #: The parts of the kernel's module tree the lab can need (the rest: sound, GPUs, ...: ~300 MB).
 KEPT_MODULE_DIRS = ("arch", "crypto", "fs", "lib", "net", "drivers/net", "drivers/virtio", "drivers/char")
 #: The host tools :func:`prepare` needs, and the Debian packages that have them.
@@ -259,9 +268,15 @@ def prepare(cache: Path | None = None, progress: Callable[[str], None] = print, 
 
 
 def _kept(cache: Path, package: str, progress: Callable[[str], None]) -> bool:
-    """Whether ``cache`` holds the image of ``package`` already (``NAME=VERSION``, or a download's ``NAME``)."""
+    """Whether ``cache`` holds the image of ``package`` already (``NAME=VERSION``, or a download's
+    ``NAME``), with this package's :data:`INITRAMFS_VERSION`."""
     existing = _find_in(cache)
     if existing is None or package not in (existing.package, existing.package.split("=")[0]):
+        return False
+    try:
+        if json.loads((existing.directory / "image.json").read_text()).get("initramfs") != INITRAMFS_VERSION:
+            return False
+    except (OSError, ValueError):
         return False
     progress(f"the VM image is ready: {existing.directory} ({existing.package})")
     return True
@@ -372,10 +387,12 @@ def _build(target: Path, source: Installed, progress: Callable[[str], None]) -> 
     modules = target / "lib" / "modules" / release
     _keep_modules(source.modules, modules)
     _run([_which("depmod") or "depmod", "-b", str(target), release])
-    progress("building the initramfs (busybox, virtio, 9p, overlay) ...")
+    progress("building the initramfs (busybox, virtio, 9p, overlay; bridge, veth, netfilter preloaded) ...")
     order = boot_module_order(target, release)
-    (target / "initrd.cpio").write_bytes(initramfs(source.busybox, modules, order))
-    (target / "image.json").write_text(json.dumps({"kernel_release": release, "package": source.package}))
+    preload = [rel for rel in boot_module_order(target, release, PRELOADED_MODULES) if rel not in order]
+    (target / "initrd.cpio").write_bytes(initramfs(source.busybox, modules, order, preload))
+    (target / "image.json").write_text(json.dumps({"kernel_release": release, "package": source.package,
+                                                   "initramfs": INITRAMFS_VERSION}))
 
 
 def kernel_package(apt: list[str] | None = None) -> str:
@@ -427,11 +444,11 @@ def _keep_modules(source: Path, target: Path) -> None:
             shutil.copytree(source / "kernel" / sub, target / "kernel" / sub)
 
 
-def boot_module_order(root: Path, release: str) -> list[str]:
-    """The module files (relative to the tree) that :data:`BOOT_MODULES` need, dependencies first."""
+def boot_module_order(root: Path, release: str, modules: tuple[str, ...] = BOOT_MODULES) -> list[str]:
+    """The module files (relative to the tree) that ``modules`` need, dependencies first."""
     tree = root / "lib" / "modules" / release
     order: list[str] = []
-    for module in BOOT_MODULES:
+    for module in modules:
         out = _run([_which("modprobe") or "modprobe", "-d", str(root), "-S", release, "--show-depends", module])
         for line in out.splitlines():
             words = line.split()
@@ -442,8 +459,9 @@ def boot_module_order(root: Path, release: str) -> list[str]:
     return order
 
 
-def initramfs(busybox: Path, modules: Path, order: list[str]) -> bytes:
-    """The initramfs (newc cpio): busybox, the boot modules and their load order.
+def initramfs(busybox: Path, modules: Path, order: list[str], preload: Sequence[str] = ()) -> bytes:
+    """The initramfs (newc cpio): busybox, the boot modules and their load order, then the
+    :data:`PRELOADED_MODULES` not among them and theirs (``modules/preload``).
 
     No ``/init``: each boot appends :func:`init_archive`, this package's own ``guest_init.sh``
     (the kernel unpacks archives one after the other, the later file winning), so a prepared
@@ -454,12 +472,13 @@ def initramfs(busybox: Path, modules: Path, order: list[str]) -> bytes:
     archive.device("dev/console", 5, 1)
     archive.device("dev/null", 1, 3)
     archive.file("bin/busybox", busybox.read_bytes(), 0o755)
-    flat = []
-    for rel in order:
-        name = os.path.basename(rel)
-        archive.file(f"modules/{name}", (modules / rel).read_bytes(), 0o644)
-        flat.append(name)
-    archive.file("modules/order", ("\n".join(flat) + "\n").encode(), 0o644)
+    for listing, rels in (("order", order), ("preload", preload)):
+        flat = []
+        for rel in rels:
+            name = os.path.basename(rel)
+            archive.file(f"modules/{name}", (modules / rel).read_bytes(), 0o644)
+            flat.append(name)
+        archive.file(f"modules/{listing}", ("\n".join(flat) + "\n").encode(), 0o644)
     return archive.close()
 
 
