@@ -185,6 +185,9 @@ def test_docker_default_the_kernel_chooses_the_vm_by_itself(docker):
     assert result.get("first_cell") == "ok", r.stdout[-3000:] + r.stderr[-3000:]
     assert any(row.startswith("backend") and "vm: the kernel refuses namespaces here" in row for row in rows), doctor
     assert any(row.startswith("mode") and "vm: the lab is a small virtual machine" in row for row in rows), doctor
+    # postBuild's `vm prepare` saved the boot's snapshot in the image: the image's tar layers keep
+    # whole seconds only, and the snapshot's name must survive that (it did not, at first)
+    assert any(row.startswith("VM boot") and "restored from the snapshot of its boot" in row for row in rows), doctor
 
 
 def test_docker_default_what_the_vm_costs(docker):

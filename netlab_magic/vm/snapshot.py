@@ -76,6 +76,10 @@ def make(image: Image, progress: Callable[[str], None] = print) -> Path:
     target = path(image)
     if target.is_file():
         return target
+    if not os.access(image.directory, os.W_OK):
+        raise VMError(f"{image.directory} is not writable here (the image's owner can save the snapshot)")
+    for left in image.directory.glob("snapshot-*.qemu.part"):  # a save that was killed
+        left.unlink(missing_ok=True)
     progress("saving a snapshot of the VM's boot (later boots restore it) ...")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     machine = Machine(image)
