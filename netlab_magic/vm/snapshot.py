@@ -41,7 +41,8 @@ SAVE_TIMEOUT = 120.0
 
 def key(image: Image) -> str:
     """What a snapshot of ``image``'s boot depends on, hashed: QEMU's binary, the kernel, the initramfs
-    and this package's init, and QEMU's command line (descriptors fixed, as :func:`make` passes them)."""
+    and this package's init, and QEMU's command line (fixed numbers standing in for its descriptors',
+    which differ from one start to the next)."""
     digest = hashlib.sha256()
     qemu = shutil.which(QEMU)
     for file in (qemu, image.vmlinux):
