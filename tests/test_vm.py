@@ -367,8 +367,10 @@ def test_vms_restored_from_the_boots_snapshot_are_each_their_own():
     try:
         for vm in vms:
             vm.start(saved)
-        outs = [_guest(vm.wait_ready(BOOT) and vm, "date +%s; head -c 16 /dev/urandom | od -An -tx1; "
-                       "cat /proc/sys/kernel/random/boot_id") for vm in vms]
+        for vm in vms:
+            vm.wait_ready(BOOT)
+        outs = [_guest(vm, "date +%s; head -c 16 /dev/urandom | od -An -tx1; cat /proc/sys/kernel/random/boot_id")
+                for vm in vms]
     finally:
         for vm in vms:
             vm.stop()

@@ -109,8 +109,7 @@ def make(image: Image, progress: Callable[[str], None] = print) -> Path:
         partial.replace(target)
     finally:
         ours.close()
-        machine.kill()
-        machine.stop()
+        machine.stop()  # at once: it never had a client to say goodbye to
         partial.unlink(missing_ok=True)
     for old in image.directory.glob("snapshot-*.qemu"):
         if old != target:
